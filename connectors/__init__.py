@@ -1,0 +1,1 @@
+"""Connectors: one module per external system, found by signalplay through entry points."""

@@ -1,0 +1,79 @@
+"""The one retry policy: tenacity around each transport or SDK call, Retry-After aware.
+
+Only `RetriableError` is retried; the wait is the larger of the server's Retry-After and an
+exponential backoff with jitter; a wait longer than the budget leaves as `RateLimitedError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+
+from signalplay.errors import RateLimitedError, RetriableError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_WAIT = 60.0
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if absent."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+def _wait(state: RetryCallState, *, base: float, rng: random.Random) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    backoff = min(MAX_WAIT, base * 2 ** (state.attempt_number - 1)) * (0.5 + rng.random() / 2)
+    hinted = getattr(exc, "retry_after", None) or 0.0
+    return max(hinted, backoff)
+
+
+def call_with_retry(
+    fn: Callable[[], T],
+    *,
+    attempts: int = 5,
+    max_delay: float = 60.0,
+    base: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+    seed: int = 0,
+) -> T:
+    """Call `fn`, retrying `RetriableError` with Retry-After-aware backoff."""
+    rng = random.Random(seed)
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0
+        log.warning("retrying after %s (attempt %d, waiting %.1fs)", exc, state.attempt_number, wait)
+
+    def guarded_sleep(seconds: float) -> None:
+        if seconds > max_delay:
+            msg = f"server asked to wait {seconds:.0f}s, longer than the {max_delay:.0f}s budget"
+            raise RateLimitedError("retry", "wait", msg, retry_after=seconds)
+        sleep(seconds)
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(RetriableError),
+        stop=stop_after_attempt(attempts) | stop_after_delay(max_delay),
+        wait=lambda s: _wait(s, base=base, rng=rng),
+        sleep=guarded_sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retrying(fn)

@@ -1,0 +1,304 @@
+"""HubSpot through hubspot-api-client 12.0.0, in a typed facade.
+
+Reads companies, contacts (with their company) and owners; writes tasks by batch upsert on a
+unique episode-key property (100 inputs per call), links them with v4 associations, and updates
+company properties by batch update. SDK retries stay off (`retry=None`: urllib3 skips POST and
+PATCH); our one retry policy wraps each call, with a timeout on every call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
+
+from hubspot import HubSpot
+from pydantic import BaseModel, ConfigDict, SecretStr
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from connectors._retry import call_with_retry, parse_retry_after
+from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
+from signalplay.models import Page, RecordRef, SourceRecord, StreamSpec, WriteAction, WriteOp, WriteResult
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BATCH_CAP = 100  # inputs per batch call (developers.hubspot.com/docs/api/crm/understanding-the-crm)
+PAGE_CAP = 100  # results per list page
+URL_BUDGET = 12_000  # characters of property names per GET; HubSpot answers 414 near 16k
+TASK_TO = {"companies": 192, "contacts": 204, "deals": 216}  # HUBSPOT_DEFINED association type ids
+PRIORITY = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH", "urgent": "HIGH"}
+
+
+class HubSpotSettings(BaseModel):
+    """The `crm:` block for HubSpot; the token comes from SIGNALPLAY_CRM__ACCESS_TOKEN."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connector: str = "hubspot"
+    host: str = "https://api.hubapi.com"
+    access_token: SecretStr
+    episode_key_property: str = "signalplay_episode_key"
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_retry_seconds: float = 60.0
+
+
+def classify(exc: Exception, operation: str) -> SyncError:
+    """One error class for every SDK sub-package's ApiException and urllib3's failures."""
+    status = getattr(exc, "status", None)
+    if isinstance(exc, Urllib3Error) or status == 0:
+        return RetriableError("hubspot", operation, f"connection failed: {type(exc).__name__}")
+    headers = getattr(exc, "headers", None) or {}
+    body = str(getattr(exc, "body", "") or "")[:500]
+    try:
+        parsed = json.loads(body) if body else {}
+    except ValueError:
+        parsed = {}
+    message = parsed.get("message", body) if isinstance(parsed, dict) else body
+    request_id = parsed.get("correlationId") if isinstance(parsed, dict) else None
+    if status == 429 or (isinstance(status, int) and status >= 500):
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return RetriableError("hubspot", operation, message, status=status, request_id=request_id, retry_after=retry_after)
+    if status in (401, 403):
+        return AuthError("hubspot", operation, message, status=status, request_id=request_id)
+    return FatalError("hubspot", operation, message, status=status, request_id=request_id)
+
+
+def _errors_by_id(response: Any) -> dict[str, str]:
+    """Per-input errors of a 207 answer, keyed by the input id they name."""
+    out: dict[str, str] = {}
+    for err in getattr(response, "errors", None) or []:
+        context = getattr(err, "context", None) or {}
+        for rid in context.get("ids", []) or context.get("fromId", []):
+            out[str(rid)] = f"{getattr(err, 'category', '')}: {getattr(err, 'message', '')}"[:500]
+    return out
+
+
+class HubSpotConnector:
+    """HubSpot as a source of accounts and contacts, and the CRM signalplay writes plays into."""
+
+    settings_model: ClassVar[type[BaseModel]] = HubSpotSettings
+    max_batch = BATCH_CAP
+
+    def __init__(self, settings: HubSpotSettings, *, source: str = "crm", root: object = None, sleep: Callable[[float], None] | None = None) -> None:
+        self.settings = settings
+        self.source = source
+        client = HubSpot(access_token=settings.access_token.get_secret_value(), host=settings.host, retry=None)
+        # Each property access builds a new ApiClient and pool: read the API objects once.
+        self._companies = client.crm.companies
+        self._contacts = client.crm.contacts
+        self._tasks = client.crm.objects.tasks
+        self._owners = client.crm.owners.owners_api
+        self._properties = client.crm.properties
+        self._assoc = client.crm.associations.v4.batch_api
+        self._timeout = (settings.connect_timeout, settings.read_timeout)
+        self._sleep = sleep
+        self._catalogue: dict[str, list[str]] = {}
+
+    def close(self) -> None:
+        """Nothing to release: urllib3 pools close with the process."""
+
+    def _call(self, operation: str, fn: Callable[[], T]) -> T:
+        def attempt() -> T:
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - every SDK package has its own ApiException
+                if not hasattr(exc, "status") and not isinstance(exc, Urllib3Error):
+                    raise
+                raise classify(exc, operation) from exc
+
+        kwargs: dict[str, Any] = {"max_delay": self.settings.max_retry_seconds}
+        if self._sleep is not None:
+            kwargs["sleep"] = self._sleep
+        return call_with_retry(attempt, **kwargs)
+
+    # ---- reading ---------------------------------------------------------------------------
+    def streams(self) -> Sequence[StreamSpec]:
+        """Companies, contacts and owners."""
+        return [StreamSpec(name=n) for n in ("companies", "contacts", "owners")]
+
+    def _property_names(self, otype: str) -> list[str]:
+        if otype not in self._catalogue:
+            api = self._properties.core_api
+            result = self._call(f"properties {otype}", lambda: api.get_all(otype, _request_timeout=self._timeout))
+            self._catalogue[otype] = sorted(p.name for p in result.results)
+        return self._catalogue[otype]
+
+    def read(self, stream: str, *, cursor: str | None, until: datetime) -> Iterator[Page]:
+        """Full pages of a stream (CRM streams are small and mutable: re-read each run)."""
+        if stream == "owners":
+            yield from self._read_owners()
+            return
+        api = {"companies": self._companies, "contacts": self._contacts}[stream].basic_api
+        names = self._property_names(stream)
+        assoc = ["companies"] if stream == "contacts" else None
+        after: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = self._call(
+                f"list {stream}",
+                lambda a=after: api.get_page(limit=PAGE_CAP, after=a, properties=names, associations=assoc, archived=False, _request_timeout=self._timeout),
+            )
+            records = tuple(self._record(stream, obj) for obj in page.results)
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if after is not None and after in seen:
+                raise FatalError("hubspot", f"list {stream}", f"paging cursor {after!r} repeated")
+            yield Page(records=records, cursor=None)
+            if after is None:
+                return
+            seen.add(after)
+
+    def _record(self, stream: str, obj: Any) -> SourceRecord:
+        data: dict[str, Any] = dict(obj.properties or {})
+        data["id"] = str(obj.id)
+        companies = (getattr(obj, "associations", None) or {}).get("companies")
+        if companies is not None:
+            ids = sorted({str(a.id) for a in companies.results}, key=int)
+            data["company_ids"] = ids
+            data["company_id"] = ids[0] if ids else None
+        return SourceRecord(source=self.source, stream=stream, record_id=str(obj.id), data=data, updated_at=obj.updated_at)
+
+    def _read_owners(self) -> Iterator[Page]:
+        after: str | None = None
+        while True:
+            page = self._call("list owners", lambda a=after: self._owners.get_page(limit=100, after=a, archived=False, _request_timeout=self._timeout))
+            records = tuple(
+                SourceRecord(source=self.source, stream="owners", record_id=str(o.id), data={"id": str(o.id), "email": o.email, "first_name": o.first_name, "last_name": o.last_name, "user_id": o.user_id}, updated_at=o.updated_at)
+                for o in page.results
+            )
+            yield Page(records=records, cursor=None)
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if after is None:
+                return
+
+    def fetch_current(self, refs: Sequence[RecordRef], *, fields: Sequence[str]) -> Mapping[RecordRef, dict[str, str | None]]:
+        """Current values by batch read, 100 ids per call; missing records are left out."""
+        from hubspot.crm.companies import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+
+        out: dict[RecordRef, dict[str, str | None]] = {}
+        ids = [r.record_id for r in refs if r.object_type == "companies"]
+        for start in range(0, len(ids), BATCH_CAP):
+            body = BatchReadInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=i) for i in ids[start : start + BATCH_CAP]], properties=list(fields), properties_with_history=[])
+            resp = self._call("batch read companies", lambda b=body: self._companies.batch_api.read(b, archived=False, _request_timeout=self._timeout))
+            for obj in resp.results:
+                out[RecordRef(object_type="companies", record_id=str(obj.id))] = {f: obj.properties.get(f) for f in fields}
+        return out
+
+    # ---- writing ---------------------------------------------------------------------------
+    def ensure_schema(self, account_fields: Sequence[str] = ()) -> list[str]:
+        """Create the signalplay property group and the properties it writes, when missing."""
+        created: list[str] = []
+        key = self.settings.episode_key_property
+        wanted = [("tasks", key, True), *(("companies", f, False) for f in account_fields)]
+        for otype in sorted({o for o, _, _ in wanted}):
+            existing = set(self._property_names(otype))
+            groups = self._call("groups", lambda o=otype: self._properties.groups_api.get_all(o, _request_timeout=self._timeout))
+            if "signalplay" not in {g.name for g in groups.results}:
+                body = {"name": "signalplay", "label": "signalplay", "displayOrder": -1}
+                self._call("create group", lambda o=otype, b=body: self._properties.groups_api.create(o, b, _request_timeout=self._timeout))
+            for _, name, unique in (w for w in wanted if w[0] == otype and w[1] not in existing):
+                body = {"name": name, "label": name.replace("_", " ").title(), "type": "string", "fieldType": "text", "groupName": "signalplay", "hasUniqueValue": unique}
+                self._call("create property", lambda o=otype, b=body: self._properties.core_api.create(o, b, _request_timeout=self._timeout))
+                created.append(f"{otype}.{name}")
+            self._catalogue.pop(otype, None)
+        return created
+
+    def write(self, ops: Sequence[WriteOp]) -> Sequence[WriteResult]:
+        """Apply ops in batches of 100; one result per op, in the order given."""
+        results: dict[str, WriteResult] = {}
+        tasks = [o for o in ops if o.action is WriteAction.UPSERT_TASK]
+        fields = [o for o in ops if o.action is WriteAction.UPDATE_FIELDS]
+        for start in range(0, len(tasks), BATCH_CAP):
+            results.update(self._write_tasks(tasks[start : start + BATCH_CAP]))
+        for start in range(0, len(fields), BATCH_CAP):
+            results.update(self._write_fields(fields[start : start + BATCH_CAP]))
+        return [results.get(o.op_key) or WriteResult(op_key=o.op_key, ok=False, error=f"unsupported action {o.action}") for o in ops]
+
+    def _batch(self, operation: str, ops: Sequence[WriteOp], call: Callable[[], Any]) -> tuple[Any, dict[str, WriteResult]]:
+        try:
+            return self._call(operation, call), {}
+        except SyncError as exc:
+            retriable = isinstance(exc, RetriableError)
+            return None, {o.op_key: WriteResult(op_key=o.op_key, ok=False, error=str(exc), retriable=retriable) for o in ops}
+
+    def _write_tasks(self, ops: Sequence[WriteOp]) -> dict[str, WriteResult]:
+        from hubspot.crm.objects.tasks import BatchInputSimplePublicObjectBatchInputUpsert, SimplePublicObjectBatchInputUpsert
+
+        key = self.settings.episode_key_property
+        body = BatchInputSimplePublicObjectBatchInputUpsert(
+            inputs=[SimplePublicObjectBatchInputUpsert(id_property=key, id=o.target, properties=_task_properties(o)) for o in ops]
+        )
+        resp, failed = self._batch("upsert tasks", ops, lambda: self._tasks.batch_api.upsert(body, _request_timeout=self._timeout))
+        if resp is None:
+            return failed
+        errors = _errors_by_id(resp)
+        by_key = {obj.properties.get(key): obj for obj in resp.results}
+        out: dict[str, WriteResult] = {}
+        linked: list[tuple[WriteOp, str]] = []
+        for op in ops:
+            obj = by_key.get(op.target)
+            if obj is None:
+                out[op.op_key] = WriteResult(op_key=op.op_key, ok=False, error=errors.get(op.target, "no result returned for this input"))
+                continue
+            linked.append((op, str(obj.id)))
+            out[op.op_key] = WriteResult(op_key=op.op_key, ok=True, crm_id=str(obj.id), created=bool(obj.new))
+        out.update(self._link_tasks(linked))
+        return out
+
+    def _link_tasks(self, linked: Sequence[tuple[WriteOp, str]]) -> dict[str, WriteResult]:
+        """Associate upserted tasks with their records; linking twice is harmless."""
+        from hubspot.crm.associations.v4 import AssociationSpec, BatchInputPublicAssociationMultiPost, PublicAssociationMultiPost, PublicObjectId
+
+        failures: dict[str, WriteResult] = {}
+        for to_type, type_id in TASK_TO.items():
+            pairs = [(op, tid, ref.record_id) for op, tid in linked for ref in op.associations if ref.object_type == to_type]
+            for start in range(0, len(pairs), BATCH_CAP):
+                chunk = pairs[start : start + BATCH_CAP]
+                body = BatchInputPublicAssociationMultiPost(inputs=[
+                    PublicAssociationMultiPost(_from=PublicObjectId(id=tid), to=PublicObjectId(id=rid), types=[AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=type_id)])
+                    for _, tid, rid in chunk
+                ])
+                ops = [op for op, _, _ in chunk]
+                resp, failed = self._batch(f"associate tasks to {to_type}", ops, lambda b=body, t=to_type: self._assoc.create("tasks", t, b, _request_timeout=self._timeout))
+                failures.update(failed)
+                bad = _errors_by_id(resp) if resp is not None else {}
+                for op, tid, _ in chunk:
+                    if tid in bad:
+                        failures[op.op_key] = WriteResult(op_key=op.op_key, ok=False, crm_id=tid, error=f"task written but not linked: {bad[tid]}")
+        return failures
+
+    def _write_fields(self, ops: Sequence[WriteOp]) -> dict[str, WriteResult]:
+        from hubspot.crm.companies import BatchInputSimplePublicObjectBatchInput, SimplePublicObjectBatchInput
+
+        body = BatchInputSimplePublicObjectBatchInput(
+            inputs=[SimplePublicObjectBatchInput(id=o.target, properties={k: ("" if v is None else str(v)) for k, v in o.values.items()}) for o in ops]
+        )
+        resp, failed = self._batch("update companies", ops, lambda: self._companies.batch_api.update(body, _request_timeout=self._timeout))
+        if resp is None:
+            return failed
+        errors = _errors_by_id(resp)
+        done = {str(obj.id) for obj in resp.results}
+        return {
+            o.op_key: WriteResult(op_key=o.op_key, ok=True, crm_id=o.target) if o.target in done
+            else WriteResult(op_key=o.op_key, ok=False, error=errors.get(o.target, "no result returned for this input"))
+            for o in ops
+        }
+
+
+def _task_properties(op: WriteOp) -> dict[str, str]:
+    values = op.values
+    props = {
+        "hs_timestamp": str(values.get("due_at") or ""),
+        "hs_task_subject": str(values.get("subject") or ""),
+        "hs_task_body": str(values.get("body") or ""),
+        "hs_task_priority": PRIORITY.get(str(values.get("priority")), "MEDIUM"),
+        "hs_task_type": str(values.get("type") or "TODO"),
+    }
+    if values.get("status") == "open":
+        props["hs_task_status"] = "NOT_STARTED"
+    if values.get("owner_id"):
+        props["hubspot_owner_id"] = str(values["owner_id"])
+    return props

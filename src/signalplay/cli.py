@@ -1,0 +1,217 @@
+"""The command line: demo, init, run, plan, apply, mappings check, sandbox serve.
+
+The edge: it builds settings and context, calls `jobs`, prints, and maps errors to exit codes
+(0 ok, 1 runtime failure, 2 configuration error). Never a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from signalplay import jobs
+from signalplay.definitions.loader import load_definitions
+from signalplay.errors import ConfigError, SignalplayError
+from signalplay.registry import build_connector
+from signalplay.scaffold import init_project
+from signalplay.settings import load_project
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Turn customer signals into Customer Success plays in the CRM.")
+mappings_app = typer.Typer(no_args_is_help=True, help="Check and preview the RevOps files.")
+sandbox_app = typer.Typer(no_args_is_help=True, help="The loopback stand-ins of the CRM APIs.")
+app.add_typer(mappings_app, name="mappings")
+app.add_typer(sandbox_app, name="sandbox")
+console = Console(stderr=True)
+out = Console()
+T = TypeVar("T")
+DEMO_TOKEN = "pat-sandbox-demo"  # noqa: S105 - the sandbox's own token, not a secret
+
+ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="Project folder (with signalplay.yaml).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except SignalplayError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _progress(stage: str, done: int, total: int | None) -> None:
+    if sys.stderr.isatty():
+        console.print(f"  {stage}: {done}{'/' + str(total) if total else ''}", end="\r", highlight=False)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo project lives.")] = Path("signalplay-demo"),
+    accounts: Annotated[int, typer.Option("--accounts", min=1, max=100_000)] = 500,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a book of business, start the HubSpot sandbox, run the flow, print a summary."""
+    from signalplay.demo import generate
+    from signalplay.sandbox.hubspot import HubSpotSandbox
+    from signalplay.sandbox.server import serve
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    init_project(directory)
+    token = os.environ.get("SIGNALPLAY_CRM__ACCESS_TOKEN", DEMO_TOKEN)
+    sandbox = HubSpotSandbox(state_file=directory / ".signalplay" / "hubspot.json", token=token)
+    generate(directory, sandbox, accounts=accounts, seed=seed, today=datetime.now(UTC).date())
+    with serve(sandbox) as server:
+        summary = _guard(lambda: _run_demo(directory, server.url, token))
+    tasks_key = "signalplay_episode_key"
+    summary["crm_requests"] = sandbox.request_counts()
+    summary["duplicates_found"] = sandbox.duplicate_tasks(tasks_key)
+    summary["sandbox_tasks"] = len(sandbox.state.objects["tasks"])
+    if as_json:
+        out.print_json(json.dumps(summary, default=str))
+    else:
+        _print_summary(summary, directory)
+
+
+def _run_demo(directory: Path, url: str, token: str) -> dict[str, Any]:
+    project = load_project(directory)
+    block = project.settings.crm.model_copy(update={"host": url, "access_token": token})
+    ctx = jobs.open_context(project, crm_factory=lambda: build_connector(project, jobs.CRM_SOURCE, block, loc=("crm",)))
+    ctx.progress = _progress
+    try:
+        return jobs.run(ctx)
+    finally:
+        ctx.close()
+
+
+def _print_summary(summary: dict[str, Any], directory: Path | None = None) -> None:
+    table = Table(title="signalplay run", show_header=False)
+    for key in ("accounts", "episodes_opened", "episodes_held", "episodes_resolved", "tasks_created", "tasks_updated", "fields_updated", "failed"):
+        table.add_row(key.replace("_", " "), str(summary.get(key, 0)))
+    table.add_row("triggers fired", ", ".join(f"{k}: {v}" for k, v in summary.get("triggers_fired", {}).items()) or "none")
+    table.add_row("health bands", ", ".join(f"{k}: {v}" for k, v in summary.get("health_bands", {}).items()))
+    if "crm_requests" in summary:
+        table.add_row("CRM requests", str(sum(summary["crm_requests"].values())))
+        table.add_row("duplicate tasks", str(summary.get("duplicates_found")))
+    out.print(table)
+    if directory is not None:
+        out.print(f"Project: {directory.resolve()}  (store: signalplay.db; sandbox state: .signalplay/hubspot.json)")
+
+
+@app.command()
+def init(directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")]) -> None:
+    """Scaffold a project: signalplay.yaml and copies of the shipped mapping, trigger and play files."""
+    written = init_project(directory)
+    for path in written:
+        out.print(f"wrote {path}")
+    out.print("Next: set SIGNALPLAY_CRM__ACCESS_TOKEN, check with `signalplay mappings check -p DIR`, then `signalplay plan -p DIR`.")
+
+
+def _context(project_dir: Path) -> jobs.Context:
+    project = load_project(project_dir)
+    ctx = jobs.open_context(project)
+    ctx.progress = _progress
+    return ctx
+
+
+@app.command()
+def run(project: ProjectOpt = Path(), dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; write nothing.")] = False, as_json: JsonOpt = False) -> None:
+    """Pull, profile, evaluate, plan and apply."""
+    def go() -> dict[str, Any]:
+        ctx = _context(project)
+        try:
+            return jobs.run(ctx, dry_run=dry_run)
+        finally:
+            ctx.close()
+
+    summary = _guard(go)
+    out.print_json(json.dumps(summary, default=str)) if as_json else _print_summary(summary)
+
+
+@app.command()
+def plan(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
+    """Pull, profile and evaluate, then print and save the CRM changes without writing them."""
+    def go() -> tuple[str, list[Any], dict[str, int]]:
+        ctx = _context(project)
+        try:
+            run_id = ctx.store.start_run("plan")
+            jobs.pull(ctx, run_id)
+            profiles = jobs.build_profiles(ctx, run_id)
+            jobs.evaluate(ctx, profiles.values)
+            result = jobs.plan(ctx, profiles.values, run_id)
+            ctx.store.finish_run(run_id, status="ok", summary=result[2])
+            return result
+        finally:
+            ctx.close()
+
+    plan_id, ops, stats = _guard(go)
+    if as_json:
+        out.print_json(json.dumps({"plan_id": plan_id, "stats": stats, "ops": [o.model_dump(mode="json") for o in ops]}))
+        return
+    for op in ops:
+        out.print(f"{op.action.value:14} {op.object_type}/{op.target}: {op.reason}", highlight=False)
+    out.print(f"{len(ops)} change(s) planned; saved as {plan_id}. Apply with: signalplay apply {plan_id}")
+
+
+@app.command()
+def apply(plan_id: Annotated[str | None, typer.Argument(help="Plan id; the newest plan when omitted.")] = None, project: ProjectOpt = Path(), dry_run: Annotated[bool, typer.Option("--dry-run")] = False) -> None:
+    """Apply exactly a saved plan, recording every outcome in the ledger."""
+    def go() -> dict[str, int]:
+        ctx = _context(project)
+        try:
+            pid = plan_id or ctx.store.latest_plan_id()
+            ops = ctx.store.load_plan(pid) if pid else None
+            if ops is None:
+                raise SignalplayError(f"no plan {pid!r}: run `signalplay plan` first")
+            if dry_run:
+                return {"would_apply": len(ops)}
+            result = jobs.apply(ctx, ops, retry_pending=False)
+            ctx.store.mark_plan(pid, "applied")  # type: ignore[arg-type]
+            return result
+        finally:
+            ctx.close()
+
+    out.print_json(json.dumps(_guard(go)))
+
+
+@mappings_app.command("check")
+def mappings_check(project: ProjectOpt = Path()) -> None:
+    """Validate every mapping, signal, health, trigger, play and write-back file at once."""
+    def go() -> int:
+        proj = load_project(project)
+        return len(load_definitions(proj.definitions_dir).files)
+
+    count = _guard(go)
+    out.print(f"ok: {count} mapping files and the trigger, play, health and write-back files are valid")
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(directory: Annotated[Path, typer.Option("--dir")] = Path(), port: Annotated[int, typer.Option("--port")] = 8765) -> None:
+    """Serve the HubSpot stand-in on 127.0.0.1 until interrupted; state kept in DIR/.signalplay."""
+    from signalplay.sandbox.hubspot import HubSpotSandbox
+    from signalplay.sandbox.server import serve
+
+    sandbox = HubSpotSandbox(state_file=directory / ".signalplay" / "hubspot.json")
+    server = serve(sandbox, port=port)
+    out.print(f"HubSpot sandbox on {server.url} (Ctrl-C to stop)")
+    try:
+        server._thread.join()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

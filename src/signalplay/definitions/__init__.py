@@ -1,0 +1,1 @@
+"""RevOps files: YAML with positions, schemas, and loading with file:line errors."""

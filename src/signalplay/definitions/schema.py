@@ -1,0 +1,181 @@
+"""The RevOps file formats: mappings, signals, health scorecard, triggers, plays, write-back.
+
+Every model forbids unknown keys, so a typo is an error with its file position. Imports: pydantic.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
+
+IDENT = r"^[a-z][a-z0-9_]{0,62}$"
+Ident = Annotated[str, Field(pattern=IDENT)]
+Number = StrictInt | StrictFloat
+
+IdentityKind = Literal["crm_id", "domain", "stripe_customer_id", "zendesk_org_id", "external_id"]
+Cast = Literal["str", "int", "float", "bool", "date", "datetime", "minor_units"]
+Normalize = Literal["lower", "strip", "domain"]
+Aggregate = Literal["count", "sum", "avg", "min", "max", "last", "distinct"]
+Role = Literal["admin", "champion", "exec_sponsor", "finance", "other"]
+Priority = Literal["low", "medium", "high", "urgent"]
+TriggerGroup = Literal[
+    "lifecycle",
+    "implementation",
+    "adoption",
+    "feature_activation",
+    "support",
+    "experience",
+    "commercial",
+    "stakeholder",
+    "renewal",
+    "expansion",
+]
+
+
+class Strict(BaseModel):
+    """Base of every RevOps model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KeySpec(Strict):
+    """Where a record carries an identity key, and how to normalise it."""
+
+    field: str = Field(min_length=1)
+    normalize: Normalize | None = None
+
+
+class IdentitySpec(KeySpec):
+    """Which account key a record carries."""
+
+    key: IdentityKind
+
+
+class FieldSpec(Strict):
+    """How one profile field is computed from a stream's records."""
+
+    from_: str | None = Field(default=None, alias="from", min_length=1)
+    expr: str | None = None
+    cast: Cast | None = None
+    normalize: Normalize | None = None
+    map: dict[str, str | Number | StrictBool | None] | None = None
+    default: str | Number | StrictBool | None = None
+    aggregate: Aggregate | None = None
+    where: str | None = None
+    window_days: int | None = Field(default=None, ge=1, le=3650)
+    offset_days: int = Field(default=0, ge=0, le=3650)
+    description: str = ""
+
+    @field_validator("from_")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*", value):
+            msg = f"not a field path: {value!r} (use dots between nested keys, e.g. properties.name)"
+            raise ValueError(msg)
+        return value
+
+
+class MappingFile(Strict):
+    """One source stream normalised into profile facts."""
+
+    version: Literal[1]
+    source: Ident
+    stream: Annotated[str, Field(min_length=1)]
+    master: StrictBool = False
+    identity: IdentitySpec
+    provides: dict[IdentityKind, KeySpec] = {}
+    record_id: str = "id"
+    date_field: str | None = None
+    collect: Ident | None = None
+    fields: dict[Ident, FieldSpec]
+
+
+class SignalsFile(Strict):
+    """Derived profile fields, each an expression over fields defined before it."""
+
+    version: Literal[1]
+    signals: dict[Ident, str]
+
+
+class Band(Strict):
+    """A measure scores `score` when its value is below `below` (the last band has no bound)."""
+
+    below: Number | None = None
+    score: Number = Field(ge=0, le=100)
+
+
+class Measure(Strict):
+    """One measure of the health scorecard."""
+
+    id: Ident
+    value: str
+    weight: Number = Field(gt=0)
+    bands: tuple[Band, ...] = Field(min_length=1)
+    label: str = ""
+
+
+class HealthFile(Strict):
+    """The health scorecard: weighted measures, and the score bands."""
+
+    version: Literal[1]
+    green_at: Number = 70
+    yellow_at: Number = 40
+    measures: tuple[Measure, ...] = Field(min_length=1)
+
+
+SLA_PATTERN = r"^(\d+)(h|bd|d)$"
+
+
+class Trigger(Strict):
+    """A named rule: when its condition becomes true for an account, an episode opens."""
+
+    id: Ident
+    group: TriggerGroup
+    name: str = Field(min_length=1)
+    when: str
+    thresholds: dict[Ident, Number] = {}
+    priority: Priority = "medium"
+    sla: Annotated[str, Field(pattern=SLA_PATTERN)]
+    play: Ident
+    cooldown_days: int = Field(default=14, ge=0, le=365)
+    enabled: StrictBool = True
+
+
+class TriggersFile(Strict):
+    """The trigger library."""
+
+    version: Literal[1]
+    triggers: tuple[Trigger, ...]
+
+
+class TaskTemplate(Strict):
+    """A CRM task as a play creates it; subject and body are Jinja2 templates."""
+
+    subject: str = Field(min_length=1, max_length=2000)
+    body: str = Field(min_length=1, max_length=20000)
+    type: Literal["TODO", "CALL", "EMAIL"] = "TODO"
+
+
+class Play(Strict):
+    """What to do when a trigger fires."""
+
+    id: Ident
+    name: str = Field(min_length=1)
+    task: TaskTemplate
+    audience: tuple[Role, ...] = ()
+
+
+class PlaysFile(Strict):
+    """The play library."""
+
+    version: Literal[1]
+    plays: tuple[Play, ...]
+
+
+class WritebackFile(Strict):
+    """Profile fields written to the CRM account record: CRM property → profile field."""
+
+    version: Literal[1]
+    account_fields: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,99}$")], Ident]

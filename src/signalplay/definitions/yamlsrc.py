@@ -1,0 +1,178 @@
+"""YAML read with the position of every node, and pydantic errors turned into file:line issues.
+
+Imports: yaml, pydantic, signalplay.errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from signalplay.errors import ConfigError, Issue
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+MAX_YAML_BYTES = 5_000_000
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader whose booleans are only true/false: `no` and `on` stay strings."""
+
+
+_StrictLoader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+@dataclass
+class YamlDoc:
+    """A parsed YAML document and where each of its nodes stands in the file."""
+
+    path: str
+    data: Any
+    positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def where(self, loc: Sequence[str | int]) -> tuple[int | None, int | None]:
+        """The line and column of the deepest known node on `loc` (1-based)."""
+        key = tuple(loc)
+        while key:
+            if key in self.positions:
+                return self.positions[key]
+            key = key[:-1]
+        return self.positions.get((), (None, None))  # type: ignore[return-value]
+
+    def issue(self, loc: Sequence[str | int], message: str, hint: str = "") -> Issue:
+        """An issue at `loc`, positioned in this file."""
+        line, column = self.where(loc)
+        return Issue(self.path, line, column, dotted(loc), message, hint)
+
+
+def dotted(loc: Sequence[str | int]) -> str:
+    """`('fields', 3, 'cast')` → `fields[3].cast`."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, tuple[int, int]]) -> Any:
+    out[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _StrictLoader.construct_object(_LOADER, key_node, deep=True)  # type: ignore[arg-type]
+            child = (*loc, key if isinstance(key, str | int) else str(key))
+            if key in result:
+                raise _DuplicateKeyError(child, key_node)
+            result[key] = _walk(value_node, child, out)
+            out[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(item, (*loc, i), out) for i, item in enumerate(node.value)]
+    return _LOADER.construct_object(node, deep=True)  # type: ignore[arg-type]
+
+
+class _DuplicateKeyError(Exception):
+    def __init__(self, loc: Loc, node: yaml.Node) -> None:
+        super().__init__(loc)
+        self.loc = loc
+        self.node = node
+
+
+_LOADER = _StrictLoader("")
+
+
+def parse_yaml(text: str, *, path: str) -> YamlDoc:
+    """Parse one YAML document, keeping positions; syntax errors become a ConfigError."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError([Issue(path, None, None, "", "file is too large to be a RevOps file")])
+    try:
+        node = yaml.compose(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        message = f"invalid YAML: {exc.problem or exc}"
+        raise ConfigError([Issue(path, line, col, "", message)]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([Issue(path, None, None, "", f"invalid YAML: {exc}")]) from None
+    if node is None:
+        return YamlDoc(path, None, {(): (1, 1)})
+    positions: dict[Loc, tuple[int, int]] = {}
+    try:
+        data = _walk(node, (), positions)
+    except _DuplicateKeyError as exc:
+        mark = exc.node.start_mark
+        issue = Issue(path, mark.line + 1, mark.column + 1, dotted(exc.loc), "duplicate key")
+        raise ConfigError([issue]) from None
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
+        raise ConfigError([Issue(path, None, None, "", f"invalid YAML: {exc}")]) from None
+    return YamlDoc(path, data, positions)
+
+
+def read_yaml(path: Path, *, display: str | None = None) -> YamlDoc:
+    """Read and parse a YAML file; a missing or unreadable file is a ConfigError."""
+    shown = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Issue(shown, None, None, "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Issue(shown, None, None, "", f"cannot read file: {exc}")]) from None
+    return parse_yaml(text, path=shown)
+
+
+def validation_issues(doc: YamlDoc, error: ValidationError, *, prefix: Loc = ()) -> list[Issue]:
+    """Each pydantic error as an Issue at its file position."""
+    issues = []
+    for err in error.errors(include_url=False):
+        loc = (*prefix, *_clean_loc(err["loc"]))
+        issues.append(doc.issue(loc, _message(err), _hint(err)))
+    return sorted(issues, key=lambda i: (i.line or 0, i.column or 0))
+
+
+def _clean_loc(loc: Sequence[str | int]) -> Loc:
+    # Discriminated unions put the tag in the location (`transform.map_values.values`);
+    # function validators add a name that is not in the file. Keep only real keys.
+    return tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+
+
+def _message(err: Any) -> str:
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
+def _hint(err: Any) -> str:
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "check the spelling against the documented fields"
+    if kind == "literal_error":
+        return "use one of the listed values"
+    return ""
+
+
+def validate_doc(model: type[M], doc: YamlDoc, *, context: dict[str, Any] | None = None) -> M:
+    """Validate a parsed document against `model`, raising every issue at once."""
+    if doc.data is None:
+        raise ConfigError([doc.issue((), "file is empty")])
+    try:
+        return model.model_validate(doc.data, context=context)
+    except ValidationError as exc:
+        raise ConfigError(validation_issues(doc, exc)) from None

@@ -1,0 +1,92 @@
+"""Frozen models that cross module boundaries. Imports: pydantic, signalplay.types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from signalplay.types import JSONValue
+
+
+class Frozen(BaseModel):
+    """Base of the domain models: immutable, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StreamSpec(Frozen):
+    """One record type of a source, and the field its records are keyed on."""
+
+    name: str
+    primary_key: str = "id"
+    cursor_field: str | None = None
+
+
+class SourceRecord(Frozen):
+    """One raw record as a connector normalised it (vendor envelope stripped)."""
+
+    source: str
+    stream: str
+    record_id: str
+    data: dict[str, Any]
+    updated_at: AwareDatetime | None = None
+
+
+class Page(Frozen):
+    """A page of records and the cursor that resumes after it."""
+
+    records: tuple[SourceRecord, ...]
+    cursor: str | None
+    quarantined: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+
+
+class RecordRef(Frozen):
+    """A CRM record, by object type and id."""
+
+    object_type: str
+    record_id: str
+
+
+class WriteAction(StrEnum):
+    """What a write op does in the CRM."""
+
+    UPSERT_TASK = "upsert_task"
+    UPDATE_FIELDS = "update_fields"
+
+
+class WriteOp(Frozen):
+    """One planned CRM change, keyed so that it is applied at most once."""
+
+    op_key: str
+    action: WriteAction
+    object_type: str
+    target: str
+    values: dict[str, JSONValue]
+    previous: dict[str, JSONValue] = {}
+    associations: tuple[RecordRef, ...] = ()
+    episode_key: str | None = None
+    reason: str
+
+
+class WriteResult(Frozen):
+    """What became of one op: applied with the CRM id, or failed with an error."""
+
+    op_key: str
+    ok: bool
+    crm_id: str | None = None
+    created: bool = False
+    error: str | None = None
+    retriable: bool = False
+
+
+class Fact(Frozen):
+    """One profile value with its lineage."""
+
+    value: JSONValue
+    source: str
+    stream: str
+    record_id: str
+    observed_at: datetime | None = None

@@ -1,0 +1,310 @@
+"""The store: every database read and write of signalplay, on SQLite or PostgreSQL.
+
+Imports: sqlalchemy, alembic, signalplay models and arrows' data types.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from signalplay.episodes import Episode, EpisodeChanges
+from signalplay.models import Fact, SourceRecord, WriteOp, WriteResult
+from signalplay.store import schema as t
+from signalplay.types import Clock, utc_clock
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+BATCH = 500
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes: they were stored as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+class Store:
+    """One database: migrations, cursors, raw records, profile, episodes, ledger and runs."""
+
+    def __init__(self, url: str, *, clock: Clock = utc_clock, connect_args: dict[str, Any] | None = None) -> None:
+        self.url = url
+        self.clock = clock
+        self.engine: Engine = sa.create_engine(url, connect_args=connect_args or {}, future=True)
+        self.dialect = self.engine.dialect.name
+
+    def close(self) -> None:
+        """Release connections."""
+        self.engine.dispose()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def _upsert(self, conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+        if not rows:
+            return
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        stmt = dialect.insert(table)
+        update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+        conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update), list(rows))
+
+    # runs -----------------------------------------------------------------------------------
+    def start_run(self, kind: str) -> str:
+        """Record the start of a run and return its id."""
+        run_id = f"{self.clock():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        with self.engine.begin() as conn:
+            conn.execute(t.runs.insert().values(run_id=run_id, kind=kind, started_at=self.clock(), status="running"))
+        return run_id
+
+    def finish_run(self, run_id: str, *, status: str, summary: Mapping[str, Any]) -> None:
+        """Record how a run ended."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.runs.update().where(t.runs.c.run_id == run_id)
+                .values(status=status, finished_at=self.clock(), summary=dict(summary))
+            )
+
+    # cursors and raw records ------------------------------------------------------------------
+    def get_cursor(self, source: str, stream: str) -> str | None:
+        """The saved cursor of a stream."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.cursors.c.cursor).where(t.cursors.c.source == source, t.cursors.c.stream == stream)
+            ).first()
+        return None if row is None else row[0]
+
+    def save_page(self, source: str, stream: str, records: Sequence[SourceRecord], cursor: str | None) -> None:
+        """Upsert a page's records and move the cursor forward, in one transaction."""
+        now = self.clock()
+        rows = [
+            {"source": source, "stream": stream, "record_id": r.record_id, "data": r.data,
+             "updated_at": r.updated_at, "pulled_at": now}
+            for r in records
+        ]
+        with self.engine.begin() as conn:
+            for start in range(0, len(rows), BATCH):
+                self._upsert(conn, t.raw_records, rows[start : start + BATCH], ("source", "stream", "record_id"))
+            if cursor is not None:
+                self._upsert(conn, t.cursors, [{"source": source, "stream": stream, "cursor": cursor, "updated_at": now}], ("source", "stream"))
+
+    def iter_records(self, source: str, stream: str) -> Iterator[SourceRecord]:
+        """Every stored record of a stream, streamed in record-id order."""
+        query = (
+            sa.select(t.raw_records.c.record_id, t.raw_records.c.data, t.raw_records.c.updated_at)
+            .where(t.raw_records.c.source == source, t.raw_records.c.stream == stream)
+            .order_by(t.raw_records.c.record_id)
+        )
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=2000).execute(query)
+            for rid, data, updated in result:
+                yield SourceRecord(source=source, stream=stream, record_id=rid, data=data, updated_at=_aware(updated))
+
+    def count_records(self, source: str, stream: str) -> int:
+        """How many records of a stream are stored."""
+        with self.engine.connect() as conn:
+            query = sa.select(sa.func.count()).select_from(t.raw_records).where(
+                t.raw_records.c.source == source, t.raw_records.c.stream == stream
+            )
+            return int(conn.execute(query).scalar_one())
+
+    def quarantine(self, run_id: str, source: str, stream: str, items: Iterable[tuple[str, str, Any]]) -> int:
+        """Keep bad records with their reason; returns how many."""
+        now = self.clock()
+        rows = [
+            {"run_id": run_id, "source": source, "stream": stream, "record_id": rid[:255],
+             "reason": reason[:2000], "payload": payload, "created_at": now}
+            for rid, reason, payload in items
+        ]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(t.quarantine.insert(), rows)
+        return len(rows)
+
+    def quarantined(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest quarantined records."""
+        with self.engine.connect() as conn:
+            q = sa.select(t.quarantine).order_by(t.quarantine.c.id.desc()).limit(limit)
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # profile --------------------------------------------------------------------------------
+    def replace_facts(self, facts: Mapping[str, Mapping[str, Fact]]) -> None:
+        """Make the stored profile exactly `facts`."""
+        rows = [
+            {"account_key": acct, "field": name, "value": f.value, "source": f.source,
+             "stream": f.stream, "record_id": f.record_id[:255], "observed_at": f.observed_at}
+            for acct, fields in facts.items() for name, f in fields.items()
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(t.profile_facts.delete())
+            for start in range(0, len(rows), BATCH):
+                conn.execute(t.profile_facts.insert(), rows[start : start + BATCH])
+
+    def load_facts(self, accounts: Collection[str] | None = None) -> dict[str, dict[str, Fact]]:
+        """The stored profile facts, optionally of some accounts only."""
+        query = sa.select(t.profile_facts)
+        if accounts is not None:
+            query = query.where(t.profile_facts.c.account_key.in_(list(accounts)))
+        out: dict[str, dict[str, Fact]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(query):
+                out.setdefault(r.account_key, {})[r.field] = Fact(
+                    value=r.value, source=r.source, stream=r.stream, record_id=r.record_id,
+                    observed_at=_aware(r.observed_at),
+                )
+        return out
+
+    def save_snapshots(self, day: date, profiles: Mapping[str, Mapping[str, Any]]) -> None:
+        """Keep today's profile of every account (one row per account and day)."""
+        rows = [{"account_key": a, "day": day, "profile": dict(p)} for a, p in profiles.items()]
+        with self.engine.begin() as conn:
+            for start in range(0, len(rows), BATCH):
+                self._upsert(conn, t.profile_snapshots, rows[start : start + BATCH], ("account_key", "day"))
+
+    # episodes -------------------------------------------------------------------------------
+    def open_episodes(self) -> dict[tuple[str, str], Episode]:
+        """Open episodes by (account, trigger)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.episodes).where(t.episodes.c.status == "open"))
+            return {(r.account_key, r.trigger_id): _episode(r) for r in rows}
+
+    def episodes(self, *, status: str | None = None) -> list[Episode]:
+        """Every episode, optionally of one status."""
+        query = sa.select(t.episodes).order_by(t.episodes.c.opened_at, t.episodes.c.episode_key)
+        if status:
+            query = query.where(t.episodes.c.status == status)
+        with self.engine.connect() as conn:
+            return [_episode(r) for r in conn.execute(query)]
+
+    def last_resolved(self) -> dict[tuple[str, str], datetime]:
+        """When each (account, trigger) last resolved."""
+        query = (
+            sa.select(t.episodes.c.account_key, t.episodes.c.trigger_id, sa.func.max(t.episodes.c.resolved_at))
+            .where(t.episodes.c.status == "resolved")
+            .group_by(t.episodes.c.account_key, t.episodes.c.trigger_id)
+        )
+        with self.engine.connect() as conn:
+            return {(a, tr): _aware(at) for a, tr, at in conn.execute(query) if at is not None}  # type: ignore[misc]
+
+    def save_episode_changes(self, changes: EpisodeChanges) -> None:
+        """Insert opened episodes and mark resolved ones; replays change nothing."""
+        rows = [
+            {"episode_key": e.key, "account_key": e.account, "trigger_id": e.trigger_id,
+             "opened_at": e.opened_at, "status": e.status, "resolved_at": e.resolved_at,
+             "resolution": e.resolution, "evidence": _jsonable(e.evidence)}
+            for e in (*changes.opened, *changes.resolved)
+        ]
+        with self.engine.begin() as conn:
+            self._upsert(conn, t.episodes, rows, ("episode_key",))
+
+    # ledger and plans -----------------------------------------------------------------------
+    def applied_keys(self) -> set[str]:
+        """Op keys the ledger holds as applied."""
+        with self.engine.connect() as conn:
+            q = sa.select(t.ledger.c.op_key).where(t.ledger.c.status == "applied")
+            return {r[0] for r in conn.execute(q)}
+
+    def record_planned(self, run_id: str, crm: str, ops: Sequence[WriteOp]) -> None:
+        """Write each op to the ledger as planned (kept as it was if already applied)."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            applied = {
+                r[0] for r in conn.execute(
+                    sa.select(t.ledger.c.op_key).where(
+                        t.ledger.c.op_key.in_([o.op_key for o in ops]), t.ledger.c.status == "applied"
+                    )
+                )
+            } if ops else set()
+            rows = [
+                {"op_key": o.op_key, "run_id": run_id, "crm": crm, "action": o.action.value,
+                 "object_type": o.object_type, "target": o.target, "episode_key": o.episode_key,
+                 "payload": o.model_dump(mode="json"), "reason": o.reason, "status": "planned",
+                 "crm_id": None, "error": None, "attempts": 0, "created_at": now, "updated_at": now}
+                for o in ops if o.op_key not in applied
+            ]
+            for start in range(0, len(rows), BATCH):
+                self._upsert(conn, t.ledger, rows[start : start + BATCH], ("op_key",))
+
+    def record_results(self, results: Sequence[WriteResult]) -> None:
+        """Mark ops applied or failed with their error."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            for r in results:
+                conn.execute(
+                    t.ledger.update().where(t.ledger.c.op_key == r.op_key).values(
+                        status="applied" if r.ok else "failed", crm_id=r.crm_id,
+                        error=None if r.ok else (r.error or "")[:2000],
+                        attempts=t.ledger.c.attempts + 1, updated_at=now,
+                    )
+                )
+
+    def ledger_counts(self) -> dict[str, int]:
+        """Ledger entries per status."""
+        with self.engine.connect() as conn:
+            q = sa.select(t.ledger.c.status, sa.func.count()).group_by(t.ledger.c.status)
+            return {s: int(n) for s, n in conn.execute(q)}
+
+    def pending_ops(self) -> list[WriteOp]:
+        """Ops planned or failed earlier that are not yet applied, for retry."""
+        with self.engine.connect() as conn:
+            q = sa.select(t.ledger.c.payload).where(t.ledger.c.status.in_(["planned", "failed"]))
+            return [WriteOp.model_validate(r[0]) for r in conn.execute(q)]
+
+    def save_plan(self, run_id: str, ops: Sequence[WriteOp]) -> str:
+        """Keep a plan so that `apply` executes exactly it; returns its id."""
+        plan_id = f"plan-{run_id}"
+        with self.engine.begin() as conn:
+            conn.execute(t.plans.insert().values(
+                plan_id=plan_id, run_id=run_id, created_at=self.clock(),
+                ops=[o.model_dump(mode="json") for o in ops], status="planned",
+            ))
+        return plan_id
+
+    def load_plan(self, plan_id: str) -> list[WriteOp] | None:
+        """A saved plan's ops, or None when there is no such plan."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.plans.c.ops).where(t.plans.c.plan_id == plan_id)).first()
+        return None if row is None else [WriteOp.model_validate(o) for o in row[0]]
+
+    def latest_plan_id(self) -> str | None:
+        """The newest saved plan."""
+        with self.engine.connect() as conn:
+            q = sa.select(t.plans.c.plan_id).order_by(t.plans.c.created_at.desc()).limit(1)
+            row = conn.execute(q).first()
+        return None if row is None else str(row[0])
+
+    def mark_plan(self, plan_id: str, status: str) -> None:
+        """Record that a plan was applied."""
+        with self.engine.begin() as conn:
+            conn.execute(t.plans.update().where(t.plans.c.plan_id == plan_id).values(status=status))
+
+
+def _episode(r: Any) -> Episode:
+    return Episode(
+        key=r.episode_key, account=r.account_key, trigger_id=r.trigger_id,
+        opened_at=_aware(r.opened_at), evidence=r.evidence or {}, status=r.status,  # type: ignore[arg-type]
+        resolved_at=_aware(r.resolved_at), resolution=r.resolution,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
