@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 from hubspot import HubSpot
 from pydantic import BaseModel, ConfigDict, SecretStr
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.util.retry import Retry
 
 from connectors._retry import call_with_retry, parse_retry_after
 from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
@@ -86,7 +87,10 @@ class HubSpotConnector:
     def __init__(self, settings: HubSpotSettings, *, source: str = "crm", root: object = None, sleep: Callable[[float], None] | None = None) -> None:
         self.settings = settings
         self.source = source
-        client = HubSpot(access_token=settings.access_token.get_secret_value(), host=settings.host, retry=None)
+        # urllib3's default Retry still honours Retry-After on GETs: switch the SDK's retries off
+        # entirely so that our one retry policy (connectors/_retry.py) owns every wait.
+        no_retry = Retry(total=0, connect=0, read=0, redirect=0, status=0, respect_retry_after_header=False, raise_on_status=False)
+        client = HubSpot(access_token=settings.access_token.get_secret_value(), host=settings.host, retry=no_retry)
         # Each property access builds a new ApiClient and pool: read the API objects once.
         self._companies = client.crm.companies
         self._contacts = client.crm.contacts

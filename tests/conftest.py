@@ -1,0 +1,47 @@
+"""Shared fixtures: a clean environment, a served HubSpot sandbox, a demo project."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from signalplay.demo import generate
+from signalplay.sandbox.hubspot import HubSpotSandbox
+from signalplay.sandbox.server import Server, serve
+from signalplay.scaffold import init_project
+
+TOKEN = "pat-test-token"
+TODAY = date(2026, 11, 18)  # a Wednesday
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SIGNALPLAY_*, proxy or CA-bundle variable leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("SIGNALPLAY_") or name.lower().endswith("_proxy") or name in {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"}:
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def sandbox() -> HubSpotSandbox:
+    return HubSpotSandbox(token=TOKEN)
+
+
+@pytest.fixture
+def server(sandbox: HubSpotSandbox) -> Iterator[Server]:
+    with serve(sandbox) as running:
+        yield running
+
+
+def make_project(root: Path, sandbox: HubSpotSandbox, url: str, *, accounts: int = 150, store: str | None = None) -> Path:
+    """A demo project in `root` whose CRM is the served sandbox."""
+    init_project(root, crm_host=url)
+    if store is not None:
+        config = root / "signalplay.yaml"
+        config.write_text(config.read_text().replace("sqlite:///signalplay.db", store))
+    generate(root, sandbox, accounts=accounts, seed=7, today=TODAY)
+    return root

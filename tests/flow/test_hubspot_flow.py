@@ -1,0 +1,110 @@
+"""The whole flow through hubspot-api-client against the HubSpot sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from signalplay import jobs
+from signalplay.cli import app
+from signalplay.registry import build_connector
+from signalplay.sandbox.hubspot import HubSpotSandbox
+from signalplay.sandbox.server import Server
+from signalplay.settings import load_project
+from tests.conftest import TOKEN, TODAY, make_project
+
+pytestmark = pytest.mark.slow
+
+
+def _run(root: Path) -> dict:
+    project = load_project(root)
+    block = project.settings.crm.model_copy(update={"access_token": TOKEN})
+    ctx = jobs.open_context(project, clock=lambda: _noon(), crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)))
+    try:
+        return jobs.run(ctx)
+    finally:
+        ctx.close()
+
+
+def _noon():
+    from datetime import UTC, datetime, time
+
+    return datetime.combine(TODAY, time(12), tzinfo=UTC)
+
+
+def test_run_creates_one_task_per_episode_for_every_trigger(tmp_path: Path, sandbox: HubSpotSandbox, server: Server) -> None:
+    summary = _run(make_project(tmp_path, sandbox, server.url))
+    assert set(summary["triggers_fired"]) == {"adoption_drop", "support_p1", "renewal_low_health"}
+    assert summary["tasks_created"] == summary["episodes_opened"] == sum(summary["triggers_fired"].values())
+    assert summary["failed"] == 0
+    tasks = list(sandbox.state.objects["tasks"].values())
+    assert len(tasks) == summary["tasks_created"]
+    task = tasks[0]["properties"]
+    assert task["hs_task_status"] == "NOT_STARTED"
+    assert task["hubspot_owner_id"] in {o["id"] for o in sandbox.state.owners}
+    assert task["signalplay_episode_key"].startswith("sp_")
+    linked = {(a[0], a[1], a[2]) for a in sandbox.state.associations}
+    assert all(("tasks", t["id"], "companies") in linked for t in tasks)
+    assert sandbox.duplicate_tasks("signalplay_episode_key") == 0
+
+
+def test_second_run_writes_nothing(tmp_path: Path, sandbox: HubSpotSandbox, server: Server) -> None:
+    root = make_project(tmp_path, sandbox, server.url)
+    first = _run(root)
+    writes_before = sum(1 for r in sandbox.requests if r.method != "GET")
+    second = _run(root)
+    assert first["tasks_created"] > 0
+    assert (second["tasks_created"], second["tasks_updated"], second["fields_updated"]) == (0, 0, 0)
+    assert second["episodes_held"] == first["episodes_opened"]
+    assert sum(1 for r in sandbox.requests if r.method != "GET") == writes_before
+
+
+def test_health_fields_written_in_batches_of_100(tmp_path: Path, sandbox: HubSpotSandbox, server: Server) -> None:
+    summary = _run(make_project(tmp_path, sandbox, server.url, accounts=150))
+    updates = [r for r in sandbox.requests if r.template == "/crm/v3/objects/companies/batch/update"]
+    assert [r.inputs for r in updates] == [100, 50]
+    assert summary["fields_updated"] == 300
+    company = next(iter(sandbox.state.objects["companies"].values()))["properties"]
+    assert company["signalplay_health_band"] in {"green", "yellow", "red"}
+
+
+def test_failed_write_is_kept_in_ledger_and_retried_next_run(tmp_path: Path, sandbox: HubSpotSandbox, server: Server) -> None:
+    root = make_project(tmp_path, sandbox, server.url)
+    sandbox.fail_next(400, path_contains="/tasks/batch/upsert", times=1)
+    first = _run(root)
+    assert first["failed"] > 0
+    second = _run(root)
+    assert second["tasks_created"] == first["episodes_opened"]
+    assert sandbox.duplicate_tasks("signalplay_episode_key") == 0
+
+
+def test_rate_limited_call_is_retried_after_retry_after(tmp_path: Path, sandbox: HubSpotSandbox, server: Server) -> None:
+    from connectors.hubspot import HubSpotConnector, HubSpotSettings
+
+    waits: list[float] = []
+    conn = HubSpotConnector(HubSpotSettings(host=server.url, access_token=TOKEN), sleep=waits.append)
+    sandbox.seed_object("companies", {"name": "Acme", "domain": "acme.test"}, unique_by="domain")
+    sandbox.fail_next(429, path_contains="/objects/companies", retry_after=3)
+    from datetime import UTC, datetime
+
+    pages = list(conn.read("companies", cursor=None, until=datetime.now(UTC)))
+    assert [r.data["name"] for p in pages for r in p.records] == ["Acme"]
+    assert len(waits) == 1
+    assert waits[0] >= 3
+
+
+def test_demo_cli_json_twice(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["demo", "--dir", str(tmp_path / "demo"), "--accounts", "150", "--json"]
+    first = json.loads(runner.invoke(app, args, catch_exceptions=False).output)
+    assert set(first["triggers_fired"]) == {"adoption_drop", "support_p1", "renewal_low_health"}
+    assert first["tasks_created"] > 0
+    assert first["duplicates_found"] == 0
+    assert first["crm_requests"]["POST /crm/v3/objects/tasks/batch/upsert"] >= 1
+    second = json.loads(runner.invoke(app, args, catch_exceptions=False).output)
+    assert second["tasks_created"] == 0
+    assert second["duplicates_found"] == 0
+    assert not any(k.startswith(("POST", "PATCH")) for k in second["crm_requests"])

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from signalplay.episodes import Episode, EpisodeChanges
+from signalplay.models import SourceRecord, WriteAction, WriteOp, WriteResult
+from signalplay.store import Store
+from signalplay.store.schema import metadata
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path / 'store.db'}", clock=lambda: NOW)
+        s.migrate()
+        yield s
+        s.close()
+        return
+    schema = f"sp_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    s = Store(PG, clock=lambda: NOW, connect_args={"options": f"-csearch_path={schema}"})
+    s.migrate()
+    yield s
+    s.close()
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+def test_migrations_match_the_table_definitions(store: Store) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_migrate_twice_is_a_no_op(store: Store) -> None:
+    store.migrate()
+    assert store.ledger_counts() == {}
+
+
+def test_save_page_upserts_records_and_moves_cursor(store: Store) -> None:
+    rec = SourceRecord(source="s", stream="x", record_id="1", data={"v": 1}, updated_at=NOW)
+    store.save_page("s", "x", [rec], "c1")
+    store.save_page("s", "x", [rec.model_copy(update={"data": {"v": 2}})], "c2")
+    assert store.get_cursor("s", "x") == "c2"
+    assert [r.data for r in store.iter_records("s", "x")] == [{"v": 2}]
+    assert store.count_records("s", "x") == 1
+
+
+def test_page_without_cursor_keeps_the_saved_cursor(store: Store) -> None:
+    store.save_page("s", "x", [], "c1")
+    store.save_page("s", "x", [], None)
+    assert store.get_cursor("s", "x") == "c1"
+
+
+def _op(key: str) -> WriteOp:
+    return WriteOp(op_key=key, action=WriteAction.UPDATE_FIELDS, object_type="companies", target="1", values={"a": "1"}, reason="test")
+
+
+def test_ledger_planned_then_applied_then_not_replanned(store: Store) -> None:
+    store.record_planned("r1", "hubspot", [_op("k1"), _op("k2")])
+    store.record_results([WriteResult(op_key="k1", ok=True, crm_id="9"), WriteResult(op_key="k2", ok=False, error="boom")])
+    assert store.applied_keys() == {"k1"}
+    assert store.ledger_counts() == {"applied": 1, "failed": 1}
+    assert [o.op_key for o in store.pending_ops()] == ["k2"]
+    store.record_planned("r2", "hubspot", [_op("k1")])
+    assert store.applied_keys() == {"k1"}
+
+
+def test_episodes_round_trip_with_aware_times(store: Store) -> None:
+    ep = Episode("sp_1", "acct", "trig", NOW, {"x": 1.5})
+    store.save_episode_changes(EpisodeChanges(opened=[ep]))
+    assert store.open_episodes()[("acct", "trig")].opened_at == NOW
+    resolved = Episode("sp_1", "acct", "trig", NOW, {"x": 1.5}, "resolved", NOW, "condition_cleared")
+    store.save_episode_changes(EpisodeChanges(resolved=[resolved]))
+    assert store.open_episodes() == {}
+    assert store.last_resolved() == {("acct", "trig"): NOW}
+
+
+def test_saved_plan_loads_exactly(store: Store) -> None:
+    plan_id = store.save_plan("r1", [_op("k1")])
+    assert store.load_plan(plan_id) == [_op("k1")]
+    assert store.latest_plan_id() == plan_id
