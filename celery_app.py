@@ -27,10 +27,14 @@ app.conf.update(
     result_serializer="json",
     accept_content=["json"],
     timezone="UTC",
-    task_acks_late=True,  # every task is idempotent: episode and ledger keys make a redelivery a no-op
+    # Every task is idempotent (episode and ledger keys make a redelivery a no-op).
+    task_acks_late=True,
     worker_prefetch_multiplier=1,
     task_ignore_result=False,
-    task_annotations={"signalplay.evaluate": {"time_limit": 1800}, "signalplay.apply": {"time_limit": 1800}},
+    task_annotations={
+        "signalplay.evaluate": {"time_limit": 1800},
+        "signalplay.apply": {"time_limit": 1800},
+    },
     broker_transport_options={"visibility_timeout": 7200},
     worker_hijack_root_logger=False,
 )
@@ -49,8 +53,15 @@ def evaluate(self: Any, project_dir: str) -> dict[str, Any]:
         streams = jobs.pull(ctx, run_id)
         profiles = jobs.build_profiles(ctx, run_id)
         evaluation = jobs.evaluate(ctx, profiles.values)
-        plan_id, ops, stats = jobs.plan(ctx, profiles.values, run_id)
-        summary = {"run_id": run_id, "plan_id": plan_id, "accounts": len(profiles.values), "streams": streams, **evaluation, "plan": stats}
+        plan_id, _ops, stats = jobs.plan(ctx, profiles.values, run_id)
+        summary = {
+            "run_id": run_id,
+            "plan_id": plan_id,
+            "accounts": len(profiles.values),
+            "streams": streams,
+            **evaluation,
+            "plan": stats,
+        }
         ctx.store.finish_run(run_id, status="ok", summary=summary)
         return summary
     except RetriableError as exc:

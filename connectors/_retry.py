@@ -13,7 +13,13 @@ from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+)
 
 from signalplay.errors import RateLimitedError, RetriableError
 
@@ -60,7 +66,9 @@ def call_with_retry(
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0
-        log.warning("retrying after %s (attempt %d, waiting %.1fs)", exc, state.attempt_number, wait)
+        log.warning(
+            "retrying after %s (attempt %d, waiting %.1fs)", exc, state.attempt_number, wait
+        )
 
     def guarded_sleep(seconds: float) -> None:
         if seconds > max_delay:

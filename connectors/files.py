@@ -58,14 +58,19 @@ class FilesConnector:
 
     settings_model: ClassVar[type[BaseModel]] = FilesSettings
 
-    def __init__(self, settings: FilesSettings, *, source: str = "files", root: Path | None = None) -> None:
+    def __init__(
+        self, settings: FilesSettings, *, source: str = "files", root: Path | None = None
+    ) -> None:
         self.settings = settings
         self.source = source
         self.root = (root or Path.cwd()) / settings.root
 
     def streams(self) -> Sequence[StreamSpec]:
         """The configured files."""
-        return [StreamSpec(name=n, primary_key=s.primary_key, cursor_field=s.cursor_field) for n, s in self.settings.streams.items()]
+        return [
+            StreamSpec(name=n, primary_key=s.primary_key, cursor_field=s.cursor_field)
+            for n, s in self.settings.streams.items()
+        ]
 
     def close(self) -> None:
         """Files are opened per read."""
@@ -82,13 +87,23 @@ class FilesConnector:
                 data = {k: infer(v) for k, v in row.items() if k is not None}
                 key = data.get(spec.primary_key)
                 if key is None:
-                    bad.append((f"{path.name}:{number}", f"missing {spec.primary_key!r}", dict(row)))
+                    bad.append(
+                        (f"{path.name}:{number}", f"missing {spec.primary_key!r}", dict(row))
+                    )
                     continue
                 mark = str(data.get(spec.cursor_field) or "") if spec.cursor_field else ""
                 if cursor is not None and spec.cursor_field and mark < cursor:
                     continue
                 high = max(high or "", mark) or high
-                records.append(SourceRecord(source=self.source, stream=stream, record_id=str(key), data=data, updated_at=_moment(mark)))
+                records.append(
+                    SourceRecord(
+                        source=self.source,
+                        stream=stream,
+                        record_id=str(key),
+                        data=data,
+                        updated_at=_moment(mark),
+                    )
+                )
                 if len(records) >= PAGE_ROWS:
                     yield Page(records=tuple(records), cursor=None, quarantined=tuple(bad))
                     records, bad = [], []

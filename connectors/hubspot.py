@@ -21,7 +21,15 @@ from urllib3.util.retry import Retry
 
 from connectors._retry import call_with_retry, parse_retry_after
 from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
-from signalplay.models import Page, RecordRef, SourceRecord, StreamSpec, WriteAction, WriteOp, WriteResult
+from signalplay.models import (
+    Page,
+    RecordRef,
+    SourceRecord,
+    StreamSpec,
+    WriteAction,
+    WriteOp,
+    WriteResult,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,7 +70,14 @@ def classify(exc: Exception, operation: str) -> SyncError:
     request_id = parsed.get("correlationId") if isinstance(parsed, dict) else None
     if status == 429 or (isinstance(status, int) and status >= 500):
         retry_after = parse_retry_after(headers.get("Retry-After"))
-        return RetriableError("hubspot", operation, message, status=status, request_id=request_id, retry_after=retry_after)
+        return RetriableError(
+            "hubspot",
+            operation,
+            message,
+            status=status,
+            request_id=request_id,
+            retry_after=retry_after,
+        )
     if status in (401, 403):
         return AuthError("hubspot", operation, message, status=status, request_id=request_id)
     return FatalError("hubspot", operation, message, status=status, request_id=request_id)
@@ -84,13 +99,32 @@ class HubSpotConnector:
     settings_model: ClassVar[type[BaseModel]] = HubSpotSettings
     max_batch = BATCH_CAP
 
-    def __init__(self, settings: HubSpotSettings, *, source: str = "crm", root: object = None, sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: HubSpotSettings,
+        *,
+        source: str = "crm",
+        root: object = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.source = source
         # urllib3's default Retry still honours Retry-After on GETs: switch the SDK's retries off
         # entirely so that our one retry policy (connectors/_retry.py) owns every wait.
-        no_retry = Retry(total=0, connect=0, read=0, redirect=0, status=0, respect_retry_after_header=False, raise_on_status=False)
-        client = HubSpot(access_token=settings.access_token.get_secret_value(), host=settings.host, retry=no_retry)
+        no_retry = Retry(
+            total=0,
+            connect=0,
+            read=0,
+            redirect=0,
+            status=0,
+            respect_retry_after_header=False,
+            raise_on_status=False,
+        )
+        client = HubSpot(
+            access_token=settings.access_token.get_secret_value(),
+            host=settings.host,
+            retry=no_retry,
+        )
         # Each property access builds a new ApiClient and pool: read the API objects once.
         self._companies = client.crm.companies
         self._contacts = client.crm.contacts
@@ -109,7 +143,7 @@ class HubSpotConnector:
         def attempt() -> T:
             try:
                 return fn()
-            except Exception as exc:  # noqa: BLE001 - every SDK package has its own ApiException
+            except Exception as exc:
                 if not hasattr(exc, "status") and not isinstance(exc, Urllib3Error):
                     raise
                 raise classify(exc, operation) from exc
@@ -127,7 +161,9 @@ class HubSpotConnector:
     def _property_names(self, otype: str) -> list[str]:
         if otype not in self._catalogue:
             api = self._properties.core_api
-            result = self._call(f"properties {otype}", lambda: api.get_all(otype, _request_timeout=self._timeout))
+            result = self._call(
+                f"properties {otype}", lambda: api.get_all(otype, _request_timeout=self._timeout)
+            )
             self._catalogue[otype] = sorted(p.name for p in result.results)
         return self._catalogue[otype]
 
@@ -144,7 +180,14 @@ class HubSpotConnector:
         while True:
             page = self._call(
                 f"list {stream}",
-                lambda a=after: api.get_page(limit=PAGE_CAP, after=a, properties=names, associations=assoc, archived=False, _request_timeout=self._timeout),
+                lambda a=after: api.get_page(
+                    limit=PAGE_CAP,
+                    after=a,
+                    properties=names,
+                    associations=assoc,
+                    archived=False,
+                    _request_timeout=self._timeout,
+                ),
             )
             records = tuple(self._record(stream, obj) for obj in page.results)
             after = page.paging.next.after if page.paging and page.paging.next else None
@@ -163,14 +206,37 @@ class HubSpotConnector:
             ids = sorted({str(a.id) for a in companies.results}, key=int)
             data["company_ids"] = ids
             data["company_id"] = ids[0] if ids else None
-        return SourceRecord(source=self.source, stream=stream, record_id=str(obj.id), data=data, updated_at=obj.updated_at)
+        return SourceRecord(
+            source=self.source,
+            stream=stream,
+            record_id=str(obj.id),
+            data=data,
+            updated_at=obj.updated_at,
+        )
 
     def _read_owners(self) -> Iterator[Page]:
         after: str | None = None
         while True:
-            page = self._call("list owners", lambda a=after: self._owners.get_page(limit=100, after=a, archived=False, _request_timeout=self._timeout))
+            page = self._call(
+                "list owners",
+                lambda a=after: self._owners.get_page(
+                    limit=100, after=a, archived=False, _request_timeout=self._timeout
+                ),
+            )
             records = tuple(
-                SourceRecord(source=self.source, stream="owners", record_id=str(o.id), data={"id": str(o.id), "email": o.email, "first_name": o.first_name, "last_name": o.last_name, "user_id": o.user_id}, updated_at=o.updated_at)
+                SourceRecord(
+                    source=self.source,
+                    stream="owners",
+                    record_id=str(o.id),
+                    data={
+                        "id": str(o.id),
+                        "email": o.email,
+                        "first_name": o.first_name,
+                        "last_name": o.last_name,
+                        "user_id": o.user_id,
+                    },
+                    updated_at=o.updated_at,
+                )
                 for o in page.results
             )
             yield Page(records=records, cursor=None)
@@ -178,17 +244,30 @@ class HubSpotConnector:
             if after is None:
                 return
 
-    def fetch_current(self, refs: Sequence[RecordRef], *, fields: Sequence[str]) -> Mapping[RecordRef, dict[str, str | None]]:
+    def fetch_current(
+        self, refs: Sequence[RecordRef], *, fields: Sequence[str]
+    ) -> Mapping[RecordRef, dict[str, str | None]]:
         """Current values by batch read, 100 ids per call; missing records are left out."""
         from hubspot.crm.companies import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
 
         out: dict[RecordRef, dict[str, str | None]] = {}
         ids = [r.record_id for r in refs if r.object_type == "companies"]
         for start in range(0, len(ids), BATCH_CAP):
-            body = BatchReadInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=i) for i in ids[start : start + BATCH_CAP]], properties=list(fields), properties_with_history=[])
-            resp = self._call("batch read companies", lambda b=body: self._companies.batch_api.read(b, archived=False, _request_timeout=self._timeout))
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=i) for i in ids[start : start + BATCH_CAP]],
+                properties=list(fields),
+                properties_with_history=[],
+            )
+            resp = self._call(
+                "batch read companies",
+                lambda b=body: self._companies.batch_api.read(
+                    b, archived=False, _request_timeout=self._timeout
+                ),
+            )
             for obj in resp.results:
-                out[RecordRef(object_type="companies", record_id=str(obj.id))] = {f: obj.properties.get(f) for f in fields}
+                out[RecordRef(object_type="companies", record_id=str(obj.id))] = {
+                    f: obj.properties.get(f) for f in fields
+                }
         return out
 
     # ---- writing ---------------------------------------------------------------------------
@@ -199,13 +278,35 @@ class HubSpotConnector:
         wanted = [("tasks", key, True), *(("companies", f, False) for f in account_fields)]
         for otype in sorted({o for o, _, _ in wanted}):
             existing = set(self._property_names(otype))
-            groups = self._call("groups", lambda o=otype: self._properties.groups_api.get_all(o, _request_timeout=self._timeout))
+            groups = self._call(
+                "groups",
+                lambda o=otype: self._properties.groups_api.get_all(
+                    o, _request_timeout=self._timeout
+                ),
+            )
             if "signalplay" not in {g.name for g in groups.results}:
                 body = {"name": "signalplay", "label": "signalplay", "displayOrder": -1}
-                self._call("create group", lambda o=otype, b=body: self._properties.groups_api.create(o, b, _request_timeout=self._timeout))
+                self._call(
+                    "create group",
+                    lambda o=otype, b=body: self._properties.groups_api.create(
+                        o, b, _request_timeout=self._timeout
+                    ),
+                )
             for _, name, unique in (w for w in wanted if w[0] == otype and w[1] not in existing):
-                body = {"name": name, "label": name.replace("_", " ").title(), "type": "string", "fieldType": "text", "groupName": "signalplay", "hasUniqueValue": unique}
-                self._call("create property", lambda o=otype, b=body: self._properties.core_api.create(o, b, _request_timeout=self._timeout))
+                body = {
+                    "name": name,
+                    "label": name.replace("_", " ").title(),
+                    "type": "string",
+                    "fieldType": "text",
+                    "groupName": "signalplay",
+                    "hasUniqueValue": unique,
+                }
+                self._call(
+                    "create property",
+                    lambda o=otype, b=body: self._properties.core_api.create(
+                        o, b, _request_timeout=self._timeout
+                    ),
+                )
                 created.append(f"{otype}.{name}")
             self._catalogue.pop(otype, None)
         return created
@@ -219,23 +320,46 @@ class HubSpotConnector:
             results.update(self._write_tasks(tasks[start : start + BATCH_CAP]))
         for start in range(0, len(fields), BATCH_CAP):
             results.update(self._write_fields(fields[start : start + BATCH_CAP]))
-        return [results.get(o.op_key) or WriteResult(op_key=o.op_key, ok=False, error=f"unsupported action {o.action}") for o in ops]
+        return [
+            results.get(o.op_key)
+            or WriteResult(op_key=o.op_key, ok=False, error=f"unsupported action {o.action}")
+            for o in ops
+        ]
 
-    def _batch(self, operation: str, ops: Sequence[WriteOp], call: Callable[[], Any]) -> tuple[Any, dict[str, WriteResult]]:
+    def _batch(
+        self, operation: str, ops: Sequence[WriteOp], call: Callable[[], Any]
+    ) -> tuple[Any, dict[str, WriteResult]]:
         try:
             return self._call(operation, call), {}
         except SyncError as exc:
             retriable = isinstance(exc, RetriableError)
-            return None, {o.op_key: WriteResult(op_key=o.op_key, ok=False, error=str(exc), retriable=retriable) for o in ops}
+            return None, {
+                o.op_key: WriteResult(
+                    op_key=o.op_key, ok=False, error=str(exc), retriable=retriable
+                )
+                for o in ops
+            }
 
     def _write_tasks(self, ops: Sequence[WriteOp]) -> dict[str, WriteResult]:
-        from hubspot.crm.objects.tasks import BatchInputSimplePublicObjectBatchInputUpsert, SimplePublicObjectBatchInputUpsert
+        from hubspot.crm.objects.tasks import (
+            BatchInputSimplePublicObjectBatchInputUpsert,
+            SimplePublicObjectBatchInputUpsert,
+        )
 
         key = self.settings.episode_key_property
         body = BatchInputSimplePublicObjectBatchInputUpsert(
-            inputs=[SimplePublicObjectBatchInputUpsert(id_property=key, id=o.target, properties=_task_properties(o)) for o in ops]
+            inputs=[
+                SimplePublicObjectBatchInputUpsert(
+                    id_property=key, id=o.target, properties=_task_properties(o)
+                )
+                for o in ops
+            ]
         )
-        resp, failed = self._batch("upsert tasks", ops, lambda: self._tasks.batch_api.upsert(body, _request_timeout=self._timeout))
+        resp, failed = self._batch(
+            "upsert tasks",
+            ops,
+            lambda: self._tasks.batch_api.upsert(body, _request_timeout=self._timeout),
+        )
         if resp is None:
             return failed
         errors = _errors_by_id(resp)
@@ -245,49 +369,105 @@ class HubSpotConnector:
         for op in ops:
             obj = by_key.get(op.target)
             if obj is None:
-                out[op.op_key] = WriteResult(op_key=op.op_key, ok=False, error=errors.get(op.target, "no result returned for this input"))
+                out[op.op_key] = WriteResult(
+                    op_key=op.op_key,
+                    ok=False,
+                    error=errors.get(op.target, "no result returned for this input"),
+                )
                 continue
             linked.append((op, str(obj.id)))
-            out[op.op_key] = WriteResult(op_key=op.op_key, ok=True, crm_id=str(obj.id), created=bool(obj.new))
+            out[op.op_key] = WriteResult(
+                op_key=op.op_key, ok=True, crm_id=str(obj.id), created=bool(obj.new)
+            )
         out.update(self._link_tasks(linked))
         return out
 
     def _link_tasks(self, linked: Sequence[tuple[WriteOp, str]]) -> dict[str, WriteResult]:
         """Associate upserted tasks with their records; linking twice is harmless."""
-        from hubspot.crm.associations.v4 import AssociationSpec, BatchInputPublicAssociationMultiPost, PublicAssociationMultiPost, PublicObjectId
+        from hubspot.crm.associations.v4 import (
+            AssociationSpec,
+            BatchInputPublicAssociationMultiPost,
+            PublicAssociationMultiPost,
+            PublicObjectId,
+        )
 
         failures: dict[str, WriteResult] = {}
         for to_type, type_id in TASK_TO.items():
-            pairs = [(op, tid, ref.record_id) for op, tid in linked for ref in op.associations if ref.object_type == to_type]
+            pairs = [
+                (op, tid, ref.record_id)
+                for op, tid in linked
+                for ref in op.associations
+                if ref.object_type == to_type
+            ]
             for start in range(0, len(pairs), BATCH_CAP):
                 chunk = pairs[start : start + BATCH_CAP]
-                body = BatchInputPublicAssociationMultiPost(inputs=[
-                    PublicAssociationMultiPost(_from=PublicObjectId(id=tid), to=PublicObjectId(id=rid), types=[AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=type_id)])
-                    for _, tid, rid in chunk
-                ])
+                body = BatchInputPublicAssociationMultiPost(
+                    inputs=[
+                        PublicAssociationMultiPost(
+                            _from=PublicObjectId(id=tid),
+                            to=PublicObjectId(id=rid),
+                            types=[
+                                AssociationSpec(
+                                    association_category="HUBSPOT_DEFINED",
+                                    association_type_id=type_id,
+                                )
+                            ],
+                        )
+                        for _, tid, rid in chunk
+                    ]
+                )
                 ops = [op for op, _, _ in chunk]
-                resp, failed = self._batch(f"associate tasks to {to_type}", ops, lambda b=body, t=to_type: self._assoc.create("tasks", t, b, _request_timeout=self._timeout))
+                resp, failed = self._batch(
+                    f"associate tasks to {to_type}",
+                    ops,
+                    lambda b=body, t=to_type: self._assoc.create(
+                        "tasks", t, b, _request_timeout=self._timeout
+                    ),
+                )
                 failures.update(failed)
                 bad = _errors_by_id(resp) if resp is not None else {}
                 for op, tid, _ in chunk:
                     if tid in bad:
-                        failures[op.op_key] = WriteResult(op_key=op.op_key, ok=False, crm_id=tid, error=f"task written but not linked: {bad[tid]}")
+                        failures[op.op_key] = WriteResult(
+                            op_key=op.op_key,
+                            ok=False,
+                            crm_id=tid,
+                            error=f"task written but not linked: {bad[tid]}",
+                        )
         return failures
 
     def _write_fields(self, ops: Sequence[WriteOp]) -> dict[str, WriteResult]:
-        from hubspot.crm.companies import BatchInputSimplePublicObjectBatchInput, SimplePublicObjectBatchInput
+        from hubspot.crm.companies import (
+            BatchInputSimplePublicObjectBatchInput,
+            SimplePublicObjectBatchInput,
+        )
 
         body = BatchInputSimplePublicObjectBatchInput(
-            inputs=[SimplePublicObjectBatchInput(id=o.target, properties={k: ("" if v is None else str(v)) for k, v in o.values.items()}) for o in ops]
+            inputs=[
+                SimplePublicObjectBatchInput(
+                    id=o.target,
+                    properties={k: ("" if v is None else str(v)) for k, v in o.values.items()},
+                )
+                for o in ops
+            ]
         )
-        resp, failed = self._batch("update companies", ops, lambda: self._companies.batch_api.update(body, _request_timeout=self._timeout))
+        resp, failed = self._batch(
+            "update companies",
+            ops,
+            lambda: self._companies.batch_api.update(body, _request_timeout=self._timeout),
+        )
         if resp is None:
             return failed
         errors = _errors_by_id(resp)
         done = {str(obj.id) for obj in resp.results}
         return {
-            o.op_key: WriteResult(op_key=o.op_key, ok=True, crm_id=o.target) if o.target in done
-            else WriteResult(op_key=o.op_key, ok=False, error=errors.get(o.target, "no result returned for this input"))
+            o.op_key: WriteResult(op_key=o.op_key, ok=True, crm_id=o.target)
+            if o.target in done
+            else WriteResult(
+                op_key=o.op_key,
+                ok=False,
+                error=errors.get(o.target, "no result returned for this input"),
+            )
             for o in ops
         }
 

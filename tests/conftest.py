@@ -22,7 +22,11 @@ TODAY = date(2026, 11, 18)  # a Wednesday
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No SIGNALPLAY_*, proxy or CA-bundle variable leaks into a test."""
     for name in list(os.environ):
-        if name.startswith("SIGNALPLAY_") or name.lower().endswith("_proxy") or name in {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"}:
+        if (
+            name.startswith("SIGNALPLAY_")
+            or name.lower().endswith("_proxy")
+            or name in {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"}
+        ):
             monkeypatch.delenv(name, raising=False)
 
 
@@ -37,7 +41,9 @@ def server(sandbox: HubSpotSandbox) -> Iterator[Server]:
         yield running
 
 
-def make_project(root: Path, sandbox: HubSpotSandbox, url: str, *, accounts: int = 150, store: str | None = None) -> Path:
+def make_project(
+    root: Path, sandbox: HubSpotSandbox, url: str, *, accounts: int = 150, store: str | None = None
+) -> Path:
     """A demo project in `root` whose CRM is the served sandbox."""
     init_project(root, crm_host=url)
     if store is not None:

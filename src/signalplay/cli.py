@@ -26,7 +26,11 @@ from signalplay.registry import build_connector
 from signalplay.scaffold import init_project
 from signalplay.settings import load_project
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Turn customer signals into Customer Success plays in the CRM.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Turn customer signals into Customer Success plays in the CRM.",
+)
 mappings_app = typer.Typer(no_args_is_help=True, help="Check and preview the RevOps files.")
 sandbox_app = typer.Typer(no_args_is_help=True, help="The loopback stand-ins of the CRM APIs.")
 app.add_typer(mappings_app, name="mappings")
@@ -36,7 +40,9 @@ out = Console()
 T = TypeVar("T")
 DEMO_TOKEN = "pat-sandbox-demo"  # noqa: S105 - the sandbox's own token, not a secret
 
-ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="Project folder (with signalplay.yaml).")]
+ProjectOpt = Annotated[
+    Path, typer.Option("--project", "-p", help="Project folder (with signalplay.yaml).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
@@ -53,12 +59,16 @@ def _guard(fn: Callable[[], T]) -> T:
 
 def _progress(stage: str, done: int, total: int | None) -> None:
     if sys.stderr.isatty():
-        console.print(f"  {stage}: {done}{'/' + str(total) if total else ''}", end="\r", highlight=False)
+        console.print(
+            f"  {stage}: {done}{'/' + str(total) if total else ''}", end="\r", highlight=False
+        )
 
 
 @app.command()
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Where the demo project lives.")] = Path("signalplay-demo"),
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo project lives.")] = Path(
+        "signalplay-demo"
+    ),
     accounts: Annotated[int, typer.Option("--accounts", min=1, max=100_000)] = 500,
     seed: Annotated[int, typer.Option("--seed")] = 7,
     as_json: JsonOpt = False,
@@ -88,7 +98,9 @@ def demo(
 def _run_demo(directory: Path, url: str, token: str) -> dict[str, Any]:
     project = load_project(directory)
     block = project.settings.crm.model_copy(update={"host": url, "access_token": token})
-    ctx = jobs.open_context(project, crm_factory=lambda: build_connector(project, jobs.CRM_SOURCE, block, loc=("crm",)))
+    ctx = jobs.open_context(
+        project, crm_factory=lambda: build_connector(project, jobs.CRM_SOURCE, block, loc=("crm",))
+    )
     ctx.progress = _progress
     try:
         return jobs.run(ctx)
@@ -98,25 +110,47 @@ def _run_demo(directory: Path, url: str, token: str) -> dict[str, Any]:
 
 def _print_summary(summary: dict[str, Any], directory: Path | None = None) -> None:
     table = Table(title="signalplay run", show_header=False)
-    for key in ("accounts", "episodes_opened", "episodes_held", "episodes_resolved", "tasks_created", "tasks_updated", "fields_updated", "failed"):
+    for key in (
+        "accounts",
+        "episodes_opened",
+        "episodes_held",
+        "episodes_resolved",
+        "tasks_created",
+        "tasks_updated",
+        "fields_updated",
+        "failed",
+    ):
         table.add_row(key.replace("_", " "), str(summary.get(key, 0)))
-    table.add_row("triggers fired", ", ".join(f"{k}: {v}" for k, v in summary.get("triggers_fired", {}).items()) or "none")
-    table.add_row("health bands", ", ".join(f"{k}: {v}" for k, v in summary.get("health_bands", {}).items()))
+    table.add_row(
+        "triggers fired",
+        ", ".join(f"{k}: {v}" for k, v in summary.get("triggers_fired", {}).items()) or "none",
+    )
+    table.add_row(
+        "health bands", ", ".join(f"{k}: {v}" for k, v in summary.get("health_bands", {}).items())
+    )
     if "crm_requests" in summary:
         table.add_row("CRM requests", str(sum(summary["crm_requests"].values())))
         table.add_row("duplicate tasks", str(summary.get("duplicates_found")))
     out.print(table)
     if directory is not None:
-        out.print(f"Project: {directory.resolve()}  (store: signalplay.db; sandbox state: .signalplay/hubspot.json)")
+        out.print(
+            f"Project: {directory.resolve()}  (store: signalplay.db; "
+            "sandbox state: .signalplay/hubspot.json)"
+        )
 
 
 @app.command()
-def init(directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")]) -> None:
-    """Scaffold a project: signalplay.yaml and copies of the shipped mapping, trigger and play files."""
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+) -> None:
+    """Scaffold a project: signalplay.yaml and copies of the shipped RevOps files."""
     written = init_project(directory)
     for path in written:
         out.print(f"wrote {path}")
-    out.print("Next: set SIGNALPLAY_CRM__ACCESS_TOKEN, check with `signalplay mappings check -p DIR`, then `signalplay plan -p DIR`.")
+    out.print(
+        "Next: set SIGNALPLAY_CRM__ACCESS_TOKEN, check with `signalplay mappings check -p DIR`, "
+        "then `signalplay plan -p DIR`."
+    )
 
 
 def _context(project_dir: Path) -> jobs.Context:
@@ -127,8 +161,13 @@ def _context(project_dir: Path) -> jobs.Context:
 
 
 @app.command()
-def run(project: ProjectOpt = Path(), dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; write nothing.")] = False, as_json: JsonOpt = False) -> None:
+def run(
+    project: ProjectOpt = Path(),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; write nothing.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Pull, profile, evaluate, plan and apply."""
+
     def go() -> dict[str, Any]:
         ctx = _context(project)
         try:
@@ -143,6 +182,7 @@ def run(project: ProjectOpt = Path(), dry_run: Annotated[bool, typer.Option("--d
 @app.command()
 def plan(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
     """Pull, profile and evaluate, then print and save the CRM changes without writing them."""
+
     def go() -> tuple[str, list[Any], dict[str, int]]:
         ctx = _context(project)
         try:
@@ -158,16 +198,35 @@ def plan(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
 
     plan_id, ops, stats = _guard(go)
     if as_json:
-        out.print_json(json.dumps({"plan_id": plan_id, "stats": stats, "ops": [o.model_dump(mode="json") for o in ops]}))
+        out.print_json(
+            json.dumps(
+                {
+                    "plan_id": plan_id,
+                    "stats": stats,
+                    "ops": [o.model_dump(mode="json") for o in ops],
+                }
+            )
+        )
         return
     for op in ops:
-        out.print(f"{op.action.value:14} {op.object_type}/{op.target}: {op.reason}", highlight=False)
-    out.print(f"{len(ops)} change(s) planned; saved as {plan_id}. Apply with: signalplay apply {plan_id}")
+        out.print(
+            f"{op.action.value:14} {op.object_type}/{op.target}: {op.reason}", highlight=False
+        )
+    out.print(
+        f"{len(ops)} change(s) planned; saved as {plan_id}. Apply with: signalplay apply {plan_id}"
+    )
 
 
 @app.command()
-def apply(plan_id: Annotated[str | None, typer.Argument(help="Plan id; the newest plan when omitted.")] = None, project: ProjectOpt = Path(), dry_run: Annotated[bool, typer.Option("--dry-run")] = False) -> None:
+def apply(
+    plan_id: Annotated[
+        str | None, typer.Argument(help="Plan id; the newest plan when omitted.")
+    ] = None,
+    project: ProjectOpt = Path(),
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+) -> None:
     """Apply exactly a saved plan, recording every outcome in the ledger."""
+
     def go() -> dict[str, int]:
         ctx = _context(project)
         try:
@@ -189,16 +248,22 @@ def apply(plan_id: Annotated[str | None, typer.Argument(help="Plan id; the newes
 @mappings_app.command("check")
 def mappings_check(project: ProjectOpt = Path()) -> None:
     """Validate every mapping, signal, health, trigger, play and write-back file at once."""
+
     def go() -> int:
         proj = load_project(project)
         return len(load_definitions(proj.definitions_dir).files)
 
     count = _guard(go)
-    out.print(f"ok: {count} mapping files and the trigger, play, health and write-back files are valid")
+    out.print(
+        f"ok: {count} mapping files and the trigger, play, health and write-back files are valid"
+    )
 
 
 @sandbox_app.command("serve")
-def sandbox_serve(directory: Annotated[Path, typer.Option("--dir")] = Path(), port: Annotated[int, typer.Option("--port")] = 8765) -> None:
+def sandbox_serve(
+    directory: Annotated[Path, typer.Option("--dir")] = Path(),
+    port: Annotated[int, typer.Option("--port")] = 8765,
+) -> None:
     """Serve the HubSpot stand-in on 127.0.0.1 until interrupted; state kept in DIR/.signalplay."""
     from signalplay.sandbox.hubspot import HubSpotSandbox
     from signalplay.sandbox.server import serve

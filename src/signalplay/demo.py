@@ -16,14 +16,90 @@ from typing import Any
 from signalplay.sandbox.hubspot import HubSpotSandbox
 
 DAYS = 120
-TIERS = (("enterprise", 0.15, (120_000, 600_000), (150, 800)), ("mid_market", 0.35, (30_000, 120_000), (40, 150)), ("smb", 0.5, (5_000, 30_000), (5, 40)))
+TIERS = (
+    ("enterprise", 0.15, (120_000, 600_000), (150, 800)),
+    ("mid_market", 0.35, (30_000, 120_000), (40, 150)),
+    ("smb", 0.5, (5_000, 30_000), (5, 40)),
+)
 ROLES = ("admin", "champion", "exec_sponsor", "finance")
-TITLES = {"admin": "IT Administrator", "champion": "Operations Manager", "exec_sponsor": "VP Operations", "finance": "Finance Director"}
-FIRST = ("Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jon", "Kira", "Liam", "Maya", "Noor", "Omar", "Priya")
-LAST = ("Ng", "Okafor", "Schmidt", "Rossi", "Tanaka", "Silva", "Kowalski", "Haddad", "Larsen", "Moreau", "Patel", "Quinn")
-WORDS = ("North", "Blue", "Bright", "Iron", "Cedar", "Nova", "Pixel", "Summit", "Harbor", "Atlas", "Vector", "Maple", "Orbit", "Lumen", "Prairie", "Kite")
-KINDS = ("Labs", "Logistics", "Health", "Systems", "Retail", "Energy", "Media", "Foods", "Capital", "Works")
-OWNERS = (("Alex", "Morgan"), ("Sam", "Rivera"), ("Jordan", "Lee"), ("Taylor", "Kim"), ("Casey", "Brooks"), ("Riley", "Shah"), ("Jamie", "Fox"), ("Robin", "Diaz"))
+TITLES = {
+    "admin": "IT Administrator",
+    "champion": "Operations Manager",
+    "exec_sponsor": "VP Operations",
+    "finance": "Finance Director",
+}
+FIRST = (
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jon",
+    "Kira",
+    "Liam",
+    "Maya",
+    "Noor",
+    "Omar",
+    "Priya",
+)
+LAST = (
+    "Ng",
+    "Okafor",
+    "Schmidt",
+    "Rossi",
+    "Tanaka",
+    "Silva",
+    "Kowalski",
+    "Haddad",
+    "Larsen",
+    "Moreau",
+    "Patel",
+    "Quinn",
+)
+WORDS = (
+    "North",
+    "Blue",
+    "Bright",
+    "Iron",
+    "Cedar",
+    "Nova",
+    "Pixel",
+    "Summit",
+    "Harbor",
+    "Atlas",
+    "Vector",
+    "Maple",
+    "Orbit",
+    "Lumen",
+    "Prairie",
+    "Kite",
+)
+KINDS = (
+    "Labs",
+    "Logistics",
+    "Health",
+    "Systems",
+    "Retail",
+    "Energy",
+    "Media",
+    "Foods",
+    "Capital",
+    "Works",
+)
+OWNERS = (
+    ("Alex", "Morgan"),
+    ("Sam", "Rivera"),
+    ("Jordan", "Lee"),
+    ("Taylor", "Kim"),
+    ("Casey", "Brooks"),
+    ("Riley", "Shah"),
+    ("Jamie", "Fox"),
+    ("Robin", "Diaz"),
+)
 
 
 @dataclass(frozen=True)
@@ -54,13 +130,25 @@ def generate_accounts(n: int, *, seed: int, today: date) -> list[DemoAccount]:
         name = f"{rng.choice(WORDS)} {rng.choice(KINDS)} {i:04d}"
         start = today - timedelta(days=rng.randint(30, 1000))
         renewal = today + timedelta(days=rng.randint(5, 360))
-        pattern = rng.choices(["healthy", "declining", "cliff", "stalled"], weights=[60, 15, 10, 15])[0]
-        accounts.append(DemoAccount(
-            index=i, name=name, domain=f"{name.lower().replace(' ', '-')}.example.com", tier=tier,
-            arr=rng.randint(*arr_range), seats=rng.randint(*seat_range), owner_id=str(101 + rng.randrange(len(OWNERS))),
-            contract_start=start, renewal_date=renewal, pattern=pattern,
-            stripe_customer=f"cus_{seed:02d}{i:06d}", zendesk_org=900_000 + i,
-        ))
+        pattern = rng.choices(
+            ["healthy", "declining", "cliff", "stalled"], weights=[60, 15, 10, 15]
+        )[0]
+        accounts.append(
+            DemoAccount(
+                index=i,
+                name=name,
+                domain=f"{name.lower().replace(' ', '-')}.example.com",
+                tier=tier,
+                arr=rng.randint(*arr_range),
+                seats=rng.randint(*seat_range),
+                owner_id=str(101 + rng.randrange(len(OWNERS))),
+                contract_start=start,
+                renewal_date=renewal,
+                pattern=pattern,
+                stripe_customer=f"cus_{seed:02d}{i:06d}",
+                zendesk_org=900_000 + i,
+            )
+        )
     return accounts
 
 
@@ -78,11 +166,16 @@ def usage_rows(acct: DemoAccount, *, today: date, rng: random.Random) -> list[di
         }[acct.pattern]
         weekday = 0.35 if day.weekday() >= 5 else 1.0
         active = max(0, round(base * level * weekday * rng.uniform(0.9, 1.1)))
-        rows.append({
-            "id": f"{acct.domain}:{day.isoformat()}", "date": day.isoformat(), "domain": acct.domain,
-            "active_users": active, "events": active * rng.randint(8, 40),
-            "key_feature_uses": 0 if acct.pattern == "stalled" else rng.randint(0, active),
-        })
+        rows.append(
+            {
+                "id": f"{acct.domain}:{day.isoformat()}",
+                "date": day.isoformat(),
+                "domain": acct.domain,
+                "active_users": active,
+                "events": active * rng.randint(8, 40),
+                "key_feature_uses": 0 if acct.pattern == "stalled" else rng.randint(0, active),
+            }
+        )
     return rows
 
 
@@ -92,15 +185,32 @@ def ticket_rows(acct: DemoAccount, *, today: date, rng: random.Random) -> list[d
     rows = []
     for k in range(count):
         created = today - timedelta(days=rng.randint(0, 89))
-        rows.append({
-            "id": acct.zendesk_org * 100 + k, "organization_id": acct.zendesk_org, "created_at": created.isoformat(),
-            "updated_at": created.isoformat(), "priority": rng.choice(["low", "normal", "normal", "high"]),
-            "status": rng.choice(["solved", "solved", "closed", "open"]), "reopens": rng.choice([0, 0, 0, 1, 2]),
-            "csat": rng.choice(["", 5, 4, 4, 3, 2]),
-        })
+        rows.append(
+            {
+                "id": acct.zendesk_org * 100 + k,
+                "organization_id": acct.zendesk_org,
+                "created_at": created.isoformat(),
+                "updated_at": created.isoformat(),
+                "priority": rng.choice(["low", "normal", "normal", "high"]),
+                "status": rng.choice(["solved", "solved", "closed", "open"]),
+                "reopens": rng.choice([0, 0, 0, 1, 2]),
+                "csat": rng.choice(["", 5, 4, 4, 3, 2]),
+            }
+        )
     if rng.random() < 0.06:
         day = today - timedelta(days=rng.randint(0, 2))
-        rows.append({"id": acct.zendesk_org * 100 + 99, "organization_id": acct.zendesk_org, "created_at": day.isoformat(), "updated_at": day.isoformat(), "priority": "urgent", "status": "open", "reopens": 0, "csat": ""})
+        rows.append(
+            {
+                "id": acct.zendesk_org * 100 + 99,
+                "organization_id": acct.zendesk_org,
+                "created_at": day.isoformat(),
+                "updated_at": day.isoformat(),
+                "priority": "urgent",
+                "status": "open",
+                "reopens": 0,
+                "csat": "",
+            }
+        )
     return rows
 
 
@@ -112,10 +222,16 @@ def invoice_rows(acct: DemoAccount, *, today: date, rng: random.Random) -> list[
     for month in range(4):
         created = today - timedelta(days=30 * month + 3)
         failed = failing and month == 0
-        rows.append({
-            "id": f"in_{acct.stripe_customer}_{month}", "customer": acct.stripe_customer, "created": created.isoformat(),
-            "status": "open" if failed else "paid", "amount_due": monthly, "attempt_count": 2 if failed else 1,
-        })
+        rows.append(
+            {
+                "id": f"in_{acct.stripe_customer}_{month}",
+                "customer": acct.stripe_customer,
+                "created": created.isoformat(),
+                "status": "open" if failed else "paid",
+                "amount_due": monthly,
+                "attempt_count": 2 if failed else 1,
+            }
+        )
     return rows
 
 
@@ -131,32 +247,68 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 def seed_crm(sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int) -> None:
     """Owners, custom properties, companies and contacts with roles, idempotently."""
     for i, (first, last) in enumerate(OWNERS):
-        sandbox.seed_owner(owner_id=str(101 + i), user_id=5001 + i, email=f"{first.lower()}.{last.lower()}@vendor.example", first=first, last=last)
-    sandbox.seed_property("companies", "cs_tier", ptype="enumeration", field_type="select", options=["enterprise", "mid_market", "smb"])
+        sandbox.seed_owner(
+            owner_id=str(101 + i),
+            user_id=5001 + i,
+            email=f"{first.lower()}.{last.lower()}@vendor.example",
+            first=first,
+            last=last,
+        )
+    sandbox.seed_property(
+        "companies",
+        "cs_tier",
+        ptype="enumeration",
+        field_type="select",
+        options=["enterprise", "mid_market", "smb"],
+    )
     for name in ("cs_arr", "cs_seats"):
         sandbox.seed_property("companies", name, ptype="number", field_type="number")
     for name in ("cs_contract_start", "cs_renewal_date"):
         sandbox.seed_property("companies", name, ptype="date", field_type="date")
     for name in ("stripe_customer_id", "zendesk_org_id"):
         sandbox.seed_property("companies", name)
-    sandbox.seed_property("contacts", "cs_role", ptype="enumeration", field_type="select", options=list(ROLES))
+    sandbox.seed_property(
+        "contacts", "cs_role", ptype="enumeration", field_type="select", options=list(ROLES)
+    )
     rng = random.Random(seed + 1)
     for acct in accounts:
-        cid = sandbox.seed_object("companies", {
-            "name": acct.name, "domain": acct.domain, "hubspot_owner_id": acct.owner_id, "cs_tier": acct.tier,
-            "cs_arr": str(acct.arr), "cs_seats": str(acct.seats), "cs_contract_start": acct.contract_start.isoformat(),
-            "cs_renewal_date": acct.renewal_date.isoformat(), "stripe_customer_id": acct.stripe_customer,
-            "zendesk_org_id": str(acct.zendesk_org),
-        }, unique_by="domain")
+        cid = sandbox.seed_object(
+            "companies",
+            {
+                "name": acct.name,
+                "domain": acct.domain,
+                "hubspot_owner_id": acct.owner_id,
+                "cs_tier": acct.tier,
+                "cs_arr": str(acct.arr),
+                "cs_seats": str(acct.seats),
+                "cs_contract_start": acct.contract_start.isoformat(),
+                "cs_renewal_date": acct.renewal_date.isoformat(),
+                "stripe_customer_id": acct.stripe_customer,
+                "zendesk_org_id": str(acct.zendesk_org),
+            },
+            unique_by="domain",
+        )
         for role in ROLES[: 2 + (acct.tier != "smb") * 2]:
             first, last = rng.choice(FIRST), rng.choice(LAST)
             email = f"{first.lower()}.{last.lower()}.{role}@{acct.domain}"
-            contact = sandbox.seed_object("contacts", {"email": email, "firstname": first, "lastname": last, "jobtitle": TITLES[role], "cs_role": role}, unique_by="email")
+            contact = sandbox.seed_object(
+                "contacts",
+                {
+                    "email": email,
+                    "firstname": first,
+                    "lastname": last,
+                    "jobtitle": TITLES[role],
+                    "cs_role": role,
+                },
+                unique_by="email",
+            )
             sandbox.seed_association("contacts", contact, "companies", cid, 1)
     sandbox.save()
 
 
-def generate(root: Path, sandbox: HubSpotSandbox, *, accounts: int, seed: int, today: date) -> list[DemoAccount]:
+def generate(
+    root: Path, sandbox: HubSpotSandbox, *, accounts: int, seed: int, today: date
+) -> list[DemoAccount]:
     """Write the demo's source files under `root/data` and load the CRM part into the sandbox."""
     book = generate_accounts(accounts, seed=seed, today=today)
     rng = random.Random(seed + 2)

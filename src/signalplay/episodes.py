@@ -18,7 +18,7 @@ Pair = tuple[str, str]
 
 
 def episode_key(account: str, trigger_id: str, opened_at: datetime) -> str:
-    """The episode's key: account × trigger × the day it opened."""
+    """The episode's key: account, trigger and the day it opened."""
     raw = f"{account}|{trigger_id}|{opened_at.date().isoformat()}"
     return "sp_" + hashlib.sha256(raw.encode()).hexdigest()[:29]
 
@@ -75,8 +75,14 @@ def advance_episodes(
         if pair[0] in accounts and pair not in fired:
             changes.resolved.append(
                 Episode(
-                    episode.key, episode.account, episode.trigger_id, episode.opened_at,
-                    episode.evidence, "resolved", now, "condition_cleared",
+                    episode.key,
+                    episode.account,
+                    episode.trigger_id,
+                    episode.opened_at,
+                    episode.evidence,
+                    "resolved",
+                    now,
+                    "condition_cleared",
                 )
             )
     return changes

@@ -249,7 +249,11 @@ class _Compiler:
         if isinstance(op, ast.Is | ast.IsNot):
             if not (isinstance(node, ast.Constant) and node.value is None):
                 raise ExprError("'is' only compares with None", _col(node))
-            return (lambda a, _b: a is None) if isinstance(op, ast.Is) else (lambda a, _b: a is not None)
+            return (
+                (lambda a, _b: a is None)
+                if isinstance(op, ast.Is)
+                else (lambda a, _b: a is not None)
+            )
         if isinstance(op, ast.In | ast.NotIn):
             negate = isinstance(op, ast.NotIn)
             return lambda a, b: a is not None and b is not None and ((a in b) != negate)

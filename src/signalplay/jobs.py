@@ -47,7 +47,11 @@ class Context:
     def crm(self) -> CrmConnector:
         """The CRM connector, built once."""
         if self._crm is None:
-            factory = self.crm_factory or (lambda: build_connector(self.project, CRM_SOURCE, self.project.settings.crm, loc=("crm",)))
+            factory = self.crm_factory or (
+                lambda: build_connector(
+                    self.project, CRM_SOURCE, self.project.settings.crm, loc=("crm",)
+                )
+            )
             self._crm = factory()
         return self._crm
 
@@ -63,12 +67,19 @@ class Context:
         self.store.close()
 
 
-def open_context(project: Project, *, clock: Clock = utc_clock, crm_factory: Callable[[], CrmConnector] | None = None) -> Context:
+def open_context(
+    project: Project,
+    *,
+    clock: Clock = utc_clock,
+    crm_factory: Callable[[], CrmConnector] | None = None,
+) -> Context:
     """Load definitions, open and migrate the store."""
     definitions = load_definitions(project.definitions_dir)
     store = Store(project.store_url(), clock=clock)
     store.migrate()
-    return Context(project=project, definitions=definitions, store=store, clock=clock, crm_factory=crm_factory)
+    return Context(
+        project=project, definitions=definitions, store=store, clock=clock, crm_factory=crm_factory
+    )
 
 
 def pull(ctx: Context, run_id: str) -> dict[str, dict[str, int]]:
@@ -85,7 +96,9 @@ def pull(ctx: Context, run_id: str) -> dict[str, dict[str, int]]:
             for page in conn.read(spec.name, cursor=cursor, until=until):
                 ctx.store.save_page(name, spec.name, page.records, page.cursor)
                 counts["records"] += len(page.records)
-                counts["quarantined"] += ctx.store.quarantine(run_id, name, spec.name, page.quarantined)
+                counts["quarantined"] += ctx.store.quarantine(
+                    run_id, name, spec.name, page.quarantined
+                )
                 ctx.progress(f"pull {name}.{spec.name}", counts["records"], None)
             summary[f"{name}.{spec.name}"] = dict(counts)
     return summary
@@ -105,7 +118,9 @@ def build_profiles(ctx: Context, run_id: str) -> Profiles:
     today = ctx.clock().date()
     defs = ctx.definitions
     master = next(m for m in defs.mappings if m.spec.master)
-    identity = build_identity(master, ctx.store.iter_records(master.spec.source, master.spec.stream))
+    identity = build_identity(
+        master, ctx.store.iter_records(master.spec.source, master.spec.stream)
+    )
     parts, unmatched, quarantined = [], {}, {}
     for mapping in defs.mappings:
         mapper = StreamMapper(mapping, identity, today=today)
@@ -113,7 +128,9 @@ def build_profiles(ctx: Context, run_id: str) -> Profiles:
             mapper.add(record)
         name = f"{mapping.spec.source}.{mapping.spec.stream}"
         unmatched[name] = len(mapper.report.unmatched) + len(mapper.report.conflicts)
-        quarantined[name] = ctx.store.quarantine(run_id, mapping.spec.source, mapping.spec.stream, mapper.report.quarantined)
+        quarantined[name] = ctx.store.quarantine(
+            run_id, mapping.spec.source, mapping.spec.stream, mapper.report.quarantined
+        )
         parts.append(mapper.facts())
         ctx.progress("map", len(parts), len(defs.mappings))
     facts = merge_facts(parts)
@@ -124,7 +141,9 @@ def build_profiles(ctx: Context, run_id: str) -> Profiles:
     for account, account_facts in facts.items():
         profile, errors = profile_values(account, account_facts, defs.signals, today=today)
         health = score_health(defs.health, defs.health_values, profile)
-        profile.update(health_score=health.score, health_band=health.band, health_drivers=health.drivers())
+        profile.update(
+            health_score=health.score, health_band=health.band, health_drivers=health.drivers()
+        )
         values[account] = profile
         for error in errors:
             log.warning("account %s: %s", account, error)
@@ -137,14 +156,19 @@ def evaluate(ctx: Context, profiles: dict[str, dict[str, Any]]) -> dict[str, Any
     defs = ctx.definitions
     firings: list[Firing] = []
     for account, profile in profiles.items():
-        fired, errors = evaluate_triggers(account, profile, defs.triggers.triggers, defs.trigger_conditions)
+        fired, errors = evaluate_triggers(
+            account, profile, defs.triggers.triggers, defs.trigger_conditions
+        )
         firings.extend(fired)
         for error in errors:
             log.warning("account %s: %s", account, error)
     changes = advance_episodes(
-        open_episodes=ctx.store.open_episodes(), last_resolved=ctx.store.last_resolved(),
-        firings=firings, evaluated=profiles.keys(),
-        cooldown_days={t.id: t.cooldown_days for t in defs.triggers.triggers}, now=ctx.clock(),
+        open_episodes=ctx.store.open_episodes(),
+        last_resolved=ctx.store.last_resolved(),
+        firings=firings,
+        evaluated=profiles.keys(),
+        cooldown_days={t.id: t.cooldown_days for t in defs.triggers.triggers},
+        now=ctx.clock(),
     )
     ctx.store.save_episode_changes(changes)
     return {
@@ -156,22 +180,41 @@ def evaluate(ctx: Context, profiles: dict[str, dict[str, Any]]) -> dict[str, Any
     }
 
 
-def plan(ctx: Context, profiles: dict[str, dict[str, Any]], run_id: str) -> tuple[str, list[WriteOp], dict[str, int]]:
+def plan(
+    ctx: Context, profiles: dict[str, dict[str, Any]], run_id: str
+) -> tuple[str, list[WriteOp], dict[str, int]]:
     """The CRM changes wanted now, diffed against the ledger and the CRM; saved, not applied."""
     defs = ctx.definitions
     triggers = {t.id: t for t in defs.triggers.triggers}
     workdays = ctx.project.settings.business_hours.workdays
     tasks = [
         task_for(ep, triggers[ep.trigger_id], profiles.get(ep.account, {}), defs, workdays=workdays)
-        for ep in ctx.store.episodes(status="open") if ep.trigger_id in triggers
+        for ep in ctx.store.episodes(status="open")
+        if ep.trigger_id in triggers
     ]
-    wanted = {a: {crm_f: p.get(f) for crm_f, f in defs.writeback.account_fields.items()} for a, p in profiles.items()}
+    wanted = {
+        a: {crm_f: p.get(f) for crm_f, f in defs.writeback.account_fields.items()}
+        for a, p in profiles.items()
+    }
     master = next(m for m in defs.mappings if m.spec.master)
-    current = {r.record_id: {f: _text(r.data.get(f)) for f in defs.writeback.account_fields} for r in ctx.store.iter_records(master.spec.source, master.spec.stream)}
-    result = plan_writes(crm=ctx.crm_name, tasks=tasks, fields=wanted, current=current, applied=ctx.store.applied_keys())
+    current = {
+        r.record_id: {f: _text(r.data.get(f)) for f in defs.writeback.account_fields}
+        for r in ctx.store.iter_records(master.spec.source, master.spec.stream)
+    }
+    result = plan_writes(
+        crm=ctx.crm_name,
+        tasks=tasks,
+        fields=wanted,
+        current=current,
+        applied=ctx.store.applied_keys(),
+    )
     plan_id = ctx.store.save_plan(run_id, result.ops)
     ctx.store.record_planned(run_id, ctx.crm_name, result.ops)
-    stats = {**result.counts(), "skipped_applied": result.skipped_applied, "skipped_unchanged": result.skipped_unchanged}
+    stats = {
+        **result.counts(),
+        "skipped_applied": result.skipped_applied,
+        "skipped_unchanged": result.skipped_unchanged,
+    }
     return plan_id, result.ops, stats
 
 
@@ -195,12 +238,21 @@ def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -
     by_key = {o.op_key: o for o in ops_list}
     created = sum(1 for r in results if r.ok and r.created)
     task_ok = sum(1 for r in results if r.ok and by_key[r.op_key].action.value == "upsert_task")
-    fields = sum(len(by_key[r.op_key].values) for r in results if r.ok and by_key[r.op_key].action.value == "update_fields")
+    fields = sum(
+        len(by_key[r.op_key].values)
+        for r in results
+        if r.ok and by_key[r.op_key].action.value == "update_fields"
+    )
     failed = sum(1 for r in results if not r.ok)
     for r in results:
         if not r.ok:
             log.warning("op %s failed: %s", r.op_key[:12], r.error)
-    return {"tasks_created": created, "tasks_updated": task_ok - created, "fields_updated": fields, "failed": failed}
+    return {
+        "tasks_created": created,
+        "tasks_updated": task_ok - created,
+        "fields_updated": fields,
+        "failed": failed,
+    }
 
 
 def run(ctx: Context, *, dry_run: bool = False) -> dict[str, Any]:
@@ -212,7 +264,11 @@ def run(ctx: Context, *, dry_run: bool = False) -> dict[str, Any]:
         profiles = build_profiles(ctx, run_id)
         evaluation = evaluate(ctx, profiles.values)
         plan_id, ops, plan_stats = plan(ctx, profiles.values, run_id)
-        applied = {"tasks_created": 0, "tasks_updated": 0, "fields_updated": 0, "failed": 0} if dry_run else apply(ctx, ops)
+        applied = (
+            {"tasks_created": 0, "tasks_updated": 0, "fields_updated": 0, "failed": 0}
+            if dry_run
+            else apply(ctx, ops)
+        )
         if not dry_run:
             ctx.store.mark_plan(plan_id, "applied")
     except Exception:
@@ -220,10 +276,18 @@ def run(ctx: Context, *, dry_run: bool = False) -> dict[str, Any]:
         raise
     bands = Counter(str(p.get("health_band")) for p in profiles.values.values())
     summary = {
-        "run_id": run_id, "plan_id": plan_id, "accounts": len(profiles.values), "streams": streams,
-        **evaluation, "plan": plan_stats, **applied, "health_bands": dict(sorted(bands.items())),
-        "unmatched": profiles.unmatched, "quarantined": profiles.quarantined,
-        "seconds": round((ctx.clock() - started).total_seconds(), 2), "dry_run": dry_run,
+        "run_id": run_id,
+        "plan_id": plan_id,
+        "accounts": len(profiles.values),
+        "streams": streams,
+        **evaluation,
+        "plan": plan_stats,
+        **applied,
+        "health_bands": dict(sorted(bands.items())),
+        "unmatched": profiles.unmatched,
+        "quarantined": profiles.quarantined,
+        "seconds": round((ctx.clock() - started).total_seconds(), 2),
+        "dry_run": dry_run,
     }
     ctx.store.finish_run(run_id, status="ok", summary=summary)
     return summary

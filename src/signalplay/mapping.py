@@ -1,6 +1,6 @@
 """Map a stream's records into profile facts with lineage, one record at a time.
 
-Memory grows with accounts × fields, never with records: aggregates keep running accumulators.
+Memory grows with accounts times fields, never with records: aggregates keep running accumulators.
 A record that fails casting is quarantined with its reason; the rest go on. Imports: stdlib,
 definitions, expr, identity, models.
 """
@@ -177,7 +177,11 @@ class StreamMapper:
             return None
         account = self.identity.resolve(ident.key, key)
         if account is None:
-            bucket = self.report.conflicts if self.identity.is_conflict(ident.key, key) else self.report.unmatched
+            bucket = (
+                self.report.conflicts
+                if self.identity.is_conflict(ident.key, key)
+                else self.report.unmatched
+            )
             bucket.append((record.record_id, ident.key, key))
         return account
 
@@ -241,12 +245,17 @@ class StreamMapper:
             how = self.spec.fields[name].aggregate
             rid = acc.record_id if how in (None, "last") else f"{acc.count} records"
             out.setdefault(account, {})[name] = Fact(
-                value=acc.result(how), source=src, stream=stream, record_id=rid,
+                value=acc.result(how),
+                source=src,
+                stream=stream,
+                record_id=rid,
                 observed_at=_parse_at(acc.last_at),
             )
         if self.spec.collect:
             for account, members in self._members.items():
-                items: list[JSONValue] = [{"id": rid, **vals} for rid, vals in sorted(members.items())]
+                items: list[JSONValue] = [
+                    {"id": rid, **vals} for rid, vals in sorted(members.items())
+                ]
                 out.setdefault(account, {})[self.spec.collect] = Fact(
                     value=items, source=src, stream=stream, record_id=f"{len(items)} records"
                 )
@@ -256,7 +265,9 @@ class StreamMapper:
 def _parse_at(text: str) -> datetime | None:
     if not text:
         return None
-    moment = datetime.fromisoformat(text) if "T" in text else datetime.fromisoformat(text + "T00:00:00")
+    moment = (
+        datetime.fromisoformat(text) if "T" in text else datetime.fromisoformat(text + "T00:00:00")
+    )
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

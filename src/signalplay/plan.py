@@ -81,9 +81,13 @@ def plan_writes(
         reason = ", ".join(f"{f}: {now.get(f)!r} → {v!r}" for f, v in sorted(changed.items()))
         plan.ops.append(
             WriteOp(
-                op_key=key, action=WriteAction.UPDATE_FIELDS, object_type=account_object,
-                target=account, values=dict(changed),
-                previous={f: now.get(f) for f in changed}, reason=reason,
+                op_key=key,
+                action=WriteAction.UPDATE_FIELDS,
+                object_type=account_object,
+                target=account,
+                values=dict(changed),
+                previous={f: now.get(f) for f in changed},
+                reason=reason,
             )
         )
     return plan
@@ -99,11 +103,17 @@ def _task_op(key: str, task: TaskIntent, account_object: str) -> WriteOp:
         "owner_id": task.owner_id,
         "status": "open",
     }
-    links = (RecordRef(object_type=account_object, record_id=task.account),) + tuple(
-        RecordRef(object_type="contacts", record_id=c) for c in task.contact_ids
+    links = (
+        RecordRef(object_type=account_object, record_id=task.account),
+        *(RecordRef(object_type="contacts", record_id=c) for c in task.contact_ids),
     )
     return WriteOp(
-        op_key=key, action=WriteAction.UPSERT_TASK, object_type="tasks", target=task.episode_key,
-        values=values, associations=links, episode_key=task.episode_key,
+        op_key=key,
+        action=WriteAction.UPSERT_TASK,
+        object_type="tasks",
+        target=task.episode_key,
+        values=values,
+        associations=links,
+        episode_key=task.episode_key,
         reason=f"trigger {task.trigger_id} opened episode {task.episode_key}; play {task.play_id}",
     )

@@ -22,21 +22,43 @@ def connector_class(name: str) -> Any:
     found = {ep.name: ep for ep in entry_points(group=GROUP)}
     if name not in found:
         known = ", ".join(sorted(found)) or "none"
-        raise ConfigError([Issue("signalplay.yaml", None, None, "connector", f"unknown connector {name!r} (installed: {known})")])
+        raise ConfigError(
+            [
+                Issue(
+                    "signalplay.yaml",
+                    None,
+                    None,
+                    "connector",
+                    f"unknown connector {name!r} (installed: {known})",
+                )
+            ]
+        )
     return found[name].load()
 
 
-def build_connector(project: Project, source: str, block: SourceBlock, *, loc: tuple[str, ...], **kwargs: Any) -> Any:
+def build_connector(
+    project: Project, source: str, block: SourceBlock, *, loc: tuple[str, ...], **kwargs: Any
+) -> Any:
     """Validate a source block with its connector's settings model and build the connector."""
     cls = connector_class(block.connector)
     try:
         settings = cls.settings_model.model_validate(block.model_dump())
     except ValidationError as exc:
         if project.config_doc is None:
-            raise ConfigError([Issue("signalplay.yaml", None, None, ".".join(loc), str(exc))]) from None
+            raise ConfigError(
+                [Issue("signalplay.yaml", None, None, ".".join(loc), str(exc))]
+            ) from None
         issues = [
-            Issue(i.file, i.line, i.column, i.field, i.message, f"or set SIGNALPLAY_{i.field.upper().replace('.', '__')} in the environment")
-            if i.message == "required field is missing" else i
+            Issue(
+                i.file,
+                i.line,
+                i.column,
+                i.field,
+                i.message,
+                f"or set SIGNALPLAY_{i.field.upper().replace('.', '__')} in the environment",
+            )
+            if i.message == "required field is missing"
+            else i
             for i in validation_issues(project.config_doc, exc, prefix=loc)
         ]
         raise ConfigError(issues) from None

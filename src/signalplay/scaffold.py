@@ -40,7 +40,9 @@ def shipped_mappings() -> Path:
     return Path(__file__).resolve().parents[2] / "mappings"
 
 
-def init_project(root: Path, *, crm_host: str = "http://127.0.0.1:8765", overwrite: bool = False) -> list[Path]:
+def init_project(
+    root: Path, *, crm_host: str = "http://127.0.0.1:8765", overwrite: bool = False
+) -> list[Path]:
     """Write a starter project into `root`; existing files are kept unless `overwrite`."""
     root.mkdir(parents=True, exist_ok=True)
     written = []

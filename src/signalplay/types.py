@@ -15,7 +15,7 @@ OpKey = NewType("OpKey", str)
 JSONScalar: TypeAlias = str | int | float | bool | None
 JSONValue = TypeAliasType(
     "JSONValue",
-    Union[str, int, float, bool, None, list["JSONValue"], dict[str, "JSONValue"]],  # noqa: UP007
+    Union[str, int, float, bool, list["JSONValue"], dict[str, "JSONValue"], None],  # noqa: UP007
 )
 
 Clock: TypeAlias = Callable[[], datetime]

@@ -14,7 +14,7 @@ from signalplay.registry import build_connector
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.server import Server
 from signalplay.settings import load_project
-from tests.conftest import TOKEN, TODAY, make_project
+from tests.conftest import TODAY, TOKEN, make_project
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,11 @@ pytestmark = pytest.mark.slow
 def _run(root: Path) -> dict:
     project = load_project(root)
     block = project.settings.crm.model_copy(update={"access_token": TOKEN})
-    ctx = jobs.open_context(project, clock=lambda: _noon(), crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)))
+    ctx = jobs.open_context(
+        project,
+        clock=_noon,
+        crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)),
+    )
     try:
         return jobs.run(ctx)
     finally:
@@ -35,10 +39,16 @@ def _noon():
     return datetime.combine(TODAY, time(12), tzinfo=UTC)
 
 
-def test_run_creates_one_task_per_episode_for_every_trigger(tmp_path: Path, sandbox: HubSpotSandbox, server: Server) -> None:
+def test_run_creates_one_task_per_episode_for_every_trigger(
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server
+) -> None:
     summary = _run(make_project(tmp_path, sandbox, server.url))
     assert set(summary["triggers_fired"]) == {"adoption_drop", "support_p1", "renewal_low_health"}
-    assert summary["tasks_created"] == summary["episodes_opened"] == sum(summary["triggers_fired"].values())
+    assert (
+        summary["tasks_created"]
+        == summary["episodes_opened"]
+        == sum(summary["triggers_fired"].values())
+    )
     assert summary["failed"] == 0
     tasks = list(sandbox.state.objects["tasks"].values())
     assert len(tasks) == summary["tasks_created"]
@@ -62,16 +72,22 @@ def test_second_run_writes_nothing(tmp_path: Path, sandbox: HubSpotSandbox, serv
     assert sum(1 for r in sandbox.requests if r.method != "GET") == writes_before
 
 
-def test_health_fields_written_in_batches_of_100(tmp_path: Path, sandbox: HubSpotSandbox, server: Server) -> None:
+def test_health_fields_written_in_batches_of_100(
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server
+) -> None:
     summary = _run(make_project(tmp_path, sandbox, server.url, accounts=150))
-    updates = [r for r in sandbox.requests if r.template == "/crm/v3/objects/companies/batch/update"]
+    updates = [
+        r for r in sandbox.requests if r.template == "/crm/v3/objects/companies/batch/update"
+    ]
     assert [r.inputs for r in updates] == [100, 50]
     assert summary["fields_updated"] == 300
     company = next(iter(sandbox.state.objects["companies"].values()))["properties"]
     assert company["signalplay_health_band"] in {"green", "yellow", "red"}
 
 
-def test_failed_write_is_kept_in_ledger_and_retried_next_run(tmp_path: Path, sandbox: HubSpotSandbox, server: Server) -> None:
+def test_failed_write_is_kept_in_ledger_and_retried_next_run(
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server
+) -> None:
     root = make_project(tmp_path, sandbox, server.url)
     sandbox.fail_next(400, path_contains="/tasks/batch/upsert", times=1)
     first = _run(root)
@@ -81,11 +97,15 @@ def test_failed_write_is_kept_in_ledger_and_retried_next_run(tmp_path: Path, san
     assert sandbox.duplicate_tasks("signalplay_episode_key") == 0
 
 
-def test_rate_limited_call_is_retried_after_retry_after(tmp_path: Path, sandbox: HubSpotSandbox, server: Server) -> None:
+def test_rate_limited_call_is_retried_after_retry_after(
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server
+) -> None:
     from connectors.hubspot import HubSpotConnector, HubSpotSettings
 
     waits: list[float] = []
-    conn = HubSpotConnector(HubSpotSettings(host=server.url, access_token=TOKEN), sleep=waits.append)
+    conn = HubSpotConnector(
+        HubSpotSettings(host=server.url, access_token=TOKEN), sleep=waits.append
+    )
     sandbox.seed_object("companies", {"name": "Acme", "domain": "acme.test"}, unique_by="domain")
     sandbox.fail_next(429, path_contains="/objects/companies", retry_after=3)
     from datetime import UTC, datetime

@@ -67,12 +67,24 @@ def test_page_without_cursor_keeps_the_saved_cursor(store: Store) -> None:
 
 
 def _op(key: str) -> WriteOp:
-    return WriteOp(op_key=key, action=WriteAction.UPDATE_FIELDS, object_type="companies", target="1", values={"a": "1"}, reason="test")
+    return WriteOp(
+        op_key=key,
+        action=WriteAction.UPDATE_FIELDS,
+        object_type="companies",
+        target="1",
+        values={"a": "1"},
+        reason="test",
+    )
 
 
 def test_ledger_planned_then_applied_then_not_replanned(store: Store) -> None:
     store.record_planned("r1", "hubspot", [_op("k1"), _op("k2")])
-    store.record_results([WriteResult(op_key="k1", ok=True, crm_id="9"), WriteResult(op_key="k2", ok=False, error="boom")])
+    store.record_results(
+        [
+            WriteResult(op_key="k1", ok=True, crm_id="9"),
+            WriteResult(op_key="k2", ok=False, error="boom"),
+        ]
+    )
     assert store.applied_keys() == {"k1"}
     assert store.ledger_counts() == {"applied": 1, "failed": 1}
     assert [o.op_key for o in store.pending_ops()] == ["k2"]
@@ -84,7 +96,9 @@ def test_episodes_round_trip_with_aware_times(store: Store) -> None:
     ep = Episode("sp_1", "acct", "trig", NOW, {"x": 1.5})
     store.save_episode_changes(EpisodeChanges(opened=[ep]))
     assert store.open_episodes()[("acct", "trig")].opened_at == NOW
-    resolved = Episode("sp_1", "acct", "trig", NOW, {"x": 1.5}, "resolved", NOW, "condition_cleared")
+    resolved = Episode(
+        "sp_1", "acct", "trig", NOW, {"x": 1.5}, "resolved", NOW, "condition_cleared"
+    )
     store.save_episode_changes(EpisodeChanges(resolved=[resolved]))
     assert store.open_episodes() == {}
     assert store.last_resolved() == {("acct", "trig"): NOW}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,9 @@ def _episodes(root: Path) -> set[tuple[str, str]]:
         store.close()
 
 
-def test_worker_on_redis_matches_in_process_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_on_redis_matches_in_process_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a, b = HubSpotSandbox(token=TOKEN), HubSpotSandbox(token=TOKEN)
     with serve(a) as sa, serve(b) as sb:
         local = make_project(tmp_path / "local", a, sa.url, accounts=80)
@@ -44,16 +45,38 @@ def test_worker_on_redis_matches_in_process_run(tmp_path: Path, monkeypatch: pyt
 
         env = {**os.environ, "SIGNALPLAY_BROKER": BROKER, "SIGNALPLAY_CRM__ACCESS_TOKEN": TOKEN}
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "solo", "--concurrency", "1", "-Q", "signalplay-test", "--loglevel", "WARNING"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "--pool",
+                "solo",
+                "--concurrency",
+                "1",
+                "-Q",
+                "signalplay-test",
+                "--loglevel",
+                "WARNING",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             monkeypatch.setenv("SIGNALPLAY_BROKER", BROKER)
             sys.modules.pop("celery_app", None)
             import celery_app
 
-            evaluated = celery_app.evaluate.apply_async(args=[str(remote)], queue="signalplay-test").get(timeout=90)
-            applied = celery_app.apply.apply_async(args=[str(remote), evaluated["plan_id"]], queue="signalplay-test").get(timeout=90)
+            evaluated = celery_app.evaluate.apply_async(
+                args=[str(remote)], queue="signalplay-test"
+            ).get(timeout=90)
+            applied = celery_app.apply.apply_async(
+                args=[str(remote), evaluated["plan_id"]], queue="signalplay-test"
+            ).get(timeout=90)
         finally:
             worker.terminate()
             worker.wait(timeout=30)

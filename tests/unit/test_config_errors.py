@@ -13,7 +13,9 @@ from signalplay.settings import load_project
 
 
 def test_load_project_broken_config_names_file_line_and_key(tmp_path: Path) -> None:
-    (tmp_path / "signalplay.yaml").write_text("version: 1\nstoer: sqlite:///x.db\ncrm:\n  host: http://x\nschedule_minutes: no\n")
+    (tmp_path / "signalplay.yaml").write_text(
+        "version: 1\nstoer: sqlite:///x.db\ncrm:\n  host: http://x\nschedule_minutes: no\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_project(tmp_path)
     text = str(info.value)
@@ -41,15 +43,25 @@ def test_cli_invalid_yaml_reports_position(tmp_path: Path) -> None:
 
 def test_shipped_definitions_load_clean() -> None:
     defs = load_definitions(shipped_mappings())
-    assert {t.id for t in defs.triggers.triggers} >= {"adoption_drop", "support_p1", "renewal_low_health"}
+    assert {t.id for t in defs.triggers.triggers} >= {
+        "adoption_drop",
+        "support_p1",
+        "renewal_low_health",
+    }
 
 
 def test_broken_trigger_file_reports_every_issue_with_position(tmp_path: Path) -> None:
     init_project(tmp_path)
     path = tmp_path / "mappings" / "triggers.yaml"
-    path.write_text(path.read_text().replace('when: "open_urgent_tickets >= 1"', 'when: "open_urgnt_tickets >= 1"').replace("play: renewal_plan", "play: renewal_pln"))
+    path.write_text(
+        path.read_text()
+        .replace('when: "open_urgent_tickets >= 1"', 'when: "open_urgnt_tickets >= 1"')
+        .replace("play: renewal_plan", "play: renewal_pln")
+    )
     with pytest.raises(ConfigError) as info:
         load_definitions(tmp_path / "mappings")
     messages = [str(i) for i in info.value.issues]
-    assert any("triggers.yaml:" in m and "unknown field 'open_urgnt_tickets'" in m for m in messages)
+    assert any(
+        "triggers.yaml:" in m and "unknown field 'open_urgnt_tickets'" in m for m in messages
+    )
     assert any("triggers.yaml:" in m and "unknown play 'renewal_pln'" in m for m in messages)

@@ -23,7 +23,7 @@ from signalplay.definitions.schema import (
     TriggersFile,
     WritebackFile,
 )
-from signalplay.definitions.yamlsrc import Loc, YamlDoc, read_yaml, validate_doc
+from signalplay.definitions.yamlsrc import Loc, YamlDoc, dotted, read_yaml, validate_doc
 from signalplay.errors import ConfigError, Issue
 from signalplay.expr import ExprError, Expression, compile_expr
 
@@ -92,15 +92,13 @@ class _Collector:
             line, col = doc.where(loc)
             if col is not None and exc.column is not None and doc.positions.get(loc):
                 col = col + exc.column - 1
-            hint = "fields are defined in the mapping files and signals.yaml" if "unknown field" in exc.message else ""
-            self.issues.append(Issue(doc.path, line, col, _dot(loc), exc.message, hint))
+            hint = (
+                "fields are defined in the mapping files and signals.yaml"
+                if "unknown field" in exc.message
+                else ""
+            )
+            self.issues.append(Issue(doc.path, line, col, dotted(loc), exc.message, hint))
             return None
-
-
-def _dot(loc: Loc) -> str:
-    from signalplay.definitions.yamlsrc import dotted
-
-    return dotted(loc)
 
 
 def load_definitions(folder: Path) -> Definitions:
@@ -108,15 +106,16 @@ def load_definitions(folder: Path) -> Definitions:
     col = _Collector()
     shown = _display(folder)
     mapping_paths = sorted(p for p in folder.glob("*.yaml") if p.stem not in RESERVED)
-    mappings = [
-        m for p in mapping_paths if (m := _load_mapping(col, p, shown(p))) is not None
-    ]
+    mappings = [m for p in mapping_paths if (m := _load_mapping(col, p, shown(p))) is not None]
     fields = _profile_fields(col, mappings)
     signals, fields = _load_signals(col, folder / "signals.yaml", shown, fields)
     health = col.load(HealthFile, folder / "health.yaml", shown(folder / "health.yaml"))
     health_values = _compile_all(
-        col, health, lambda h: [(("measures", i, "value"), m.value) for i, m in enumerate(h.measures)],
-        lambda loc: str(health[0].measures[int(loc[1])].id) if health else "", fields,
+        col,
+        health,
+        lambda h: [(("measures", i, "value"), m.value) for i, m in enumerate(h.measures)],
+        lambda loc: str(health[0].measures[int(loc[1])].id) if health else "",
+        fields,
     )
     fields = fields | HEALTH_FIELDS
     plays = col.load(PlaysFile, folder / "plays.yaml", shown(folder / "plays.yaml"))
@@ -130,7 +129,11 @@ def load_definitions(folder: Path) -> Definitions:
     if writeback:
         for crm_field, name in writeback[0].account_fields.items():
             if name not in fields:
-                col.issues.append(writeback[1].issue(("account_fields", crm_field), f"unknown profile field {name!r}"))
+                col.issues.append(
+                    writeback[1].issue(
+                        ("account_fields", crm_field), f"unknown profile field {name!r}"
+                    )
+                )
     if col.issues or not (health and plays and triggers and writeback):
         raise ConfigError(col.issues)
     return Definitions(
@@ -169,15 +172,21 @@ def _load_mapping(col: _Collector, path: Path, display: str) -> CompiledMapping 
         if (fs.from_ is None) == (fs.expr is None) and fs.aggregate != "count":
             col.issues.append(doc.issue(loc, "give exactly one of 'from' or 'expr'"))
         if fs.aggregate and not spec.date_field and fs.window_days:
-            col.issues.append(doc.issue((*loc, "window_days"), "a window needs 'date_field' on the mapping"))
+            col.issues.append(
+                doc.issue((*loc, "window_days"), "a window needs 'date_field' on the mapping")
+            )
         if fs.aggregate and spec.collect:
-            col.issues.append(doc.issue((*loc, "aggregate"), "aggregates are not allowed in a 'collect' mapping"))
+            col.issues.append(
+                doc.issue((*loc, "aggregate"), "aggregates are not allowed in a 'collect' mapping")
+            )
         if fs.expr is not None and (e := col.expr(doc, (*loc, "expr"), fs.expr, None)):
             exprs[name] = e
         if fs.where is not None and (w := col.expr(doc, (*loc, "where"), fs.where, None)):
             wheres[name] = w
     if spec.master and spec.identity.key != "crm_id":
-        col.issues.append(doc.issue(("identity", "key"), "the master stream must be keyed on crm_id"))
+        col.issues.append(
+            doc.issue(("identity", "key"), "the master stream must be keyed on crm_id")
+        )
     return CompiledMapping(spec=spec, path=display, exprs=exprs, wheres=wheres)
 
 
@@ -185,13 +194,28 @@ def _profile_fields(col: _Collector, mappings: Sequence[CompiledMapping]) -> fro
     owners: dict[str, str] = {}
     masters = [m for m in mappings if m.spec.master]
     if len(masters) != 1 and mappings:
-        col.issues.append(Issue(mappings[0].path, 1, 1, "master", f"exactly one mapping must be 'master: true' (found {len(masters)})"))
+        col.issues.append(
+            Issue(
+                mappings[0].path,
+                1,
+                1,
+                "master",
+                f"exactly one mapping must be 'master: true' (found {len(masters)})",
+            )
+        )
     for m in mappings:
         names = [m.spec.collect] if m.spec.collect else list(m.spec.fields)
         for name in names:
             if name in owners and name is not None:
                 col.issues.append(
-                    Issue(m.path, None, None, f"fields.{name}", f"profile field {name!r} is already defined in {owners[name]}", "each profile field has one owning mapping")
+                    Issue(
+                        m.path,
+                        None,
+                        None,
+                        f"fields.{name}",
+                        f"profile field {name!r} is already defined in {owners[name]}",
+                        "each profile field has one owning mapping",
+                    )
                 )
             owners[name] = m.path  # type: ignore[index]
     return frozenset(owners) | BUILTIN_FIELDS
@@ -262,7 +286,15 @@ def _check_plays(col: _Collector, spec: PlaysFile, doc: YamlDoc) -> None:
             except TemplateSyntaxError as exc:
                 line, column = doc.where(("plays", i, "task", part))
                 at = (line + exc.lineno - (1 if part == "subject" else 0)) if line else None
-                col.issues.append(Issue(doc.path, at, column, f"plays[{i}].task.{part}", f"template error: {exc.message}"))
+                col.issues.append(
+                    Issue(
+                        doc.path,
+                        at,
+                        column,
+                        f"plays[{i}].task.{part}",
+                        f"template error: {exc.message}",
+                    )
+                )
 
 
 def _check_trigger_plays(
@@ -271,4 +303,10 @@ def _check_trigger_plays(
     spec, doc = loaded
     for i, trig in enumerate(spec.triggers):
         if trig.play not in play_ids:
-            col.issues.append(doc.issue(("triggers", i, "play"), f"unknown play {trig.play!r}", "plays are defined in plays.yaml"))
+            col.issues.append(
+                doc.issue(
+                    ("triggers", i, "play"),
+                    f"unknown play {trig.play!r}",
+                    "plays are defined in plays.yaml",
+                )
+            )

@@ -8,7 +8,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
 
 IDENT = r"^[a-z][a-z0-9_]{0,62}$"
 Ident = Annotated[str, Field(pattern=IDENT)]
@@ -72,7 +80,9 @@ class FieldSpec(Strict):
     @classmethod
     def _path(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*", value):
-            msg = f"not a field path: {value!r} (use dots between nested keys, e.g. properties.name)"
+            msg = (
+                f"not a field path: {value!r} (use dots between nested keys, e.g. properties.name)"
+            )
             raise ValueError(msg)
         return value
 

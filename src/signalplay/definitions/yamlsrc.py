@@ -5,9 +5,9 @@ Imports: yaml, pydantic, signalplay.errors.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-import re
 from pathlib import Path
 from typing import Any, TypeVar
 

@@ -37,56 +37,167 @@ LASTMOD = {"contacts": "lastmodifieddate"}
 
 # (from, to) → default HUBSPOT_DEFINED type id, and the inverse of each id.
 DEFAULT_ASSOC = {
-    ("contacts", "companies"): 279, ("companies", "contacts"): 280,
-    ("deals", "companies"): 341, ("companies", "deals"): 342,
-    ("tasks", "companies"): 192, ("companies", "tasks"): 191,
-    ("tasks", "contacts"): 204, ("contacts", "tasks"): 203,
-    ("tasks", "deals"): 216, ("deals", "tasks"): 215,
-    ("deals", "contacts"): 3, ("contacts", "deals"): 4,
+    ("contacts", "companies"): 279,
+    ("companies", "contacts"): 280,
+    ("deals", "companies"): 341,
+    ("companies", "deals"): 342,
+    ("tasks", "companies"): 192,
+    ("companies", "tasks"): 191,
+    ("tasks", "contacts"): 204,
+    ("contacts", "tasks"): 203,
+    ("tasks", "deals"): 216,
+    ("deals", "tasks"): 215,
+    ("deals", "contacts"): 3,
+    ("contacts", "deals"): 4,
 }
-KNOWN_ASSOC = {**{v: k for k, v in DEFAULT_ASSOC.items()}, 1: ("contacts", "companies"), 2: ("companies", "contacts"), 5: ("deals", "companies"), 6: ("companies", "deals")}
-INVERSE = {1: 2, 2: 1, 5: 6, 6: 5, 279: 280, 280: 279, 341: 342, 342: 341, 192: 191, 191: 192, 204: 203, 203: 204, 216: 215, 215: 216, 3: 4, 4: 3}
+KNOWN_ASSOC = {
+    **{v: k for k, v in DEFAULT_ASSOC.items()},
+    1: ("contacts", "companies"),
+    2: ("companies", "contacts"),
+    5: ("deals", "companies"),
+    6: ("companies", "deals"),
+}
+INVERSE = {
+    1: 2,
+    2: 1,
+    5: 6,
+    6: 5,
+    279: 280,
+    280: 279,
+    341: 342,
+    342: 341,
+    192: 191,
+    191: 192,
+    204: 203,
+    203: 204,
+    216: 215,
+    215: 216,
+    3: 4,
+    4: 3,
+}
 
 
-def _prop(name: str, ptype: str = "string", field_type: str = "text", options: Iterable[str] = (), *, unique: bool = False) -> dict[str, Any]:
+def _prop(
+    name: str,
+    ptype: str = "string",
+    field_type: str = "text",
+    options: Iterable[str] = (),
+    *,
+    unique: bool = False,
+) -> dict[str, Any]:
     return {
-        "name": name, "label": name.replace("_", " ").title(), "type": ptype, "fieldType": field_type,
+        "name": name,
+        "label": name.replace("_", " ").title(),
+        "type": ptype,
+        "fieldType": field_type,
         "groupName": "signalplay" if name.startswith(("signalplay_", "cs_")) else "default",
-        "description": "", "hasUniqueValue": unique, "hidden": False, "formField": False,
-        "calculated": False, "externalOptions": False, "displayOrder": -1,
-        "options": [{"label": o.title(), "value": o, "displayOrder": i, "hidden": False} for i, o in enumerate(options)],
-        "createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-01T00:00:00.000Z", "archived": False,
-        "modificationMetadata": {"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False},
+        "description": "",
+        "hasUniqueValue": unique,
+        "hidden": False,
+        "formField": False,
+        "calculated": False,
+        "externalOptions": False,
+        "displayOrder": -1,
+        "options": [
+            {"label": o.title(), "value": o, "displayOrder": i, "hidden": False}
+            for i, o in enumerate(options)
+        ],
+        "createdAt": "2024-01-01T00:00:00.000Z",
+        "updatedAt": "2024-01-01T00:00:00.000Z",
+        "archived": False,
+        "modificationMetadata": {
+            "archivable": True,
+            "readOnlyDefinition": False,
+            "readOnlyValue": False,
+        },
     }
 
 
 def _default_properties() -> dict[str, dict[str, dict[str, Any]]]:
     common = ["hs_object_id", "createdate", "hubspot_owner_id"]
     base = {
-        "companies": [*common, "hs_lastmodifieddate", "name", "domain", "industry", "annualrevenue", "numberofemployees", "lifecyclestage"],
-        "contacts": [*common, "lastmodifieddate", "email", "firstname", "lastname", "jobtitle", "phone", "lifecyclestage"],
-        "deals": [*common, "hs_lastmodifieddate", "dealname", "amount", "dealstage", "pipeline", "closedate"],
-        "tasks": [*common, "hs_lastmodifieddate", "hs_timestamp", "hs_task_subject", "hs_task_body", "hs_task_completion_date", "hs_task_reminders"],
+        "companies": [
+            *common,
+            "hs_lastmodifieddate",
+            "name",
+            "domain",
+            "industry",
+            "annualrevenue",
+            "numberofemployees",
+            "lifecyclestage",
+        ],
+        "contacts": [
+            *common,
+            "lastmodifieddate",
+            "email",
+            "firstname",
+            "lastname",
+            "jobtitle",
+            "phone",
+            "lifecyclestage",
+        ],
+        "deals": [
+            *common,
+            "hs_lastmodifieddate",
+            "dealname",
+            "amount",
+            "dealstage",
+            "pipeline",
+            "closedate",
+        ],
+        "tasks": [
+            *common,
+            "hs_lastmodifieddate",
+            "hs_timestamp",
+            "hs_task_subject",
+            "hs_task_body",
+            "hs_task_completion_date",
+            "hs_task_reminders",
+        ],
     }
     props = {t: {n: _prop(n) for n in names} for t, names in base.items()}
     props["contacts"]["email"]["hasUniqueValue"] = True
-    props["tasks"]["hs_task_status"] = _prop("hs_task_status", "enumeration", "select", ["NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"])
-    props["tasks"]["hs_task_priority"] = _prop("hs_task_priority", "enumeration", "select", ["NONE", "LOW", "MEDIUM", "HIGH"])
-    props["tasks"]["hs_task_type"] = _prop("hs_task_type", "enumeration", "select", ["TODO", "CALL", "EMAIL", "LINKED_IN", "MEETING"])
+    props["tasks"]["hs_task_status"] = _prop(
+        "hs_task_status",
+        "enumeration",
+        "select",
+        ["NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"],
+    )
+    props["tasks"]["hs_task_priority"] = _prop(
+        "hs_task_priority", "enumeration", "select", ["NONE", "LOW", "MEDIUM", "HIGH"]
+    )
+    props["tasks"]["hs_task_type"] = _prop(
+        "hs_task_type", "enumeration", "select", ["TODO", "CALL", "EMAIL", "LINKED_IN", "MEETING"]
+    )
     return props
 
 
 def _now_iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 class HubSpotError(Exception):
     """An error response: status and HubSpot's error body."""
 
-    def __init__(self, status: int, category: str, message: str, *, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        category: str,
+        message: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
-        self.body: dict[str, Any] = {"status": "error", "message": message, "category": category, **(extra or {})}
+        self.body: dict[str, Any] = {
+            "status": "error",
+            "message": message,
+            "category": category,
+            **(extra or {}),
+        }
         if category == "":
             del self.body["category"]
         self.headers = headers or {}
@@ -120,15 +231,22 @@ class Request:
 class HubSpotState:
     """Everything the stand-in knows; JSON-serialisable."""
 
-    objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: {t: {} for t in TYPE_IDS})
+    objects: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {t: {} for t in TYPE_IDS}
+    )
     associations: list[list[Any]] = field(default_factory=list)
     properties: dict[str, dict[str, dict[str, Any]]] = field(default_factory=_default_properties)
-    groups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: {t: {} for t in TYPE_IDS})
+    groups: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {t: {} for t in TYPE_IDS}
+    )
     owners: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 1000
 
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("objects", "associations", "properties", "groups", "owners", "next_id")}
+        return {
+            k: getattr(self, k)
+            for k in ("objects", "associations", "properties", "groups", "owners", "next_id")
+        }
 
 
 Route = tuple[str, re.Pattern[str], str, Callable[..., tuple[int, Any]]]
@@ -137,7 +255,14 @@ Route = tuple[str, re.Pattern[str], str, Callable[..., tuple[int, Any]]]
 class HubSpotSandbox:
     """The stand-in: a WSGI callable with seeded state, a request log and fault injection."""
 
-    def __init__(self, *, state_file: Path | None = None, token: str | None = None, rate_limit: int = TEN_SECONDLY, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        state_file: Path | None = None,
+        token: str | None = None,
+        rate_limit: int = TEN_SECONDLY,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.state_file = state_file
         self.token = token
         self.rate_limit = rate_limit
@@ -148,9 +273,12 @@ class HubSpotSandbox:
         self._window: deque[float] = deque()
         self._daily = 0
         self._lock = threading.RLock()
-        self._assoc_index: set[tuple[str, str, str, str, int]] = {tuple(a) for a in self.state.associations}  # type: ignore[misc]
+        self._assoc_index: set[tuple[str, str, str, str, int]] = {
+            tuple(a) for a in self.state.associations
+        }  # type: ignore[misc]
         self.routes: list[Route] = [
-            (m, re.compile(f"^{p}$"), p, h) for m, p, h in (
+            (m, re.compile(f"^{p}$"), p, h)
+            for m, p, h in (
                 ("GET", r"/crm/v3/owners/?", self._owners),
                 ("GET", r"/crm/v3/owners/(?P<owner_id>[^/]+)", self._owner),
                 ("GET", r"/crm/v3/properties/(?P<otype>[^/]+)/groups", self._groups),
@@ -158,15 +286,27 @@ class HubSpotSandbox:
                 ("GET", r"/crm/v3/properties/(?P<otype>[^/]+)", self._properties),
                 ("POST", r"/crm/v3/properties/(?P<otype>[^/]+)", self._create_property),
                 ("GET", r"/crm/v3/properties/(?P<otype>[^/]+)/(?P<name>[^/]+)", self._property),
-                ("POST", r"/crm/v3/objects/(?P<otype>[^/]+)/batch/(?P<op>read|create|update|upsert|archive)", self._batch),
+                (
+                    "POST",
+                    r"/crm/v3/objects/(?P<otype>[^/]+)/batch/(?P<op>read|create|update|upsert|archive)",
+                    self._batch,
+                ),
                 ("POST", r"/crm/v3/objects/(?P<otype>[^/]+)/search", self._search),
                 ("GET", r"/crm/v3/objects/(?P<otype>[^/]+)", self._list),
                 ("POST", r"/crm/v3/objects/(?P<otype>[^/]+)", self._create_one),
                 ("GET", r"/crm/v3/objects/(?P<otype>[^/]+)/(?P<oid>[^/]+)", self._get_one),
                 ("PATCH", r"/crm/v3/objects/(?P<otype>[^/]+)/(?P<oid>[^/]+)", self._update_one),
                 ("DELETE", r"/crm/v3/objects/(?P<otype>[^/]+)/(?P<oid>[^/]+)", self._archive_one),
-                ("POST", r"/crm/v4/associations/(?P<ftype>[^/]+)/(?P<ttype>[^/]+)/batch/create", self._assoc_batch_create),
-                ("GET", r"/crm/v4/objects/(?P<otype>[^/]+)/(?P<oid>[^/]+)/associations/(?P<ttype>[^/]+)", self._assoc_list),
+                (
+                    "POST",
+                    r"/crm/v4/associations/(?P<ftype>[^/]+)/(?P<ttype>[^/]+)/batch/create",
+                    self._assoc_batch_create,
+                ),
+                (
+                    "GET",
+                    r"/crm/v4/objects/(?P<otype>[^/]+)/(?P<oid>[^/]+)/associations/(?P<ttype>[^/]+)",
+                    self._assoc_list,
+                ),
             )
         ]
 
@@ -192,27 +332,52 @@ class HubSpotSandbox:
             if any(o["id"] == owner_id for o in self.state.owners):
                 return
             now = _now_iso(self.clock())
-            self.state.owners.append({
-                "id": owner_id, "email": email, "firstName": first, "lastName": last, "userId": user_id,
-                "userIdIncludingInactive": user_id, "type": "PERSON", "archived": False,
-                "createdAt": now, "updatedAt": now, "teams": [{"id": "1", "name": "Customer Success", "primary": True}],
-            })
+            self.state.owners.append(
+                {
+                    "id": owner_id,
+                    "email": email,
+                    "firstName": first,
+                    "lastName": last,
+                    "userId": user_id,
+                    "userIdIncludingInactive": user_id,
+                    "type": "PERSON",
+                    "archived": False,
+                    "createdAt": now,
+                    "updatedAt": now,
+                    "teams": [{"id": "1", "name": "Customer Success", "primary": True}],
+                }
+            )
 
-    def seed_property(self, otype: str, name: str, *, ptype: str = "string", field_type: str = "text", options: Iterable[str] = (), unique: bool = False) -> None:
+    def seed_property(
+        self,
+        otype: str,
+        name: str,
+        *,
+        ptype: str = "string",
+        field_type: str = "text",
+        options: Iterable[str] = (),
+        unique: bool = False,
+    ) -> None:
         """Define a custom property unless it exists."""
         with self._lock:
-            self.state.properties[otype].setdefault(name, _prop(name, ptype, field_type, options, unique=unique))
+            self.state.properties[otype].setdefault(
+                name, _prop(name, ptype, field_type, options, unique=unique)
+            )
 
     def seed_object(self, otype: str, properties: dict[str, str | None], *, unique_by: str) -> str:
         """Create or update a record keyed on one of its properties; returns its id."""
         with self._lock:
             existing = self._find_by(otype, unique_by, properties.get(unique_by))
             if existing is not None:
-                existing["properties"].update({k: v for k, v in properties.items() if v is not None})
+                existing["properties"].update(
+                    {k: v for k, v in properties.items() if v is not None}
+                )
                 return str(existing["id"])
             return str(self._insert(otype, properties)["id"])
 
-    def seed_association(self, ftype: str, fid: str, ttype: str, tid: str, type_id: int | None = None) -> None:
+    def seed_association(
+        self, ftype: str, fid: str, ttype: str, tid: str, type_id: int | None = None
+    ) -> None:
         """Link two records (the inverse link is derived)."""
         with self._lock:
             self._associate(ftype, fid, ttype, tid, type_id or DEFAULT_ASSOC[(ftype, ttype)])
@@ -226,27 +391,55 @@ class HubSpotSandbox:
         raw = environ["wsgi.input"].read(length) if length else b""
         auth = environ.get("HTTP_AUTHORIZATION", "")
         correlation = str(uuid.uuid4())
-        headers = [("Content-Type", "application/json;charset=utf-8"), ("X-HubSpot-Correlation-Id", correlation)]
+        headers = [
+            ("Content-Type", "application/json;charset=utf-8"),
+            ("X-HubSpot-Correlation-Id", correlation),
+        ]
         with self._lock:
-            status, body, template, extra_headers, inputs = self._dispatch(method, path, query, raw, auth)
+            status, body, template, extra_headers, inputs = self._dispatch(
+                method, path, query, raw, auth
+            )
             self.requests.append(Request(method, path, template, query, status, auth, inputs))
             if status < 400 and method != "GET":
                 self.save()
         if isinstance(body, dict) and body.get("status") == "error":
             body["correlationId"] = correlation
         headers += extra_headers
-        reason = {200: "OK", 201: "Created", 204: "No Content", 207: "Multi-Status", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict", 429: "Too Many Requests"}.get(status, "Error")
+        reason = {
+            200: "OK",
+            201: "Created",
+            204: "No Content",
+            207: "Multi-Status",
+            400: "Bad Request",
+            401: "Unauthorized",
+            404: "Not Found",
+            409: "Conflict",
+            429: "Too Many Requests",
+        }.get(status, "Error")
         start_response(f"{status} {reason}", headers)
         return [] if status == 204 else [json.dumps(body).encode()]
 
-    def _dispatch(self, method: str, path: str, query: dict[str, list[str]], raw: bytes, auth: str) -> tuple[int, Any, str, list[tuple[str, str]], int]:
-        route = next(((h, m.groupdict(), tpl) for meth, rx, tpl, h in self.routes if meth == method and (m := rx.match(path))), None)
+    def _dispatch(
+        self, method: str, path: str, query: dict[str, list[str]], raw: bytes, auth: str
+    ) -> tuple[int, Any, str, list[tuple[str, str]], int]:
+        route = next(
+            (
+                (h, m.groupdict(), tpl)
+                for meth, rx, tpl, h in self.routes
+                if meth == method and (m := rx.match(path))
+            ),
+            None,
+        )
         template = path
         if route is not None:
             kinds = {"otype", "ftype", "ttype", "op"}
             template = re.sub(
                 r"\(\?P<(\w+)>[^)]*\)",
-                lambda g: TYPE_BY_ID.get(route[1][g.group(1)], route[1][g.group(1)]) if g.group(1) in kinds else "{" + g.group(1) + "}",
+                lambda g: (
+                    TYPE_BY_ID.get(route[1][g.group(1)], route[1][g.group(1)])
+                    if g.group(1) in kinds
+                    else "{" + g.group(1) + "}"
+                ),
                 route[2],
             ).replace("/?", "/")
         try:
@@ -263,30 +456,69 @@ class HubSpotSandbox:
         except HubSpotError as exc:
             return exc.status, exc.body, template, list(exc.headers.items()), 0
         except (json.JSONDecodeError, AttributeError, TypeError, KeyError) as exc:
-            return 400, {"status": "error", "category": "VALIDATION_ERROR", "message": f"Invalid input JSON: {exc}"}, template, [], 0
+            return (
+                400,
+                {
+                    "status": "error",
+                    "category": "VALIDATION_ERROR",
+                    "message": f"Invalid input JSON: {exc}",
+                },
+                template,
+                [],
+                0,
+            )
 
     def _check_auth(self, auth: str) -> None:
-        ok = auth.startswith("Bearer ") and len(auth) > 7 and (self.token is None or auth[7:] == self.token)
+        ok = (
+            auth.startswith("Bearer ")
+            and len(auth) > 7
+            and (self.token is None or auth[7:] == self.token)
+        )
         if not ok:
-            raise HubSpotError(401, "INVALID_AUTHENTICATION", "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
+            raise HubSpotError(
+                401,
+                "INVALID_AUTHENTICATION",
+                "Authentication credentials not found. This API supports OAuth 2.0 "
+                "authentication and you can find more details at "
+                "https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+            )
 
     def _rate(self, path: str) -> list[tuple[str, str]]:
         now = time.monotonic()
         while self._window and now - self._window[0] >= 10:
             self._window.popleft()
         if len(self._window) >= self.rate_limit:
-            raise HubSpotError(429, "", "You have reached your ten_secondly_rolling limit.", extra={"errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING", "groupName": "publicapi:private-app"})
+            raise HubSpotError(
+                429,
+                "",
+                "You have reached your ten_secondly_rolling limit.",
+                extra={
+                    "errorType": "RATE_LIMIT",
+                    "policyName": "TEN_SECONDLY_ROLLING",
+                    "groupName": "publicapi:private-app",
+                },
+            )
         self._window.append(now)
         self._daily += 1
         if path.endswith("/search"):
             return []  # search responses carry no rate-limit headers
         return [
-            ("X-HubSpot-RateLimit-Daily", str(DAILY)), ("X-HubSpot-RateLimit-Daily-Remaining", str(DAILY - self._daily)),
-            ("X-HubSpot-RateLimit-Interval-Milliseconds", "10000"), ("X-HubSpot-RateLimit-Max", str(self.rate_limit)),
+            ("X-HubSpot-RateLimit-Daily", str(DAILY)),
+            ("X-HubSpot-RateLimit-Daily-Remaining", str(DAILY - self._daily)),
+            ("X-HubSpot-RateLimit-Interval-Milliseconds", "10000"),
+            ("X-HubSpot-RateLimit-Max", str(self.rate_limit)),
             ("X-HubSpot-RateLimit-Remaining", str(self.rate_limit - len(self._window))),
         ]
 
-    def fail_next(self, status: int, *, times: int = 1, path_contains: str = "", retry_after: float | None = None, body: dict[str, Any] | None = None) -> None:
+    def fail_next(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        path_contains: str = "",
+        retry_after: float | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
         """Answer the next `times` requests whose path contains `path_contains` with `status`."""
         with self._lock:
             self.faults.append(Fault(status, times, path_contains, body, retry_after))
@@ -295,17 +527,35 @@ class HubSpotSandbox:
         for fault in self.faults:
             if fault.times > 0 and fault.path_contains in path:
                 fault.times -= 1
-                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                headers = (
+                    {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                )
                 if fault.status == 429:
-                    body = fault.body or {"errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"}
-                    raise HubSpotError(429, "", "You have reached your ten_secondly_rolling limit.", extra=body, headers=headers)
-                raise HubSpotError(fault.status, "INTERNAL_ERROR" if fault.status >= 500 else "VALIDATION_ERROR", "Injected fault", headers=headers)
+                    body = fault.body or {
+                        "errorType": "RATE_LIMIT",
+                        "policyName": "TEN_SECONDLY_ROLLING",
+                    }
+                    raise HubSpotError(
+                        429,
+                        "",
+                        "You have reached your ten_secondly_rolling limit.",
+                        extra=body,
+                        headers=headers,
+                    )
+                raise HubSpotError(
+                    fault.status,
+                    "INTERNAL_ERROR" if fault.status >= 500 else "VALIDATION_ERROR",
+                    "Injected fault",
+                    headers=headers,
+                )
 
     # ---- helpers ---------------------------------------------------------------------------
     def _otype(self, otype: str) -> str:
         name = TYPE_BY_ID.get(otype, otype)
         if name not in self.state.objects:
-            raise HubSpotError(400, "VALIDATION_ERROR", f"Unable to infer object type from: {otype}")
+            raise HubSpotError(
+                400, "VALIDATION_ERROR", f"Unable to infer object type from: {otype}"
+            )
         return name
 
     def _insert(self, otype: str, properties: dict[str, Any]) -> dict[str, Any]:
@@ -313,14 +563,24 @@ class HubSpotSandbox:
         oid = str(self.state.next_id)
         now = _now_iso(self.clock())
         props = {k: (None if v is None else str(v)) for k, v in properties.items()}
-        props.update({"hs_object_id": oid, "createdate": now, LASTMOD.get(otype, "hs_lastmodifieddate"): now})
-        record = {"id": oid, "properties": props, "createdAt": now, "updatedAt": now, "archived": False}
+        props.update(
+            {"hs_object_id": oid, "createdate": now, LASTMOD.get(otype, "hs_lastmodifieddate"): now}
+        )
+        record = {
+            "id": oid,
+            "properties": props,
+            "createdAt": now,
+            "updatedAt": now,
+            "archived": False,
+        }
         self.state.objects[otype][oid] = record
         return record
 
     def _touch(self, otype: str, record: dict[str, Any], properties: dict[str, Any]) -> None:
         now = _now_iso(self.clock())
-        record["properties"].update({k: (None if v is None or v == "" else str(v)) for k, v in properties.items()})
+        record["properties"].update(
+            {k: (None if v is None or v == "" else str(v)) for k, v in properties.items()}
+        )
         record["properties"][LASTMOD.get(otype, "hs_lastmodifieddate")] = now
         record["updatedAt"] = now
 
@@ -330,44 +590,124 @@ class HubSpotSandbox:
         if prop in ("hs_object_id", "id"):
             rec = self.state.objects[otype].get(str(value))
             return rec if rec and not rec["archived"] else None
-        return next((r for r in self.state.objects[otype].values() if not r["archived"] and r["properties"].get(prop) == str(value)), None)
+        return next(
+            (
+                r
+                for r in self.state.objects[otype].values()
+                if not r["archived"] and r["properties"].get(prop) == str(value)
+            ),
+            None,
+        )
 
-    def _validate(self, otype: str, properties: Any, *, creating: bool, own_id: str | None = None) -> None:
+    def _validate(
+        self, otype: str, properties: Any, *, creating: bool, own_id: str | None = None
+    ) -> None:
         if not isinstance(properties, dict):
-            raise HubSpotError(400, "VALIDATION_ERROR", "Invalid input JSON on line 1: properties must be an object")
+            raise HubSpotError(
+                400,
+                "VALIDATION_ERROR",
+                "Invalid input JSON on line 1: properties must be an object",
+            )
         catalogue = self.state.properties[otype]
         problems = []
         for name, value in properties.items():
             spec = catalogue.get(name)
             if spec is None:
-                problems.append({"isValid": False, "message": f'Property "{name}" does not exist', "error": "PROPERTY_DOESNT_EXIST", "name": name})
-            elif spec["type"] == "enumeration" and value not in (None, "") and str(value) not in {o["value"] for o in spec["options"]}:
-                problems.append({"isValid": False, "message": f"{value} was not one of the allowed options", "error": "INVALID_OPTION", "name": name})
+                problems.append(
+                    {
+                        "isValid": False,
+                        "message": f'Property "{name}" does not exist',
+                        "error": "PROPERTY_DOESNT_EXIST",
+                        "name": name,
+                    }
+                )
+            elif (
+                spec["type"] == "enumeration"
+                and value not in (None, "")
+                and str(value) not in {o["value"] for o in spec["options"]}
+            ):
+                problems.append(
+                    {
+                        "isValid": False,
+                        "message": f"{value} was not one of the allowed options",
+                        "error": "INVALID_OPTION",
+                        "name": name,
+                    }
+                )
             elif spec["type"] == "number" and value not in (None, ""):
                 try:
                     float(value)
                 except (TypeError, ValueError):
-                    problems.append({"isValid": False, "message": f"{value} is not a valid number", "error": "INVALID_FLOAT", "name": name})
+                    problems.append(
+                        {
+                            "isValid": False,
+                            "message": f"{value} is not a valid number",
+                            "error": "INVALID_FLOAT",
+                            "name": name,
+                        }
+                    )
             elif spec.get("hasUniqueValue") and value not in (None, ""):
                 other = self._find_by(otype, name, value)
                 if other is not None and other["id"] != own_id:
-                    raise HubSpotError(409, "CONFLICT", f"A {SINGULAR[otype]} with {name} {value} already exists. Existing ID: {other['id']}")
+                    raise HubSpotError(
+                        409,
+                        "CONFLICT",
+                        f"A {SINGULAR[otype]} with {name} {value} already exists. "
+                        f"Existing ID: {other['id']}",
+                    )
         if creating and otype == "tasks" and not properties.get("hs_timestamp"):
-            problems.append({"isValid": False, "message": "hs_timestamp is required", "error": "REQUIRED_FIELD", "name": "hs_timestamp"})
+            problems.append(
+                {
+                    "isValid": False,
+                    "message": "hs_timestamp is required",
+                    "error": "REQUIRED_FIELD",
+                    "name": "hs_timestamp",
+                }
+            )
         if problems:
-            raise HubSpotError(400, "VALIDATION_ERROR", f"Property values were not valid: {json.dumps(problems)}", extra={"errors": [{"message": p["message"], "code": p["error"], "context": {"propertyName": [p["name"]]}} for p in problems]})
+            raise HubSpotError(
+                400,
+                "VALIDATION_ERROR",
+                f"Property values were not valid: {json.dumps(problems)}",
+                extra={
+                    "errors": [
+                        {
+                            "message": p["message"],
+                            "code": p["error"],
+                            "context": {"propertyName": [p["name"]]},
+                        }
+                        for p in problems
+                    ]
+                },
+            )
 
-    def _view(self, otype: str, record: dict[str, Any], requested: list[str], associations: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    def _view(
+        self, otype: str, record: dict[str, Any], requested: list[str], associations: list[str] = ()
+    ) -> dict[str, Any]:  # type: ignore[assignment]
         defaults = ("hs_object_id", "createdate", LASTMOD.get(otype, "hs_lastmodifieddate"))
         catalogue = self.state.properties[otype]
-        props = {n: record["properties"].get(n) for n in (*defaults, *requested) if n in catalogue or n in defaults}
-        out = {"id": record["id"], "properties": props, "createdAt": record["createdAt"], "updatedAt": record["updatedAt"], "archived": record["archived"]}
+        props = {
+            n: record["properties"].get(n)
+            for n in (*defaults, *requested)
+            if n in catalogue or n in defaults
+        }
+        out = {
+            "id": record["id"],
+            "properties": props,
+            "createdAt": record["createdAt"],
+            "updatedAt": record["updatedAt"],
+            "archived": record["archived"],
+        }
         if record.get("archivedAt"):
             out["archivedAt"] = record["archivedAt"]
         links: dict[str, Any] = {}
         for ttype in associations:
             tname = TYPE_BY_ID.get(ttype, ttype)
-            found = [{"id": tid, "type": self._assoc_label(otype, tname, tid_type)} for (f, fid, tt, tid, tid_type) in sorted(self._assoc_index) if f == otype and fid == record["id"] and tt == tname]
+            found = [
+                {"id": tid, "type": self._assoc_label(otype, tname, tid_type)}
+                for (f, fid, tt, tid, tid_type) in sorted(self._assoc_index)
+                if f == otype and fid == record["id"] and tt == tname
+            ]
             if found:
                 links[tname] = {"results": found}
         if links:
@@ -381,10 +721,17 @@ class HubSpotSandbox:
 
     def _associate(self, ftype: str, fid: str, ttype: str, tid: str, type_id: int) -> None:
         if KNOWN_ASSOC.get(type_id) != (ftype, ttype):
-            raise HubSpotError(400, "VALIDATION_ERROR", f"{type_id} is not a valid association type id between {SINGULAR.get(ftype)} and {SINGULAR.get(ttype)}")
+            raise HubSpotError(
+                400,
+                "VALIDATION_ERROR",
+                f"{type_id} is not a valid association type id between "
+                f"{SINGULAR.get(ftype)} and {SINGULAR.get(ttype)}",
+            )
         for a, b in ((ftype, fid), (ttype, tid)):
             if self._find_by(a, "id", b) is None:
-                raise HubSpotError(404, "OBJECT_NOT_FOUND", f"No {SINGULAR.get(a)} with ID {b} exists")
+                raise HubSpotError(
+                    404, "OBJECT_NOT_FOUND", f"No {SINGULAR.get(a)} with ID {b} exists"
+                )
         for link in ((ftype, fid, ttype, tid, type_id), (ttype, tid, ftype, fid, INVERSE[type_id])):
             if link not in self._assoc_index:
                 self._assoc_index.add(link)
@@ -405,7 +752,10 @@ class HubSpotSandbox:
         if not 1 <= limit <= LIST_CAP:
             raise HubSpotError(400, "VALIDATION_ERROR", f"limit must be between 1 and {LIST_CAP}")
         archived = self._qbool(query, "archived")
-        records = sorted((r for r in self.state.objects[otype].values() if r["archived"] == archived), key=lambda r: int(r["id"]))
+        records = sorted(
+            (r for r in self.state.objects[otype].values() if r["archived"] == archived),
+            key=lambda r: int(r["id"]),
+        )
         after = query.get("after", [None])[0]
         if after:
             records = [r for r in records if int(r["id"]) > int(after)]
@@ -417,13 +767,19 @@ class HubSpotSandbox:
             out["paging"] = {"next": {"after": nxt, "link": f"?after={nxt}"}}
         return 200, out
 
-    def _get_one(self, *, query: dict[str, list[str]], body: Any, otype: str, oid: str) -> tuple[int, Any]:
+    def _get_one(
+        self, *, query: dict[str, list[str]], body: Any, otype: str, oid: str
+    ) -> tuple[int, Any]:
         otype = self._otype(otype)
         prop = query.get("idProperty", ["hs_object_id"])[0]
         record = self._find_by(otype, prop, oid)
         if record is None:
-            raise HubSpotError(404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.")
-        return 200, self._view(otype, record, self._qlist(query, "properties"), self._qlist(query, "associations"))
+            raise HubSpotError(
+                404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric."
+            )
+        return 200, self._view(
+            otype, record, self._qlist(query, "properties"), self._qlist(query, "associations")
+        )
 
     def _create_one(self, *, query: dict[str, list[str]], body: Any, otype: str) -> tuple[int, Any]:
         otype = self._otype(otype)
@@ -437,49 +793,76 @@ class HubSpotSandbox:
         for link in links:  # validate every link before writing anything
             for spec in link["types"]:
                 if KNOWN_ASSOC.get(spec["associationTypeId"], ("",))[0] != otype:
-                    raise HubSpotError(400, "VALIDATION_ERROR", f"{spec['associationTypeId']} is not a valid association type id for {SINGULAR[otype]}")
+                    raise HubSpotError(
+                        400,
+                        "VALIDATION_ERROR",
+                        f"{spec['associationTypeId']} is not a valid association type id "
+                        f"for {SINGULAR[otype]}",
+                    )
         record = self._insert(otype, props)
         for link in links:
             for spec in link["types"]:
                 ttype = KNOWN_ASSOC[spec["associationTypeId"]][1]
-                self._associate(otype, record["id"], ttype, str(link["to"]["id"]), spec["associationTypeId"])
+                self._associate(
+                    otype, record["id"], ttype, str(link["to"]["id"]), spec["associationTypeId"]
+                )
         return record
 
-    def _update_one(self, *, query: dict[str, list[str]], body: Any, otype: str, oid: str) -> tuple[int, Any]:
+    def _update_one(
+        self, *, query: dict[str, list[str]], body: Any, otype: str, oid: str
+    ) -> tuple[int, Any]:
         otype = self._otype(otype)
         record = self._find_by(otype, query.get("idProperty", ["hs_object_id"])[0], oid)
         if record is None:
-            raise HubSpotError(404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.")
+            raise HubSpotError(
+                404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric."
+            )
         props = (body or {}).get("properties", {})
         self._validate(otype, props, creating=False, own_id=record["id"])
         self._touch(otype, record, props)
         return 200, self._view(otype, record, list(props))
 
-    def _archive_one(self, *, query: dict[str, list[str]], body: Any, otype: str, oid: str) -> tuple[int, Any]:
+    def _archive_one(
+        self, *, query: dict[str, list[str]], body: Any, otype: str, oid: str
+    ) -> tuple[int, Any]:
         otype = self._otype(otype)
         record = self._find_by(otype, "id", oid)
         if record is not None:
             record["archived"], record["archivedAt"] = True, _now_iso(self.clock())
         return 204, None
 
-    def _batch(self, *, query: dict[str, list[str]], body: Any, otype: str, op: str) -> tuple[int, Any]:
+    def _batch(
+        self, *, query: dict[str, list[str]], body: Any, otype: str, op: str
+    ) -> tuple[int, Any]:
         otype = self._otype(otype)
         inputs = (body or {}).get("inputs")
         if not isinstance(inputs, list):
             raise HubSpotError(400, "VALIDATION_ERROR", "Invalid input JSON: inputs is required")
         if len(inputs) > BATCH_CAP:
-            raise HubSpotError(400, "VALIDATION_ERROR", f"Batch input must contain at most {BATCH_CAP} inputs; got {len(inputs)}", extra={"context": {"maxInputs": [str(BATCH_CAP)]}})
+            raise HubSpotError(
+                400,
+                "VALIDATION_ERROR",
+                f"Batch input must contain at most {BATCH_CAP} inputs; got {len(inputs)}",
+                extra={"context": {"maxInputs": [str(BATCH_CAP)]}},
+            )
         started = _now_iso(self.clock())
         results, errors = getattr(self, f"_batch_{op}")(otype, inputs, body or {})
         if op == "archive":
             return 204, None
-        env: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": _now_iso(self.clock())}
+        env: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": started,
+            "completedAt": _now_iso(self.clock()),
+        }
         if errors:
             env.update({"numErrors": len(errors), "errors": errors})
             return 207, env
         return (201 if op == "create" else 200), env
 
-    def _batch_read(self, otype: str, inputs: list[dict[str, Any]], body: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    def _batch_read(
+        self, otype: str, inputs: list[dict[str, Any]], body: dict[str, Any]
+    ) -> tuple[list[Any], list[Any]]:
         prop = body.get("idProperty") or "hs_object_id"
         found, missing = [], []
         for item in inputs:
@@ -488,22 +871,45 @@ class HubSpotSandbox:
                 missing.append(str(item.get("id")))
             else:
                 found.append(self._view(otype, record, body.get("properties") or []))
-        errors = [{"status": "error", "category": "OBJECT_NOT_FOUND", "message": f"Could not get some {SINGULAR[otype].upper()} objects, they may be deleted or not exist. Check that ids are valid.", "context": {"ids": missing}}] if missing else []
+        errors = (
+            [
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": f"Could not get some {SINGULAR[otype].upper()} objects, they may be "
+                    "deleted or not exist. Check that ids are valid.",
+                    "context": {"ids": missing},
+                }
+            ]
+            if missing
+            else []
+        )
         return found, errors
 
-    def _batch_create(self, otype: str, inputs: list[dict[str, Any]], body: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    def _batch_create(
+        self, otype: str, inputs: list[dict[str, Any]], body: dict[str, Any]
+    ) -> tuple[list[Any], list[Any]]:
         for item in inputs:  # a batch create is atomic: validate everything first
             self._validate(otype, item.get("properties", {}), creating=True)
-        return [self._view(otype, self._create(otype, item), list(item.get("properties", {}))) for item in inputs], []
+        return [
+            self._view(otype, self._create(otype, item), list(item.get("properties", {})))
+            for item in inputs
+        ], []
 
-    def _batch_update(self, otype: str, inputs: list[dict[str, Any]], body: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    def _batch_update(
+        self, otype: str, inputs: list[dict[str, Any]], body: dict[str, Any]
+    ) -> tuple[list[Any], list[Any]]:
         results, errors = [], []
         for item in inputs:
             record = self._find_by(otype, item.get("idProperty") or "hs_object_id", item.get("id"))
             try:
                 if record is None:
-                    raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Object with id {item.get('id')} not found")
-                self._validate(otype, item.get("properties", {}), creating=False, own_id=record["id"])
+                    raise HubSpotError(
+                        404, "OBJECT_NOT_FOUND", f"Object with id {item.get('id')} not found"
+                    )
+                self._validate(
+                    otype, item.get("properties", {}), creating=False, own_id=record["id"]
+                )
             except HubSpotError as exc:
                 errors.append({**exc.body, "context": {"ids": [str(item.get("id"))]}})
                 continue
@@ -511,17 +917,25 @@ class HubSpotSandbox:
             results.append(self._view(otype, record, list(item.get("properties", {}))))
         return results, errors
 
-    def _batch_upsert(self, otype: str, inputs: list[dict[str, Any]], body: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    def _batch_upsert(
+        self, otype: str, inputs: list[dict[str, Any]], body: dict[str, Any]
+    ) -> tuple[list[Any], list[Any]]:
         results, errors = [], []
         for item in inputs:
             prop = item.get("idProperty") or ""
             spec = self.state.properties[otype].get(prop)
             if spec is None or not spec.get("hasUniqueValue"):
-                raise HubSpotError(400, "VALIDATION_ERROR", f"Property {prop!r} is not a unique identifier property for {otype}")
+                raise HubSpotError(
+                    400,
+                    "VALIDATION_ERROR",
+                    f"Property {prop!r} is not a unique identifier property for {otype}",
+                )
             props = {**item.get("properties", {}), prop: item.get("id")}
             record = self._find_by(otype, prop, item.get("id"))
             try:
-                self._validate(otype, props, creating=record is None, own_id=record["id"] if record else None)
+                self._validate(
+                    otype, props, creating=record is None, own_id=record["id"] if record else None
+                )
             except HubSpotError as exc:
                 errors.append({**exc.body, "context": {"ids": [str(item.get("id"))]}})
                 continue
@@ -533,7 +947,9 @@ class HubSpotSandbox:
             results.append({**self._view(otype, record, list(props)), "new": new})
         return results, errors
 
-    def _batch_archive(self, otype: str, inputs: list[dict[str, Any]], body: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    def _batch_archive(
+        self, otype: str, inputs: list[dict[str, Any]], body: dict[str, Any]
+    ) -> tuple[list[Any], list[Any]]:
         for item in inputs:
             self._archive_one(query={}, body=None, otype=otype, oid=str(item.get("id")))
         return [], []
@@ -545,15 +961,35 @@ class HubSpotSandbox:
         if limit > SEARCH_PAGE_CAP:
             raise HubSpotError(400, "VALIDATION_ERROR", f"limit must be at most {SEARCH_PAGE_CAP}")
         if after + limit > SEARCH_TOTAL_CAP:
-            raise HubSpotError(400, "VALIDATION_ERROR", f"Cannot page past {SEARCH_TOTAL_CAP} results.")
+            raise HubSpotError(
+                400, "VALIDATION_ERROR", f"Cannot page past {SEARCH_TOTAL_CAP} results."
+            )
         groups = body.get("filterGroups") or []
-        hits = [r for r in self.state.objects[otype].values() if not r["archived"] and (not groups or any(all(_match(r, f) for f in g.get("filters", [])) for g in groups))]
+        hits = [
+            r
+            for r in self.state.objects[otype].values()
+            if not r["archived"]
+            and (not groups or any(all(_match(r, f) for f in g.get("filters", [])) for g in groups))
+        ]
         hits.sort(key=lambda r: int(r["id"]))
         for sort in reversed(body.get("sorts") or []):
-            name, desc = (sort["propertyName"], sort.get("direction") == "DESCENDING") if isinstance(sort, dict) else (sort.lstrip("-"), sort.startswith("-"))
-            hits.sort(key=lambda r, n=name: (r["properties"].get(n) is None, r["properties"].get(n) or ""), reverse=desc)
+            name, desc = (
+                (sort["propertyName"], sort.get("direction") == "DESCENDING")
+                if isinstance(sort, dict)
+                else (sort.lstrip("-"), sort.startswith("-"))
+            )
+            hits.sort(
+                key=lambda r, n=name: (
+                    r["properties"].get(n) is None,
+                    r["properties"].get(n) or "",
+                ),
+                reverse=desc,
+            )
         page = hits[after : after + limit]
-        out: dict[str, Any] = {"total": len(hits), "results": [self._view(otype, r, body.get("properties") or []) for r in page]}
+        out: dict[str, Any] = {
+            "total": len(hits),
+            "results": [self._view(otype, r, body.get("properties") or []) for r in page],
+        }
         if after + limit < len(hits):
             out["paging"] = {"next": {"after": str(after + limit)}}
         return 200, out
@@ -562,39 +998,66 @@ class HubSpotSandbox:
     def _properties(self, *, query: dict[str, list[str]], body: Any, otype: str) -> tuple[int, Any]:
         return 200, {"results": list(self.state.properties[self._otype(otype)].values())}
 
-    def _property(self, *, query: dict[str, list[str]], body: Any, otype: str, name: str) -> tuple[int, Any]:
+    def _property(
+        self, *, query: dict[str, list[str]], body: Any, otype: str, name: str
+    ) -> tuple[int, Any]:
         prop = self.state.properties[self._otype(otype)].get(name)
         if prop is None:
             raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Unable to find property {name}")
         return 200, prop
 
-    def _create_property(self, *, query: dict[str, list[str]], body: Any, otype: str) -> tuple[int, Any]:
+    def _create_property(
+        self, *, query: dict[str, list[str]], body: Any, otype: str
+    ) -> tuple[int, Any]:
         otype = self._otype(otype)
         body = body or {}
-        missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+        missing = [
+            k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)
+        ]
         if missing:
-            raise HubSpotError(400, "VALIDATION_ERROR", f"Missing required fields: {', '.join(missing)}")
+            raise HubSpotError(
+                400, "VALIDATION_ERROR", f"Missing required fields: {', '.join(missing)}"
+            )
         if body["type"] not in {"string", "number", "date", "datetime", "enumeration", "bool"}:
             raise HubSpotError(400, "VALIDATION_ERROR", f"Invalid property type {body['type']}")
         if body["groupName"] not in self.state.groups[otype] and body["groupName"] != "default":
-            raise HubSpotError(400, "VALIDATION_ERROR", f"Property group {body['groupName']} does not exist")
+            raise HubSpotError(
+                400, "VALIDATION_ERROR", f"Property group {body['groupName']} does not exist"
+            )
         if body["name"] in self.state.properties[otype]:
             raise HubSpotError(409, "CONFLICT", f"Property {body['name']} already exists")
-        prop = {**_prop(body["name"], body["type"], body["fieldType"], [o["value"] for o in body.get("options", [])], unique=bool(body.get("hasUniqueValue"))), "label": body["label"], "groupName": body["groupName"]}
+        prop = {
+            **_prop(
+                body["name"],
+                body["type"],
+                body["fieldType"],
+                [o["value"] for o in body.get("options", [])],
+                unique=bool(body.get("hasUniqueValue")),
+            ),
+            "label": body["label"],
+            "groupName": body["groupName"],
+        }
         self.state.properties[otype][body["name"]] = prop
         return 201, prop
 
     def _groups(self, *, query: dict[str, list[str]], body: Any, otype: str) -> tuple[int, Any]:
         return 200, {"results": list(self.state.groups[self._otype(otype)].values())}
 
-    def _create_group(self, *, query: dict[str, list[str]], body: Any, otype: str) -> tuple[int, Any]:
+    def _create_group(
+        self, *, query: dict[str, list[str]], body: Any, otype: str
+    ) -> tuple[int, Any]:
         otype = self._otype(otype)
         body = body or {}
         if not body.get("name") or not body.get("label"):
             raise HubSpotError(400, "VALIDATION_ERROR", "name and label are required")
         if body["name"] in self.state.groups[otype]:
             raise HubSpotError(409, "CONFLICT", f"Property group {body['name']} already exists")
-        group = {"name": body["name"], "label": body["label"], "displayOrder": body.get("displayOrder", -1), "archived": False}
+        group = {
+            "name": body["name"],
+            "label": body["label"],
+            "displayOrder": body.get("displayOrder", -1),
+            "archived": False,
+        }
         self.state.groups[otype][body["name"]] = group
         return 201, group
 
@@ -602,12 +1065,18 @@ class HubSpotSandbox:
         limit = int(query.get("limit", ["100"])[0])
         archived = self._qbool(query, "archived")
         email = query.get("email", [None])[0]
-        owners = [o for o in self.state.owners if o["archived"] == archived and (email is None or o["email"] == email)]
+        owners = [
+            o
+            for o in self.state.owners
+            if o["archived"] == archived and (email is None or o["email"] == email)
+        ]
         start = int(query.get("after", ["0"])[0] or 0)
         page = owners[start : start + limit]
         out: dict[str, Any] = {"results": page}
         if start + limit < len(owners):
-            out["paging"] = {"next": {"after": str(start + limit), "link": f"?after={start + limit}"}}
+            out["paging"] = {
+                "next": {"after": str(start + limit), "link": f"?after={start + limit}"}
+            }
         return 200, out
 
     def _owner(self, *, query: dict[str, list[str]], body: Any, owner_id: str) -> tuple[int, Any]:
@@ -617,11 +1086,15 @@ class HubSpotSandbox:
             raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Owner {owner_id} not found")
         return 200, owner
 
-    def _assoc_batch_create(self, *, query: dict[str, list[str]], body: Any, ftype: str, ttype: str) -> tuple[int, Any]:
+    def _assoc_batch_create(
+        self, *, query: dict[str, list[str]], body: Any, ftype: str, ttype: str
+    ) -> tuple[int, Any]:
         ftype, ttype = self._otype(ftype), self._otype(ttype)
         inputs = (body or {}).get("inputs") or []
         if len(inputs) > BATCH_CAP:
-            raise HubSpotError(400, "VALIDATION_ERROR", f"Batch input must contain at most {BATCH_CAP} inputs")
+            raise HubSpotError(
+                400, "VALIDATION_ERROR", f"Batch input must contain at most {BATCH_CAP} inputs"
+            )
         results, errors = [], []
         for item in inputs:
             fid, tid = str(item["from"]["id"]), str(item["to"]["id"])
@@ -631,20 +1104,43 @@ class HubSpotSandbox:
             except HubSpotError as exc:
                 errors.append({**exc.body, "context": {"fromId": [fid], "toId": [tid]}})
                 continue
-            results.append({"fromObjectTypeId": TYPE_IDS[ftype], "fromObjectId": int(fid), "toObjectTypeId": TYPE_IDS[ttype], "toObjectId": int(tid), "labels": []})
-        env: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": _now_iso(self.clock()), "completedAt": _now_iso(self.clock())}
+            results.append(
+                {
+                    "fromObjectTypeId": TYPE_IDS[ftype],
+                    "fromObjectId": int(fid),
+                    "toObjectTypeId": TYPE_IDS[ttype],
+                    "toObjectId": int(tid),
+                    "labels": [],
+                }
+            )
+        env: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": _now_iso(self.clock()),
+            "completedAt": _now_iso(self.clock()),
+        }
         if errors:
             env.update({"numErrors": len(errors), "errors": errors})
             return 207, env
         return 201, env
 
-    def _assoc_list(self, *, query: dict[str, list[str]], body: Any, otype: str, oid: str, ttype: str) -> tuple[int, Any]:
+    def _assoc_list(
+        self, *, query: dict[str, list[str]], body: Any, otype: str, oid: str, ttype: str
+    ) -> tuple[int, Any]:
         otype, ttype = self._otype(otype), self._otype(ttype)
         by_target: dict[str, list[int]] = {}
         for f, fid, tt, tid, type_id in sorted(self._assoc_index):
             if f == otype and fid == oid and tt == ttype:
                 by_target.setdefault(tid, []).append(type_id)
-        results = [{"toObjectId": int(tid), "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": i, "label": None} for i in ids]} for tid, ids in sorted(by_target.items(), key=lambda kv: int(kv[0]))]
+        results = [
+            {
+                "toObjectId": int(tid),
+                "associationTypes": [
+                    {"category": "HUBSPOT_DEFINED", "typeId": i, "label": None} for i in ids
+                ],
+            }
+            for tid, ids in sorted(by_target.items(), key=lambda kv: int(kv[0]))
+        ]
         return 200, {"results": results}
 
     # ---- introspection for tests and the demo ----------------------------------------------
@@ -678,8 +1174,16 @@ def _match(record: dict[str, Any], flt: dict[str, Any]) -> bool:
     if value is None:
         return op == "NEQ"
     a, b = _comparable(value), _comparable(target)
-    tests = {"EQ": a == b, "NEQ": a != b, "LT": a < b, "LTE": a <= b, "GT": a > b, "GTE": a >= b,
-             "CONTAINS_TOKEN": str(target).lower() in str(value).lower(), "NOT_CONTAINS_TOKEN": str(target).lower() not in str(value).lower()}
+    tests = {
+        "EQ": a == b,
+        "NEQ": a != b,
+        "LT": a < b,
+        "LTE": a <= b,
+        "GT": a > b,
+        "GTE": a >= b,
+        "CONTAINS_TOKEN": str(target).lower() in str(value).lower(),
+        "NOT_CONTAINS_TOKEN": str(target).lower() not in str(value).lower(),
+    }
     return tests.get(op, False)
 
 

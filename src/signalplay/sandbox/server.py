@@ -25,10 +25,14 @@ class Server:
 
     def __init__(self, app: WSGIApp, *, port: int = 0) -> None:
         # Loopback only: the sandbox never listens on another interface.
-        self._httpd = make_server("127.0.0.1", port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+        self._httpd = make_server(
+            "127.0.0.1", port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
+        )
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"sandbox-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name=f"sandbox-{self.port}", daemon=True
+        )
 
     def start(self) -> Server:
         """Start serving in a daemon thread (once)."""

@@ -36,7 +36,9 @@ def _aware(moment: datetime | None) -> datetime | None:
 class Store:
     """One database: migrations, cursors, raw records, profile, episodes, ledger and runs."""
 
-    def __init__(self, url: str, *, clock: Clock = utc_clock, connect_args: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, url: str, *, clock: Clock = utc_clock, connect_args: dict[str, Any] | None = None
+    ) -> None:
         self.url = url
         self.clock = clock
         self.engine: Engine = sa.create_engine(url, connect_args=connect_args or {}, future=True)
@@ -54,7 +56,9 @@ class Store:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
-    def _upsert(self, conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    def _upsert(
+        self, conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+    ) -> None:
         if not rows:
             return
         dialect = postgresql if self.dialect == "postgresql" else sqlite
@@ -67,14 +71,19 @@ class Store:
         """Record the start of a run and return its id."""
         run_id = f"{self.clock():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         with self.engine.begin() as conn:
-            conn.execute(t.runs.insert().values(run_id=run_id, kind=kind, started_at=self.clock(), status="running"))
+            conn.execute(
+                t.runs.insert().values(
+                    run_id=run_id, kind=kind, started_at=self.clock(), status="running"
+                )
+            )
         return run_id
 
     def finish_run(self, run_id: str, *, status: str, summary: Mapping[str, Any]) -> None:
         """Record how a run ended."""
         with self.engine.begin() as conn:
             conn.execute(
-                t.runs.update().where(t.runs.c.run_id == run_id)
+                t.runs.update()
+                .where(t.runs.c.run_id == run_id)
                 .values(status=status, finished_at=self.clock(), summary=dict(summary))
             )
 
@@ -83,23 +92,43 @@ class Store:
         """The saved cursor of a stream."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(t.cursors.c.cursor).where(t.cursors.c.source == source, t.cursors.c.stream == stream)
+                sa.select(t.cursors.c.cursor).where(
+                    t.cursors.c.source == source, t.cursors.c.stream == stream
+                )
             ).first()
         return None if row is None else row[0]
 
-    def save_page(self, source: str, stream: str, records: Sequence[SourceRecord], cursor: str | None) -> None:
+    def save_page(
+        self, source: str, stream: str, records: Sequence[SourceRecord], cursor: str | None
+    ) -> None:
         """Upsert a page's records and move the cursor forward, in one transaction."""
         now = self.clock()
         rows = [
-            {"source": source, "stream": stream, "record_id": r.record_id, "data": r.data,
-             "updated_at": r.updated_at, "pulled_at": now}
+            {
+                "source": source,
+                "stream": stream,
+                "record_id": r.record_id,
+                "data": r.data,
+                "updated_at": r.updated_at,
+                "pulled_at": now,
+            }
             for r in records
         ]
         with self.engine.begin() as conn:
             for start in range(0, len(rows), BATCH):
-                self._upsert(conn, t.raw_records, rows[start : start + BATCH], ("source", "stream", "record_id"))
+                self._upsert(
+                    conn,
+                    t.raw_records,
+                    rows[start : start + BATCH],
+                    ("source", "stream", "record_id"),
+                )
             if cursor is not None:
-                self._upsert(conn, t.cursors, [{"source": source, "stream": stream, "cursor": cursor, "updated_at": now}], ("source", "stream"))
+                self._upsert(
+                    conn,
+                    t.cursors,
+                    [{"source": source, "stream": stream, "cursor": cursor, "updated_at": now}],
+                    ("source", "stream"),
+                )
 
     def iter_records(self, source: str, stream: str) -> Iterator[SourceRecord]:
         """Every stored record of a stream, streamed in record-id order."""
@@ -111,22 +140,39 @@ class Store:
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=2000).execute(query)
             for rid, data, updated in result:
-                yield SourceRecord(source=source, stream=stream, record_id=rid, data=data, updated_at=_aware(updated))
+                yield SourceRecord(
+                    source=source,
+                    stream=stream,
+                    record_id=rid,
+                    data=data,
+                    updated_at=_aware(updated),
+                )
 
     def count_records(self, source: str, stream: str) -> int:
         """How many records of a stream are stored."""
         with self.engine.connect() as conn:
-            query = sa.select(sa.func.count()).select_from(t.raw_records).where(
-                t.raw_records.c.source == source, t.raw_records.c.stream == stream
+            query = (
+                sa.select(sa.func.count())
+                .select_from(t.raw_records)
+                .where(t.raw_records.c.source == source, t.raw_records.c.stream == stream)
             )
             return int(conn.execute(query).scalar_one())
 
-    def quarantine(self, run_id: str, source: str, stream: str, items: Iterable[tuple[str, str, Any]]) -> int:
+    def quarantine(
+        self, run_id: str, source: str, stream: str, items: Iterable[tuple[str, str, Any]]
+    ) -> int:
         """Keep bad records with their reason; returns how many."""
         now = self.clock()
         rows = [
-            {"run_id": run_id, "source": source, "stream": stream, "record_id": rid[:255],
-             "reason": reason[:2000], "payload": payload, "created_at": now}
+            {
+                "run_id": run_id,
+                "source": source,
+                "stream": stream,
+                "record_id": rid[:255],
+                "reason": reason[:2000],
+                "payload": payload,
+                "created_at": now,
+            }
             for rid, reason, payload in items
         ]
         if rows:
@@ -144,9 +190,17 @@ class Store:
     def replace_facts(self, facts: Mapping[str, Mapping[str, Fact]]) -> None:
         """Make the stored profile exactly `facts`."""
         rows = [
-            {"account_key": acct, "field": name, "value": f.value, "source": f.source,
-             "stream": f.stream, "record_id": f.record_id[:255], "observed_at": f.observed_at}
-            for acct, fields in facts.items() for name, f in fields.items()
+            {
+                "account_key": acct,
+                "field": name,
+                "value": f.value,
+                "source": f.source,
+                "stream": f.stream,
+                "record_id": f.record_id[:255],
+                "observed_at": f.observed_at,
+            }
+            for acct, fields in facts.items()
+            for name, f in fields.items()
         ]
         with self.engine.begin() as conn:
             conn.execute(t.profile_facts.delete())
@@ -162,7 +216,10 @@ class Store:
         with self.engine.connect() as conn:
             for r in conn.execute(query):
                 out.setdefault(r.account_key, {})[r.field] = Fact(
-                    value=r.value, source=r.source, stream=r.stream, record_id=r.record_id,
+                    value=r.value,
+                    source=r.source,
+                    stream=r.stream,
+                    record_id=r.record_id,
                     observed_at=_aware(r.observed_at),
                 )
         return out
@@ -172,7 +229,9 @@ class Store:
         rows = [{"account_key": a, "day": day, "profile": dict(p)} for a, p in profiles.items()]
         with self.engine.begin() as conn:
             for start in range(0, len(rows), BATCH):
-                self._upsert(conn, t.profile_snapshots, rows[start : start + BATCH], ("account_key", "day"))
+                self._upsert(
+                    conn, t.profile_snapshots, rows[start : start + BATCH], ("account_key", "day")
+                )
 
     # episodes -------------------------------------------------------------------------------
     def open_episodes(self) -> dict[tuple[str, str], Episode]:
@@ -192,7 +251,11 @@ class Store:
     def last_resolved(self) -> dict[tuple[str, str], datetime]:
         """When each (account, trigger) last resolved."""
         query = (
-            sa.select(t.episodes.c.account_key, t.episodes.c.trigger_id, sa.func.max(t.episodes.c.resolved_at))
+            sa.select(
+                t.episodes.c.account_key,
+                t.episodes.c.trigger_id,
+                sa.func.max(t.episodes.c.resolved_at),
+            )
             .where(t.episodes.c.status == "resolved")
             .group_by(t.episodes.c.account_key, t.episodes.c.trigger_id)
         )
@@ -202,9 +265,16 @@ class Store:
     def save_episode_changes(self, changes: EpisodeChanges) -> None:
         """Insert opened episodes and mark resolved ones; replays change nothing."""
         rows = [
-            {"episode_key": e.key, "account_key": e.account, "trigger_id": e.trigger_id,
-             "opened_at": e.opened_at, "status": e.status, "resolved_at": e.resolved_at,
-             "resolution": e.resolution, "evidence": _jsonable(e.evidence)}
+            {
+                "episode_key": e.key,
+                "account_key": e.account,
+                "trigger_id": e.trigger_id,
+                "opened_at": e.opened_at,
+                "status": e.status,
+                "resolved_at": e.resolved_at,
+                "resolution": e.resolution,
+                "evidence": _jsonable(e.evidence),
+            }
             for e in (*changes.opened, *changes.resolved)
         ]
         with self.engine.begin() as conn:
@@ -221,19 +291,39 @@ class Store:
         """Write each op to the ledger as planned (kept as it was if already applied)."""
         now = self.clock()
         with self.engine.begin() as conn:
-            applied = {
-                r[0] for r in conn.execute(
-                    sa.select(t.ledger.c.op_key).where(
-                        t.ledger.c.op_key.in_([o.op_key for o in ops]), t.ledger.c.status == "applied"
+            applied = (
+                {
+                    r[0]
+                    for r in conn.execute(
+                        sa.select(t.ledger.c.op_key).where(
+                            t.ledger.c.op_key.in_([o.op_key for o in ops]),
+                            t.ledger.c.status == "applied",
+                        )
                     )
-                )
-            } if ops else set()
+                }
+                if ops
+                else set()
+            )
             rows = [
-                {"op_key": o.op_key, "run_id": run_id, "crm": crm, "action": o.action.value,
-                 "object_type": o.object_type, "target": o.target, "episode_key": o.episode_key,
-                 "payload": o.model_dump(mode="json"), "reason": o.reason, "status": "planned",
-                 "crm_id": None, "error": None, "attempts": 0, "created_at": now, "updated_at": now}
-                for o in ops if o.op_key not in applied
+                {
+                    "op_key": o.op_key,
+                    "run_id": run_id,
+                    "crm": crm,
+                    "action": o.action.value,
+                    "object_type": o.object_type,
+                    "target": o.target,
+                    "episode_key": o.episode_key,
+                    "payload": o.model_dump(mode="json"),
+                    "reason": o.reason,
+                    "status": "planned",
+                    "crm_id": None,
+                    "error": None,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for o in ops
+                if o.op_key not in applied
             ]
             for start in range(0, len(rows), BATCH):
                 self._upsert(conn, t.ledger, rows[start : start + BATCH], ("op_key",))
@@ -244,10 +334,14 @@ class Store:
         with self.engine.begin() as conn:
             for r in results:
                 conn.execute(
-                    t.ledger.update().where(t.ledger.c.op_key == r.op_key).values(
-                        status="applied" if r.ok else "failed", crm_id=r.crm_id,
+                    t.ledger.update()
+                    .where(t.ledger.c.op_key == r.op_key)
+                    .values(
+                        status="applied" if r.ok else "failed",
+                        crm_id=r.crm_id,
                         error=None if r.ok else (r.error or "")[:2000],
-                        attempts=t.ledger.c.attempts + 1, updated_at=now,
+                        attempts=t.ledger.c.attempts + 1,
+                        updated_at=now,
                     )
                 )
 
@@ -267,10 +361,15 @@ class Store:
         """Keep a plan so that `apply` executes exactly it; returns its id."""
         plan_id = f"plan-{run_id}"
         with self.engine.begin() as conn:
-            conn.execute(t.plans.insert().values(
-                plan_id=plan_id, run_id=run_id, created_at=self.clock(),
-                ops=[o.model_dump(mode="json") for o in ops], status="planned",
-            ))
+            conn.execute(
+                t.plans.insert().values(
+                    plan_id=plan_id,
+                    run_id=run_id,
+                    created_at=self.clock(),
+                    ops=[o.model_dump(mode="json") for o in ops],
+                    status="planned",
+                )
+            )
         return plan_id
 
     def load_plan(self, plan_id: str) -> list[WriteOp] | None:
@@ -294,9 +393,14 @@ class Store:
 
 def _episode(r: Any) -> Episode:
     return Episode(
-        key=r.episode_key, account=r.account_key, trigger_id=r.trigger_id,
-        opened_at=_aware(r.opened_at), evidence=r.evidence or {}, status=r.status,  # type: ignore[arg-type]
-        resolved_at=_aware(r.resolved_at), resolution=r.resolution,
+        key=r.episode_key,
+        account=r.account_key,
+        trigger_id=r.trigger_id,
+        opened_at=_aware(r.opened_at),
+        evidence=r.evidence or {},
+        status=r.status,  # type: ignore[arg-type]
+        resolved_at=_aware(r.resolved_at),
+        resolution=r.resolution,
     )
 
 

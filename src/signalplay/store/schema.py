@@ -8,7 +8,8 @@ metadata = MetaData()
 TS = DateTime(timezone=True)
 
 runs = Table(
-    "runs", metadata,
+    "runs",
+    metadata,
     Column("run_id", String(64), primary_key=True),
     Column("kind", String(32), nullable=False),
     Column("started_at", TS, nullable=False),
@@ -18,7 +19,8 @@ runs = Table(
 )
 
 cursors = Table(
-    "cursors", metadata,
+    "cursors",
+    metadata,
     Column("source", String(64), primary_key=True),
     Column("stream", String(64), primary_key=True),
     Column("cursor", Text),
@@ -26,7 +28,8 @@ cursors = Table(
 )
 
 raw_records = Table(
-    "raw_records", metadata,
+    "raw_records",
+    metadata,
     Column("source", String(64), primary_key=True),
     Column("stream", String(64), primary_key=True),
     Column("record_id", String(255), primary_key=True),
@@ -36,7 +39,8 @@ raw_records = Table(
 )
 
 profile_facts = Table(
-    "profile_facts", metadata,
+    "profile_facts",
+    metadata,
     Column("account_key", String(255), primary_key=True),
     Column("field", String(64), primary_key=True),
     Column("value", JSON),
@@ -47,14 +51,16 @@ profile_facts = Table(
 )
 
 profile_snapshots = Table(
-    "profile_snapshots", metadata,
+    "profile_snapshots",
+    metadata,
     Column("account_key", String(255), primary_key=True),
     Column("day", Date, primary_key=True),
     Column("profile", JSON, nullable=False),
 )
 
 episodes = Table(
-    "episodes", metadata,
+    "episodes",
+    metadata,
     Column("episode_key", String(64), primary_key=True),
     Column("account_key", String(255), nullable=False),
     Column("trigger_id", String(64), nullable=False),
@@ -67,7 +73,8 @@ episodes = Table(
 )
 
 ledger = Table(
-    "ledger", metadata,
+    "ledger",
+    metadata,
     Column("op_key", String(64), primary_key=True),
     Column("run_id", String(64), nullable=False),
     Column("crm", String(32), nullable=False),
@@ -87,7 +94,8 @@ ledger = Table(
 )
 
 plans = Table(
-    "plans", metadata,
+    "plans",
+    metadata,
     Column("plan_id", String(64), primary_key=True),
     Column("run_id", String(64), nullable=False),
     Column("created_at", TS, nullable=False),
@@ -96,7 +104,8 @@ plans = Table(
 )
 
 quarantine = Table(
-    "quarantine", metadata,
+    "quarantine",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(64), nullable=False),
     Column("source", String(64), nullable=False),

@@ -114,6 +114,15 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop every table."""
-    for name in ("quarantine", "plans", "ledger", "episodes", "profile_snapshots",
-                 "profile_facts", "raw_records", "cursors", "runs"):
+    for name in (
+        "quarantine",
+        "plans",
+        "ledger",
+        "episodes",
+        "profile_snapshots",
+        "profile_facts",
+        "raw_records",
+        "cursors",
+        "runs",
+    ):
         op.drop_table(name)
