@@ -48,7 +48,7 @@ def _wait(state: RetryCallState, *, base: float, rng: random.Random) -> float:
     exc = state.outcome.exception() if state.outcome else None
     backoff = min(MAX_WAIT, base * 2 ** (state.attempt_number - 1)) * (0.5 + rng.random() / 2)
     hinted = getattr(exc, "retry_after", None) or 0.0
-    return max(hinted, backoff)
+    return float(max(hinted, backoff))
 
 
 def call_with_retry(

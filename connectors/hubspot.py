@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from hubspot import HubSpot
@@ -180,9 +181,10 @@ class HubSpotConnector:
         while True:
             page = self._call(
                 f"list {stream}",
-                lambda a=after: api.get_page(
+                partial(
+                    api.get_page,
                     limit=PAGE_CAP,
-                    after=a,
+                    after=after,
                     properties=names,
                     associations=assoc,
                     archived=False,
@@ -219,8 +221,12 @@ class HubSpotConnector:
         while True:
             page = self._call(
                 "list owners",
-                lambda a=after: self._owners.get_page(
-                    limit=100, after=a, archived=False, _request_timeout=self._timeout
+                partial(
+                    self._owners.get_page,
+                    limit=100,
+                    after=after,
+                    archived=False,
+                    _request_timeout=self._timeout,
                 ),
             )
             records = tuple(
@@ -260,8 +266,11 @@ class HubSpotConnector:
             )
             resp = self._call(
                 "batch read companies",
-                lambda b=body: self._companies.batch_api.read(
-                    b, archived=False, _request_timeout=self._timeout
+                partial(
+                    self._companies.batch_api.read,
+                    body,
+                    archived=False,
+                    _request_timeout=self._timeout,
                 ),
             )
             for obj in resp.results:
@@ -280,16 +289,17 @@ class HubSpotConnector:
             existing = set(self._property_names(otype))
             groups = self._call(
                 "groups",
-                lambda o=otype: self._properties.groups_api.get_all(
-                    o, _request_timeout=self._timeout
-                ),
+                partial(self._properties.groups_api.get_all, otype, _request_timeout=self._timeout),
             )
             if "signalplay" not in {g.name for g in groups.results}:
                 body = {"name": "signalplay", "label": "signalplay", "displayOrder": -1}
                 self._call(
                     "create group",
-                    lambda o=otype, b=body: self._properties.groups_api.create(
-                        o, b, _request_timeout=self._timeout
+                    partial(
+                        self._properties.groups_api.create,
+                        otype,
+                        body,
+                        _request_timeout=self._timeout,
                     ),
                 )
             for _, name, unique in (w for w in wanted if w[0] == otype and w[1] not in existing):
@@ -303,8 +313,11 @@ class HubSpotConnector:
                 }
                 self._call(
                     "create property",
-                    lambda o=otype, b=body: self._properties.core_api.create(
-                        o, b, _request_timeout=self._timeout
+                    partial(
+                        self._properties.core_api.create,
+                        otype,
+                        body,
+                        _request_timeout=self._timeout,
                     ),
                 )
                 created.append(f"{otype}.{name}")
@@ -420,8 +433,8 @@ class HubSpotConnector:
                 resp, failed = self._batch(
                     f"associate tasks to {to_type}",
                     ops,
-                    lambda b=body, t=to_type: self._assoc.create(
-                        "tasks", t, b, _request_timeout=self._timeout
+                    partial(
+                        self._assoc.create, "tasks", to_type, body, _request_timeout=self._timeout
                     ),
                 )
                 failures.update(failed)

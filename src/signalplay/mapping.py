@@ -7,7 +7,7 @@ definitions, expr, identity, models.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -73,7 +73,7 @@ def _to_int(value: Any) -> int:
     return int(float(value)) if isinstance(value, str) and "." in value else int(value)
 
 
-_CASTS = {
+_CASTS: dict[str, Callable[[Any], JSONValue]] = {
     "str": str,
     "int": _to_int,
     "float": float,

@@ -70,7 +70,9 @@ def plan_writes(
     for account in sorted(fields):
         now = current.get(account, {})
         wanted = {f: crm_text(v) for f, v in fields[account].items()}
-        changed = {f: v for f, v in wanted.items() if v is not None and now.get(f) != v}
+        changed: dict[str, JSONValue] = {
+            f: v for f, v in wanted.items() if v is not None and now.get(f) != v
+        }
         plan.skipped_unchanged += len(wanted) - len(changed)
         if not changed:
             continue

@@ -51,7 +51,7 @@ class CrmConnector(Connector, Protocol):
         """
         ...
 
-    def ensure_schema(self) -> list[str]:
+    def ensure_schema(self, account_fields: Sequence[str] = ()) -> list[str]:
         """Create the custom fields signalplay writes, if missing; return what was created."""
         ...
 

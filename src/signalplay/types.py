@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import NewType, TypeAlias, Union
+from typing import TYPE_CHECKING, NewType, TypeAlias, Union
 
 from typing_extensions import TypeAliasType
 
@@ -13,10 +13,16 @@ EpisodeKey = NewType("EpisodeKey", str)
 OpKey = NewType("OpKey", str)
 
 JSONScalar: TypeAlias = str | int | float | bool | None
-JSONValue = TypeAliasType(
-    "JSONValue",
-    Union[str, int, float, bool, list["JSONValue"], dict[str, "JSONValue"], None],  # noqa: UP007
-)
+if TYPE_CHECKING:
+    JSONValue: TypeAlias = (
+        "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
+    )
+else:
+    # pydantic resolves a recursive alias only as a TypeAliasType; mypy reads the branch above.
+    JSONValue = TypeAliasType(
+        "JSONValue",
+        Union[str, int, float, bool, list["JSONValue"], dict[str, "JSONValue"], None],  # noqa: UP007
+    )
 
 Clock: TypeAlias = Callable[[], datetime]
 

@@ -217,7 +217,7 @@ def _profile_fields(col: _Collector, mappings: Sequence[CompiledMapping]) -> fro
                         "each profile field has one owning mapping",
                     )
                 )
-            owners[name] = m.path  # type: ignore[index]
+            owners[name] = m.path
     return frozenset(owners) | BUILTIN_FIELDS
 
 

@@ -52,7 +52,7 @@ class YamlDoc:
             if key in self.positions:
                 return self.positions[key]
             key = key[:-1]
-        return self.positions.get((), (None, None))  # type: ignore[return-value]
+        return self.positions.get((), (None, None))
 
     def issue(self, loc: Sequence[str | int], message: str, hint: str = "") -> Issue:
         """An issue at `loc`, positioned in this file."""
@@ -73,7 +73,7 @@ def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, tuple[int, int]]) -> Any:
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _StrictLoader.construct_object(_LOADER, key_node, deep=True)  # type: ignore[arg-type]
+            key = _StrictLoader.construct_object(_LOADER, key_node, deep=True)
             child = (*loc, key if isinstance(key, str | int) else str(key))
             if key in result:
                 raise _DuplicateKeyError(child, key_node)
@@ -82,7 +82,7 @@ def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, tuple[int, int]]) -> Any:
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_walk(item, (*loc, i), out) for i, item in enumerate(node.value)]
-    return _LOADER.construct_object(node, deep=True)  # type: ignore[arg-type]
+    return _LOADER.construct_object(node, deep=True)
 
 
 class _DuplicateKeyError(Exception):

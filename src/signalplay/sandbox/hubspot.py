@@ -16,9 +16,10 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -274,8 +275,8 @@ class HubSpotSandbox:
         self._daily = 0
         self._lock = threading.RLock()
         self._assoc_index: set[tuple[str, str, str, str, int]] = {
-            tuple(a) for a in self.state.associations
-        }  # type: ignore[misc]
+            (str(a[0]), str(a[1]), str(a[2]), str(a[3]), int(a[4])) for a in self.state.associations
+        }
         self.routes: list[Route] = [
             (m, re.compile(f"^{p}$"), p, h)
             for m, p, h in (
@@ -682,8 +683,12 @@ class HubSpotSandbox:
             )
 
     def _view(
-        self, otype: str, record: dict[str, Any], requested: list[str], associations: list[str] = ()
-    ) -> dict[str, Any]:  # type: ignore[assignment]
+        self,
+        otype: str,
+        record: dict[str, Any],
+        requested: list[str],
+        associations: Sequence[str] = (),
+    ) -> dict[str, Any]:
         defaults = ("hs_object_id", "createdate", LASTMOD.get(otype, "hs_lastmodifieddate"))
         catalogue = self.state.properties[otype]
         props = {
@@ -978,13 +983,7 @@ class HubSpotSandbox:
                 if isinstance(sort, dict)
                 else (sort.lstrip("-"), sort.startswith("-"))
             )
-            hits.sort(
-                key=lambda r, n=name: (
-                    r["properties"].get(n) is None,
-                    r["properties"].get(n) or "",
-                ),
-                reverse=desc,
-            )
+            hits.sort(key=partial(_sort_key, name), reverse=desc)
         page = hits[after : after + limit]
         out: dict[str, Any] = {
             "total": len(hits),
@@ -1166,13 +1165,13 @@ def _match(record: dict[str, Any], flt: dict[str, Any]) -> bool:
     value = record["properties"].get(flt.get("propertyName", ""))
     op, target = flt.get("operator", "EQ"), flt.get("value")
     if op == "HAS_PROPERTY":
-        return value not in (None, "")
+        return bool(value not in (None, ""))
     if op == "NOT_HAS_PROPERTY":
-        return value in (None, "")
+        return bool(value in (None, ""))
     if op in ("IN", "NOT_IN"):
-        return (value in [str(v) for v in flt.get("values", [])]) == (op == "IN")
+        return bool(value in [str(v) for v in flt.get("values", [])]) == bool(op == "IN")
     if value is None:
-        return op == "NEQ"
+        return bool(op == "NEQ")
     a, b = _comparable(value), _comparable(target)
     tests = {
         "EQ": a == b,
@@ -1184,7 +1183,12 @@ def _match(record: dict[str, Any], flt: dict[str, Any]) -> bool:
         "CONTAINS_TOKEN": str(target).lower() in str(value).lower(),
         "NOT_CONTAINS_TOKEN": str(target).lower() not in str(value).lower(),
     }
-    return tests.get(op, False)
+    return bool(tests.get(op, False))
+
+
+def _sort_key(name: str, record: dict[str, Any]) -> tuple[bool, Any]:
+    value = record["properties"].get(name)
+    return value is None, value or ""
 
 
 def _comparable(value: Any) -> Any:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 from alembic import command
@@ -26,6 +26,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 BATCH = 500
 
 
+@overload
+def _aware(moment: datetime) -> datetime: ...
+@overload
+def _aware(moment: datetime | None) -> datetime | None: ...
 def _aware(moment: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes: they were stored as UTC."""
     if moment is None or moment.tzinfo is not None:
@@ -260,7 +264,7 @@ class Store:
             .group_by(t.episodes.c.account_key, t.episodes.c.trigger_id)
         )
         with self.engine.connect() as conn:
-            return {(a, tr): _aware(at) for a, tr, at in conn.execute(query) if at is not None}  # type: ignore[misc]
+            return {(a, tr): _aware(at) for a, tr, at in conn.execute(query) if at is not None}
 
     def save_episode_changes(self, changes: EpisodeChanges) -> None:
         """Insert opened episodes and mark resolved ones; replays change nothing."""
@@ -398,7 +402,7 @@ def _episode(r: Any) -> Episode:
         trigger_id=r.trigger_id,
         opened_at=_aware(r.opened_at),
         evidence=r.evidence or {},
-        status=r.status,  # type: ignore[arg-type]
+        status=r.status,
         resolved_at=_aware(r.resolved_at),
         resolution=r.resolution,
     )
