@@ -7,19 +7,29 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from signalplay.definitions.loader import Definitions, load_definitions
+from signalplay.definitions.loader import CompiledMapping, Definitions, load_definitions
 from signalplay.episodes import advance_episodes
 from signalplay.health import score_health
+from signalplay.identity import IdentityMap
 from signalplay.mapping import StreamMapper, build_identity
-from signalplay.models import WriteOp
+from signalplay.models import Fact, SourceRecord, WriteOp
 from signalplay.plan import plan_writes
 from signalplay.plays import task_for
-from signalplay.profile import merge_facts, profile_values
+from signalplay.profile import (
+    Coverage,
+    coverage,
+    history_days,
+    history_fields,
+    history_values,
+    merge_facts,
+    profile_values,
+    public_values,
+)
 from signalplay.protocols import CrmConnector
 from signalplay.registry import build_connector
 from signalplay.settings import Project
@@ -97,7 +107,7 @@ def pull(ctx: Context, run_id: str) -> dict[str, dict[str, int]]:
                 ctx.store.save_page(name, spec.name, page.records, page.cursor)
                 counts["records"] += len(page.records)
                 counts["quarantined"] += ctx.store.quarantine(
-                    run_id, name, spec.name, page.quarantined
+                    run_id, name, spec.name, page.quarantined, stage="pull"
                 )
                 ctx.progress(f"pull {name}.{spec.name}", counts["records"], None)
             summary[f"{name}.{spec.name}"] = dict(counts)
@@ -106,49 +116,135 @@ def pull(ctx: Context, run_id: str) -> dict[str, dict[str, int]]:
 
 @dataclass
 class Profiles:
-    """Every account's flat profile values, and what mapping could not use."""
+    """Every account's flat profile values, their facts, and what mapping could not use."""
 
     values: dict[str, dict[str, Any]]
+    facts: dict[str, dict[str, Fact]]
     unmatched: dict[str, int]
+    conflicts: dict[str, int]
     quarantined: dict[str, int]
+    coverage: Coverage
 
 
-def build_profiles(ctx: Context, run_id: str) -> Profiles:
-    """Map every stream into facts, store them, and compute signals and health per account."""
-    today = ctx.clock().date()
-    defs = ctx.definitions
-    master = next(m for m in defs.mappings if m.spec.master)
-    identity = build_identity(
-        master, ctx.store.iter_records(master.spec.source, master.spec.stream)
-    )
-    parts, unmatched, quarantined = [], {}, {}
-    for mapping in defs.mappings:
-        mapper = StreamMapper(mapping, identity, today=today)
-        for record in ctx.store.iter_records(mapping.spec.source, mapping.spec.stream):
+def map_streams(
+    ctx: Context, identity: IdentityMap, days: Sequence[date], *, stage: str = "map"
+) -> list[StreamMapper]:
+    """Feed every stored record of every mapped stream through its mapping, for `days`."""
+    mappers = []
+    for i, mapping in enumerate(ctx.definitions.mappings):
+        mapper = StreamMapper(mapping, identity, days=days)
+        total = ctx.store.count_records(mapping.spec.source, mapping.spec.stream)
+        for n, record in enumerate(
+            ctx.store.iter_records(mapping.spec.source, mapping.spec.stream)
+        ):
             mapper.add(record)
-        name = f"{mapping.spec.source}.{mapping.spec.stream}"
-        unmatched[name] = len(mapper.report.unmatched) + len(mapper.report.conflicts)
-        quarantined[name] = ctx.store.quarantine(
-            run_id, mapping.spec.source, mapping.spec.stream, mapper.report.quarantined
-        )
-        parts.append(mapper.facts())
-        ctx.progress("map", len(parts), len(defs.mappings))
-    facts = merge_facts(parts)
-    accounts = {acct for (kind, _), acct in identity.keys.items() if kind == "crm_id"}
-    facts = {a: facts.get(a, {}) for a in sorted(accounts)}
-    ctx.store.replace_facts(facts)
+            if n % 5000 == 0:
+                ctx.progress(
+                    f"{stage} {mapping.name} ({i + 1}/{len(ctx.definitions.mappings)})", n, total
+                )
+        mappers.append(mapper)
+    return mappers
+
+
+def _records_of(ctx: Context) -> Callable[[CompiledMapping], Iterator[SourceRecord]]:
+    return lambda m: ctx.store.iter_records(m.spec.source, m.spec.stream)
+
+
+def _day_values(
+    defs: Definitions,
+    facts: dict[str, dict[str, Fact]],
+    day: date,
+    snapshots: Mapping[date, Mapping[str, Mapping[str, Any]]],
+) -> dict[str, dict[str, Any]]:
+    """Signals and health of every account on `day`, history read from `snapshots`."""
+    needs = defs.history()
     values: dict[str, dict[str, Any]] = {}
     for account, account_facts in facts.items():
-        profile, errors = profile_values(account, account_facts, defs.signals, today=today)
+        history = history_values(account, needs, snapshots, today=day) if needs else None
+        profile, errors = profile_values(
+            account, account_facts, defs.signals, today=day, history=history
+        )
         health = score_health(defs.health, defs.health_values, profile)
         profile.update(
             health_score=health.score, health_band=health.band, health_drivers=health.drivers()
         )
-        values[account] = profile
+        values[account] = public_values(profile) if needs else profile
+        if history:
+            values[account] = {**values[account], **history}
         for error in errors:
             log.warning("account %s: %s", account, error)
-    ctx.store.save_snapshots(today, values)
-    return Profiles(values=values, unmatched=unmatched, quarantined=quarantined)
+    return values
+
+
+def build_profiles(ctx: Context, run_id: str) -> Profiles:
+    """Map every stream into facts, store them with the identity report, and compute signals,
+    health and coverage per account; today's snapshot is saved."""
+    today = ctx.clock().date()
+    defs = ctx.definitions
+    identity = build_identity(defs.mappings, _records_of(ctx))
+    mappers = map_streams(ctx, identity, [today])
+    issues = [i for m in mappers for i in m.report.identity]
+    ctx.store.replace_identity_issues(run_id, issues)
+    quarantined = {
+        m.mapping.name: ctx.store.quarantine(
+            run_id, m.spec.source, m.spec.stream, m.report.quarantined, stage="map"
+        )
+        for m in mappers
+    }
+    merged = merge_facts(m.facts() for m in mappers)
+    facts = {a: merged.get(a, {}) for a in identity.accounts()}
+    ctx.store.replace_facts(facts)
+    needs = defs.history()
+    snapshots = ctx.store.snapshot_values(history_days(needs, today), history_fields(needs))
+    values = _day_values(defs, facts, today, snapshots)
+    shown = {a: public_values(v) for a, v in values.items()}
+    ctx.store.save_snapshots(today, shown)
+    cover = coverage(
+        facts,
+        shown,
+        fields=sorted(defs.profile_fields - {"today", "account_key"}),
+        sources={m.spec.source for m in defs.mappings},
+    )
+    return Profiles(
+        values=values,
+        facts=facts,
+        unmatched={m.mapping.name: len(m.report.unmatched) for m in mappers},
+        conflicts={m.mapping.name: len(m.report.conflicts) for m in mappers},
+        quarantined=quarantined,
+        coverage=cover,
+    )
+
+
+def backfill(ctx: Context, *, days: int, chunk: int = 14) -> dict[str, Any]:
+    """Build the daily snapshots of the last `days` days (today excluded) from the stored
+    history of the sources, oldest first, so that each day's history functions read the days
+    before it. Streams without a date (the CRM's accounts) contribute their current values."""
+    today = ctx.clock().date()
+    targets = [today - timedelta(days=k) for k in range(days, 0, -1)]
+    defs = ctx.definitions
+    identity = build_identity(defs.mappings, _records_of(ctx))
+    accounts = identity.accounts()
+    needs = defs.history()
+    fields = history_fields(needs)
+    cache = ctx.store.snapshot_values(history_days(needs, targets[0]), fields) if targets else {}
+    done = 0
+    for start in range(0, len(targets), chunk):
+        block = targets[start : start + chunk]
+        mappers = map_streams(ctx, identity, block, stage=f"backfill {block[0]}..{block[-1]}")
+        for i, day in enumerate(block):
+            merged = merge_facts(m.facts(i) for m in mappers)
+            values = _day_values(defs, {a: merged.get(a, {}) for a in accounts}, day, cache)
+            ctx.store.save_snapshots(day, {a: public_values(v) for a, v in values.items()})
+            cache[day] = {a: {f: v.get(f) for f in fields} for a, v in values.items()}
+            done += 1
+            ctx.progress("backfill days", done, len(targets))
+    return {
+        "days": len(targets),
+        "from": targets[0].isoformat() if targets else None,
+        "to": targets[-1].isoformat() if targets else None,
+        "accounts": len(accounts),
+        "snapshots": len(targets) * len(accounts),
+    }
 
 
 def evaluate(ctx: Context, profiles: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -196,7 +292,7 @@ def plan(
         a: {crm_f: p.get(f) for crm_f, f in defs.writeback.account_fields.items()}
         for a, p in profiles.items()
     }
-    master = next(m for m in defs.mappings if m.spec.master)
+    master = defs.master
     current = {
         r.record_id: {f: _text(r.data.get(f)) for f in defs.writeback.account_fields}
         for r in ctx.store.iter_records(master.spec.source, master.spec.stream)
@@ -285,7 +381,12 @@ def run(ctx: Context, *, dry_run: bool = False) -> dict[str, Any]:
         **applied,
         "health_bands": dict(sorted(bands.items())),
         "unmatched": profiles.unmatched,
+        "conflicts": profiles.conflicts,
         "quarantined": profiles.quarantined,
+        "coverage": {
+            "overall_pct": profiles.coverage.overall,
+            "sources_pct": profiles.coverage.sources,
+        },
         "seconds": round((ctx.clock() - started).total_seconds(), 2),
         "dry_run": dry_run,
     }

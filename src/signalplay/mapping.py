@@ -1,248 +1,202 @@
 """Map a stream's records into profile facts with lineage, one record at a time.
 
-Memory grows with accounts times fields, never with records: aggregates keep running accumulators.
-A record that fails casting is quarantined with its reason; the rest go on. Imports: stdlib,
-definitions, expr, identity, models.
+Memory grows with accounts times fields (times days, in a backfill), never with records:
+aggregates keep running accumulators. One pass serves several days at once, so a backfill reads
+history once. A record that fails casting is quarantined with its reason; the rest go on.
+Imports: stdlib, definitions, expr, identity, models, transforms.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from signalplay.definitions.loader import CompiledMapping
-from signalplay.definitions.schema import FieldSpec
 from signalplay.expr import ExprRuntimeError
-from signalplay.identity import IdentityMap, get_path, normalize_key, read_key
+from signalplay.identity import IdentityIssue, IdentityMap, learn_keys, resolve
 from signalplay.models import Fact, SourceRecord
+from signalplay.transforms import CastError, compile_path, to_moment, zone
 from signalplay.types import JSONValue
 
-
-class CastError(ValueError):
-    """A value could not be cast to the declared type."""
+MAX_DISTINCT = 100_000
 
 
-def cast_value(value: Any, cast: str | None) -> JSONValue:
-    """Cast a raw value to a profile value; dates become ISO text."""
-    if value is None or value == "" or cast is None:
-        return None if value == "" else value
-    try:
-        return _CASTS[cast](value)
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        raise CastError(f"cannot cast {str(value)[:60]!r} to {cast}: {exc}") from None
-
-
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "y", "t"}:
-        return True
-    if text in {"false", "0", "no", "n", "f"}:
-        return False
-    raise ValueError("not a boolean")
-
-
-def _to_date(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1000, tz=UTC).date().isoformat()
-    return date.fromisoformat(str(value).strip()[:10]).isoformat()
-
-
-def _to_datetime(value: Any) -> str:
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, int | float):
-        moment = datetime.fromtimestamp(value / 1000, tz=UTC)
-    else:
-        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat()
-
-
-def _to_int(value: Any) -> int:
-    if isinstance(value, float) and not value.is_integer():
-        raise ValueError("not a whole number")
-    return int(float(value)) if isinstance(value, str) and "." in value else int(value)
-
-
-_CASTS: dict[str, Callable[[Any], JSONValue]] = {
-    "str": str,
-    "int": _to_int,
-    "float": float,
-    "bool": _to_bool,
-    "date": _to_date,
-    "datetime": _to_datetime,
-    "minor_units": lambda v: round(int(v) / 100, 2),
-}
-
-
-@dataclass
 class _Acc:
-    """A running aggregate of one field for one account."""
+    """A running aggregate of one field for one account (and day)."""
 
-    count: int = 0
-    total: float = 0.0
-    lo: Any = None
-    hi: Any = None
-    last: Any = None
-    last_at: str = ""
-    seen: set[str] = field(default_factory=set)
-    record_id: str = ""
+    __slots__ = ("count", "hi", "last", "last_at", "lo", "record_id", "seen", "total")
 
-    def add(self, value: Any, at: str, record_id: str) -> None:
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.lo: Any = None
+        self.hi: Any = None
+        self.last: Any = None
+        self.last_at = ""
+        self.record_id = ""
+        self.seen: set[str] | None = None
+
+    def add(self, value: Any, at: str, record_id: str, *, distinct: bool) -> None:
         self.count += 1
         if isinstance(value, int | float) and not isinstance(value, bool):
             self.total += value
-            self.lo = value if self.lo is None else min(self.lo, value)
-            self.hi = value if self.hi is None else max(self.hi, value)
-        if value is not None and len(self.seen) < 100_000:
-            self.seen.add(str(value))
+            self.lo = value if self.lo is None or value < self.lo else self.lo
+            self.hi = value if self.hi is None or value > self.hi else self.hi
+        elif isinstance(value, str) and value:
+            self.lo = value if self.lo is None or str(self.lo) > value else self.lo
+            self.hi = value if self.hi is None or str(self.hi) < value else self.hi
+        if distinct and value is not None:
+            self.seen = self.seen if self.seen is not None else set()
+            if len(self.seen) < MAX_DISTINCT:
+                self.seen.add(str(value))
         if at >= self.last_at:
             self.last, self.last_at, self.record_id = value, at, record_id
 
     def result(self, how: str | None) -> JSONValue:
-        results: dict[str | None, JSONValue] = {
+        results: dict[str | None, Any] = {
             "count": self.count,
             "sum": round(self.total, 6),
             "avg": round(self.total / self.count, 6) if self.count else None,
             "min": self.lo,
             "max": self.hi,
-            "distinct": len(self.seen),
+            "distinct": len(self.seen or ()),
         }
-        return results.get(how, self.last) if how in results else self.last
+        value: JSONValue = results.get(how, self.last)
+        return value
 
 
 @dataclass
 class MapReport:
-    """What mapping one stream did: facts per account and what it could not use."""
+    """What mapping one stream did: how many records, and the ones it could not use."""
 
     records: int = 0
-    unmatched: list[tuple[str, str, str]] = field(default_factory=list)
-    conflicts: list[tuple[str, str, str]] = field(default_factory=list)
+    identity: list[IdentityIssue] = field(default_factory=list)
     quarantined: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def unmatched(self) -> list[IdentityIssue]:
+        """Records whose keys match no account."""
+        return [i for i in self.identity if i.problem == "unmatched"]
+
+    @property
+    def conflicts(self) -> list[IdentityIssue]:
+        """Records whose keys match two accounts."""
+        return [i for i in self.identity if i.problem == "conflict"]
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    aggregate: str | None
+    window: int | None
+    offset: int
+    where: Callable[[Any], Any] | None
 
 
 class StreamMapper:
-    """Feeds a stream's records through one mapping file into per-account accumulators."""
+    """Feeds a stream's records through one mapping file into per-account accumulators.
 
-    def __init__(self, mapping: CompiledMapping, identity: IdentityMap, *, today: date) -> None:
+    `days` are the days the profile is computed for (windows end on each); the first is the
+    run's day. Records dated after a day do not count for it.
+    """
+
+    def __init__(
+        self, mapping: CompiledMapping, identity: IdentityMap, *, days: Sequence[date]
+    ) -> None:
         self.mapping = mapping
         self.spec = mapping.spec
         self.identity = identity
-        self.today = today
+        self.days = list(days)
         self.report = MapReport()
-        self._accs: dict[tuple[str, str], _Acc] = {}
+        self._extract = list(mapping.extractors.items())
+        self._fields = [
+            _Field(
+                name,
+                fs.aggregate,
+                fs.window_days,
+                fs.offset_days,
+                mapping.wheres[name].fn if name in mapping.wheres else None,
+            )
+            for name, fs in self.spec.fields.items()
+        ]
+        self._accs: list[dict[tuple[str, str], _Acc]] = [{} for _ in self.days]
         self._members: dict[str, dict[str, dict[str, JSONValue]]] = {}
+        self._date = compile_path(self.spec.date_field) if self.spec.date_field else None
+        self._tz = zone(self.spec.timezone)
 
     def add(self, record: SourceRecord) -> None:
         """Map one record; a bad one is quarantined, an unmatched one reported."""
         self.report.records += 1
-        account = self._account(record)
+        data = record.data
+        account, problem = resolve(self.identity, self.mapping.identity, data)
         if account is None:
+            self._report_identity(record, problem)
             return
         try:
-            values = self._values(record)
-        except (CastError, ExprRuntimeError) as exc:
-            self.report.quarantined.append((record.record_id, str(exc), record.data))
+            values = {name: extract(data) for name, extract in self._extract}
+            day = self._record_day(data)
+        except CastError as exc:
+            self.report.quarantined.append((record.record_id, str(exc), data))
             return
         if self.spec.collect:
             self._members.setdefault(account, {})[record.record_id] = values
             return
-        at = self._record_time(record)
-        for name, value in values.items():
-            fs = self.spec.fields[name]
-            if fs.aggregate and not self._in_window(fs, record):
+        at = (
+            day.isoformat() if day else (record.updated_at.isoformat() if record.updated_at else "")
+        )
+        for f in self._fields:
+            if f.where is not None and not _holds(f.where, data):
                 continue
-            if fs.aggregate and name in self.mapping.wheres and not self._where(name, record):
-                continue
-            acc = self._accs.setdefault((account, name), _Acc())
-            if fs.aggregate == "count":
-                acc.add(1, at, record.record_id)
-            else:
-                acc.add(value, at, record.record_id)
+            value = 1 if f.aggregate == "count" else values[f.name]
+            for index, today in enumerate(self.days):
+                if not _counts(f, day, today):
+                    continue
+                acc = self._accs[index].get((account, f.name))
+                if acc is None:
+                    acc = self._accs[index][(account, f.name)] = _Acc()
+                acc.add(value, at, record.record_id, distinct=f.aggregate == "distinct")
 
-    def _account(self, record: SourceRecord) -> str | None:
-        ident = self.spec.identity
-        key = read_key(record.data, ident)
-        if key is None:
-            self.report.unmatched.append((record.record_id, ident.key, ""))
-            return None
-        account = self.identity.resolve(ident.key, key)
-        if account is None:
-            bucket = (
-                self.report.conflicts
-                if self.identity.is_conflict(ident.key, key)
-                else self.report.unmatched
+    def _report_identity(
+        self, record: SourceRecord, problem: tuple[str, str | None, tuple[str, ...]] | None
+    ) -> None:
+        kind, value, accounts = problem or ("", None, ())
+        self.report.identity.append(
+            IdentityIssue(
+                source=self.spec.source,
+                stream=self.spec.stream,
+                record_id=record.record_id,
+                problem="conflict" if len(accounts) > 1 else "unmatched",
+                key_kind=kind,
+                key_value=value,
+                accounts=accounts,
             )
-            bucket.append((record.record_id, ident.key, key))
-        return account
+        )
 
-    def _values(self, record: SourceRecord) -> dict[str, JSONValue]:
-        out: dict[str, JSONValue] = {}
-        for name, fs in self.spec.fields.items():
-            out[name] = self._field(name, fs, record.data)
-        return out
-
-    def _field(self, name: str, fs: FieldSpec, data: dict[str, Any]) -> JSONValue:
-        if fs.expr is not None:
-            raw = self.mapping.exprs[name](data) if name in self.mapping.exprs else None
-        elif fs.from_ is not None:
-            raw = get_path(data, fs.from_)
-        else:
+    def _record_day(self, data: Any) -> date | None:
+        if self._date is None:
             return None
-        value = cast_value(raw, fs.cast)
-        if fs.normalize is not None:
-            value = normalize_key(value, fs.normalize)
-        if fs.map is not None:
-            value = fs.map.get(str(value), fs.default) if value is not None else fs.default
-        elif value is None and fs.default is not None:
-            value = fs.default
-        return value
-
-    def _where(self, name: str, record: SourceRecord) -> bool:
+        raw = self._date(data)
+        if raw is None or raw == "":
+            raise CastError(f"date_field {self.spec.date_field!r} is missing")
         try:
-            return bool(self.mapping.wheres[name](record.data))
-        except ExprRuntimeError:
-            return False
+            if isinstance(raw, str) and len(raw) == 10:
+                return date.fromisoformat(raw)
+            return to_moment(raw, tz=self._tz).astimezone(self._tz).date()
+        except (TypeError, ValueError, OverflowError) as exc:
+            shown = str(raw)[:40]
+            raise CastError(
+                f"date_field {self.spec.date_field!r}: {shown!r} is not a date ({exc})"
+            ) from None
 
-    def _record_day(self, record: SourceRecord) -> date | None:
-        if self.spec.date_field is None:
-            return None
-        raw = get_path(record.data, self.spec.date_field)
-        try:
-            return date.fromisoformat(_to_date(raw)) if raw not in (None, "") else None
-        except (TypeError, ValueError):
-            return None
-
-    def _in_window(self, fs: FieldSpec, record: SourceRecord) -> bool:
-        if fs.window_days is None:
-            return True
-        day = self._record_day(record)
-        if day is None:
-            return False
-        end = self.today - timedelta(days=fs.offset_days)
-        return end - timedelta(days=fs.window_days) < day <= end
-
-    def _record_time(self, record: SourceRecord) -> str:
-        day = self._record_day(record)
-        if day is not None:
-            return day.isoformat()
-        return record.updated_at.isoformat() if record.updated_at else ""
-
-    def facts(self) -> dict[str, dict[str, Fact]]:
-        """The facts this stream contributes, per account."""
+    def facts(self, index: int = 0) -> dict[str, dict[str, Fact]]:
+        """The facts this stream contributes on `days[index]`, per account."""
         src, stream = self.spec.source, self.spec.stream
         out: dict[str, dict[str, Fact]] = {}
-        for (account, name), acc in self._accs.items():
-            how = self.spec.fields[name].aggregate
+        hows = {f.name: f.aggregate for f in self._fields}
+        for (account, name), acc in self._accs[index].items():
+            how = hows[name]
             rid = acc.record_id if how in (None, "last") else f"{acc.count} records"
             out.setdefault(account, {})[name] = Fact(
                 value=acc.result(how),
@@ -262,23 +216,52 @@ class StreamMapper:
         return out
 
 
+def _holds(where: Callable[[Any], Any], data: Any) -> bool:
+    try:
+        return bool(where(data))
+    except ExprRuntimeError:
+        return False
+
+
+def _counts(f: _Field, day: date | None, today: date) -> bool:
+    if day is None:
+        return f.window is None
+    if f.window is None:
+        return day <= today
+    end = today - timedelta(days=f.offset)
+    return end - timedelta(days=f.window) < day <= end
+
+
 def _parse_at(text: str) -> datetime | None:
     if not text:
         return None
-    moment = (
-        datetime.fromisoformat(text) if "T" in text else datetime.fromisoformat(text + "T00:00:00")
-    )
+    moment = datetime.fromisoformat(text if "T" in text else text + "T00:00:00")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def build_identity(master: CompiledMapping, records: Iterable[SourceRecord]) -> IdentityMap:
-    """The identity map from the master stream: every account and the keys it is known by."""
+def build_identity(
+    mappings: Sequence[CompiledMapping],
+    records_of: Callable[[CompiledMapping], Iterable[SourceRecord]],
+) -> IdentityMap:
+    """The identity map: accounts and keys from the master stream, then the keys other streams
+    provide for the accounts they join (e.g. a support organization's domain)."""
     identity = IdentityMap()
-    for record in records:
-        account = read_key(record.data, master.spec.identity)
+    master = next(m for m in mappings if m.spec.master)
+    read_id = master.identity[0][1]
+    for record in records_of(master):
+        account = read_id(record.data)
         if account is None:
             continue
         identity.add("crm_id", account, account)
-        for kind, spec in master.spec.provides.items():
-            identity.add(kind, read_key(record.data, spec), account)
+        for kind, read in master.provides:
+            identity.add(kind, read(record.data), account)
+    for mapping in mappings:
+        if mapping.spec.master or not mapping.provides:
+            continue
+        learn_keys(
+            identity,
+            mapping.identity,
+            mapping.provides,
+            (r.data for r in records_of(mapping)),
+        )
     return identity

@@ -1,7 +1,8 @@
-"""Load a definitions folder: validate each file, cross-check them, compile expressions and
-templates once. Every problem is collected and raised together as one ConfigError.
+"""Load a definitions folder: validate each file, cross-check them against the profile schema,
+compile fields, expressions and templates once. Every problem is collected and raised together
+as one ConfigError naming file, line, column and field.
 
-Imports: definitions.schema, definitions.yamlsrc, expr, jinja2.
+Imports: definitions.schema, definitions.fields, definitions.yamlsrc, expr, transforms, jinja2.
 """
 
 from __future__ import annotations
@@ -11,27 +12,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel
 
+from signalplay.definitions.fields import (
+    Extractor,
+    builtin_types,
+    compile_field,
+    declared_type,
+    field_type,
+)
 from signalplay.definitions.schema import (
+    FieldSpec,
     HealthFile,
     MappingFile,
+    Play,
     PlaysFile,
     SignalsFile,
     TriggersFile,
+    ValueSpec,
     WritebackFile,
 )
 from signalplay.definitions.yamlsrc import Loc, YamlDoc, dotted, read_yaml, validate_doc
 from signalplay.errors import ConfigError, Issue
-from signalplay.expr import ExprError, Expression, compile_expr
+from signalplay.expr import NUMBER, ExprError, Expression, ValueType, compile_expr
+from signalplay.transforms import compile_path, normalize_key, zone
 
 RESERVED = {"signals", "health", "triggers", "plays", "writeback"}
 BUILTIN_FIELDS = frozenset({"today", "account_key"})
-HEALTH_FIELDS = frozenset({"health_score", "health_band"})
+HEALTH_FIELDS = frozenset({"health_score", "health_band", "health_drivers"})
+DATE_CASTS = {"date", "datetime"}
 
 M = TypeVar("M", bound=BaseModel)
+KeyReader = Callable[[Any], str | None]
 
 
 def template_env() -> ImmutableSandboxedEnvironment:
@@ -39,14 +53,28 @@ def template_env() -> ImmutableSandboxedEnvironment:
     return ImmutableSandboxedEnvironment(autoescape=False, trim_blocks=True, lstrip_blocks=True)
 
 
+def key_reader(path: str, normalize: str | None) -> KeyReader:
+    """A compiled reader of one identity key."""
+    get = compile_path(path)
+    return lambda data: normalize_key(get(data), normalize)
+
+
 @dataclass(frozen=True)
 class CompiledMapping:
-    """A mapping file and its compiled expressions."""
+    """A mapping file with its fields, identity keys and filters compiled."""
 
     spec: MappingFile
     path: str
-    exprs: dict[str, Expression]
+    extractors: dict[str, Extractor]
     wheres: dict[str, Expression]
+    types: dict[str, ValueType]
+    identity: tuple[tuple[str, KeyReader], ...]
+    provides: tuple[tuple[str, KeyReader], ...]
+
+    @property
+    def name(self) -> str:
+        """`source.stream`."""
+        return f"{self.spec.source}.{self.spec.stream}"
 
 
 @dataclass
@@ -62,11 +90,26 @@ class Definitions:
     plays: PlaysFile
     writeback: WritebackFile
     profile_fields: frozenset[str]
+    types: dict[str, ValueType] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
 
-    def play(self, play_id: str) -> Any:
+    def play(self, play_id: str) -> Play:
         """The play with this id."""
         return next(p for p in self.plays.plays if p.id == play_id)
+
+    @property
+    def master(self) -> CompiledMapping:
+        """The mapping of the stream that defines the accounts."""
+        return next(m for m in self.mappings if m.spec.master)
+
+    def history(self) -> frozenset[tuple[str, str, int]]:
+        """Every (function, field, days) the expressions read from the snapshots."""
+        exprs = [
+            *self.signals.values(),
+            *self.health_values.values(),
+            *self.trigger_conditions.values(),
+        ]
+        return frozenset().union(*(e.history for e in exprs))
 
 
 class _Collector:
@@ -83,15 +126,28 @@ class _Collector:
             self.issues.extend(exc.issues)
             return None
 
+    def add(self, doc: YamlDoc, loc: Loc, message: str, hint: str = "") -> None:
+        self.issues.append(doc.issue(loc, message, hint))
+
     def expr(
-        self, doc: YamlDoc, loc: Loc, text: str, names: frozenset[str] | None
+        self,
+        doc: YamlDoc,
+        /,
+        loc: Loc,
+        text: str,
+        names: frozenset[str] | None,
+        *,
+        types: dict[str, ValueType] | None = None,
+        history: frozenset[str] | None = None,
     ) -> Expression | None:
         try:
-            return compile_expr(text, names=names)
+            return compile_expr(text, names=names, types=types, history_names=history)
         except ExprError as exc:
             line, col = doc.where(loc)
-            if col is not None and exc.column is not None and doc.positions.get(loc):
-                col = col + exc.column - 1
+            value = doc.values.get(loc)
+            if value is not None and exc.column is not None and value.style not in ("|", ">"):
+                line = value.line
+                col = value.column + exc.column - 1 + (1 if value.style in ("'", '"') else 0)
             hint = (
                 "fields are defined in the mapping files and signals.yaml"
                 if "unknown field" in exc.message
@@ -101,41 +157,37 @@ class _Collector:
             return None
 
 
-def load_definitions(folder: Path) -> Definitions:
-    """Load and check every file under `folder`; raise one ConfigError listing every issue."""
+def load_definitions(folder: Path, *, replace: Path | None = None) -> Definitions:
+    """Load and check every file under `folder`; raise one ConfigError listing every issue.
+
+    `replace` is a mapping file read instead of the folder's file for the same stream (or in
+    addition, when the folder has none): the file a RevOps user is editing, for a preview.
+    """
     col = _Collector()
-    shown = _display(folder)
-    mapping_paths = sorted(p for p in folder.glob("*.yaml") if p.stem not in RESERVED)
-    mappings = [m for p in mapping_paths if (m := _load_mapping(col, p, shown(p))) is not None]
-    fields = _profile_fields(col, mappings)
-    signals, fields = _load_signals(col, folder / "signals.yaml", shown, fields)
+    shown = _display
+    mappings = _load_mappings(col, folder, replace)
+    types = _profile_types(col, mappings)
+    signals_doc = col.load(SignalsFile, folder / "signals.yaml", shown(folder / "signals.yaml"))
+    signal_names = frozenset(signals_doc[0].signals) if signals_doc else frozenset()
+    history = frozenset(types) | signal_names | HEALTH_FIELDS
+    signals = _compile_signals(col, signals_doc, types, history)
     health = col.load(HealthFile, folder / "health.yaml", shown(folder / "health.yaml"))
-    health_values = _compile_all(
-        col,
-        health,
-        lambda h: [(("measures", i, "value"), m.value) for i, m in enumerate(h.measures)],
-        lambda loc: str(health[0].measures[int(loc[1])].id) if health else "",
-        fields,
-    )
-    fields = fields | HEALTH_FIELDS
+    health_values = _compile_health(col, health, types, history)
+    types.update(builtin_types())
     plays = col.load(PlaysFile, folder / "plays.yaml", shown(folder / "plays.yaml"))
     triggers = col.load(TriggersFile, folder / "triggers.yaml", shown(folder / "triggers.yaml"))
-    conditions = _load_conditions(col, triggers, fields)
+    conditions = _load_conditions(col, triggers, types, history)
     if plays:
-        _check_plays(col, *plays)
+        _check_plays(col, *plays, frozenset(types), _contact_roles(mappings))
     if triggers and plays:
         _check_trigger_plays(col, triggers, {p.id for p in plays[0].plays})
     writeback = col.load(WritebackFile, folder / "writeback.yaml", shown(folder / "writeback.yaml"))
     if writeback:
         for crm_field, name in writeback[0].account_fields.items():
-            if name not in fields:
-                col.issues.append(
-                    writeback[1].issue(
-                        ("account_fields", crm_field), f"unknown profile field {name!r}"
-                    )
-                )
-    if col.issues or not (health and plays and triggers and writeback):
-        raise ConfigError(col.issues)
+            if name not in types:
+                col.add(writeback[1], ("account_fields", crm_field), f"unknown field {name!r}")
+    if col.issues or not (health and plays and triggers and writeback and signals_doc):
+        raise ConfigError(_unique(col.issues))
     return Definitions(
         mappings=mappings,
         signals=signals,
@@ -145,53 +197,30 @@ def load_definitions(folder: Path) -> Definitions:
         trigger_conditions=conditions,
         plays=plays[0],
         writeback=writeback[0],
-        profile_fields=fields,
+        profile_fields=frozenset(types),
+        types=types,
         files=[m.path for m in mappings],
     )
 
 
-def _display(folder: Path) -> Callable[[Path], str]:
-    def shown(path: Path) -> str:
-        try:
-            return str(path.relative_to(Path.cwd()))
-        except ValueError:
-            return str(path)
-
-    return shown
+def _unique(issues: list[Issue]) -> list[Issue]:
+    return list(dict.fromkeys(issues))
 
 
-def _load_mapping(col: _Collector, path: Path, display: str) -> CompiledMapping | None:
-    loaded = col.load(MappingFile, path, display)
-    if loaded is None:
-        return None
-    spec, doc = loaded
-    exprs: dict[str, Expression] = {}
-    wheres: dict[str, Expression] = {}
-    for name, fs in spec.fields.items():
-        loc: Loc = ("fields", name)
-        if (fs.from_ is None) == (fs.expr is None) and fs.aggregate != "count":
-            col.issues.append(doc.issue(loc, "give exactly one of 'from' or 'expr'"))
-        if fs.aggregate and not spec.date_field and fs.window_days:
-            col.issues.append(
-                doc.issue((*loc, "window_days"), "a window needs 'date_field' on the mapping")
-            )
-        if fs.aggregate and spec.collect:
-            col.issues.append(
-                doc.issue((*loc, "aggregate"), "aggregates are not allowed in a 'collect' mapping")
-            )
-        if fs.expr is not None and (e := col.expr(doc, (*loc, "expr"), fs.expr, None)):
-            exprs[name] = e
-        if fs.where is not None and (w := col.expr(doc, (*loc, "where"), fs.where, None)):
-            wheres[name] = w
-    if spec.master and spec.identity.key != "crm_id":
-        col.issues.append(
-            doc.issue(("identity", "key"), "the master stream must be keyed on crm_id")
-        )
-    return CompiledMapping(spec=spec, path=display, exprs=exprs, wheres=wheres)
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
-def _profile_fields(col: _Collector, mappings: Sequence[CompiledMapping]) -> frozenset[str]:
-    owners: dict[str, str] = {}
+def _load_mappings(col: _Collector, folder: Path, replace: Path | None) -> list[CompiledMapping]:
+    paths = sorted(p for p in folder.glob("*.yaml") if p.stem not in RESERVED)
+    mappings = [m for p in paths if (m := _load_mapping(col, p, _display(p))) is not None]
+    if replace is not None:
+        extra = _load_mapping(col, replace, _display(replace))
+        if extra is not None:
+            mappings = [m for m in mappings if m.name != extra.name] + [extra]
     masters = [m for m in mappings if m.spec.master]
     if len(masters) != 1 and mappings:
         col.issues.append(
@@ -201,62 +230,232 @@ def _profile_fields(col: _Collector, mappings: Sequence[CompiledMapping]) -> fro
                 1,
                 "master",
                 f"exactly one mapping must be 'master: true' (found {len(masters)})",
+                "the master stream is the CRM's accounts; every other stream joins onto it",
             )
         )
+    return mappings
+
+
+def _load_mapping(col: _Collector, path: Path, display: str) -> CompiledMapping | None:
+    loaded = col.load(MappingFile, path, display)
+    if loaded is None:
+        return None
+    spec, doc = loaded
+    before = len(col.issues)
+    _check_mapping(col, spec, doc)
+    extractors: dict[str, Extractor] = {}
+    wheres: dict[str, Expression] = {}
+    types: dict[str, ValueType] = {}
+    for name, fs in spec.fields.items():
+        loc: Loc = ("fields", name)
+        _check_field(col, doc, loc, fs, spec)
+        expr = _value_expr(col, doc, (*loc, "expr"), fs)
+        options = [
+            _value_expr(col, doc, (*loc, "first_of", i, "expr"), o)
+            for i, o in enumerate(fs.first_of or ())
+        ]
+        if fs.where is not None and (w := col.expr(doc, (*loc, "where"), fs.where, None)):
+            wheres[name] = w
+        extractors[name] = compile_field(fs, expr, options)
+        types[name] = _field_type(col, doc, loc, fs, expr=expr, options=options)
+    if len(col.issues) > before:
+        return None
+    return CompiledMapping(
+        spec=spec,
+        path=display,
+        extractors=extractors,
+        wheres=wheres,
+        types=types,
+        identity=tuple((k.key, key_reader(k.field, k.normalize)) for k in spec.identity),
+        provides=tuple(
+            (kind, key_reader(k.field, k.normalize)) for kind, k in spec.provides.items()
+        ),
+    )
+
+
+def _value_expr(col: _Collector, doc: YamlDoc, loc: Loc, spec: ValueSpec) -> Expression | None:
+    return None if spec.expr is None else col.expr(doc, loc, spec.expr, None)
+
+
+def _check_mapping(col: _Collector, spec: MappingFile, doc: YamlDoc) -> None:
+    if spec.master and (len(spec.identity) != 1 or spec.identity[0].key != "crm_id"):
+        col.add(doc, ("identity",), "the master stream must be keyed on crm_id alone")
+    if spec.master and spec.collect:
+        col.add(doc, ("collect",), "the master stream cannot be a 'collect' mapping")
+    kinds = [k.key for k in spec.identity]
+    for i, kind in enumerate(kinds):
+        if kind in kinds[:i]:
+            col.add(doc, ("identity", i, "key"), f"identity key {kind!r} is listed twice")
+    if spec.timezone is not None:
+        _check_zone(col, doc, ("timezone",), spec.timezone)
+    if not spec.fields:
+        col.add(doc, ("fields",), "a mapping needs at least one field")
+
+
+def _check_zone(col: _Collector, doc: YamlDoc, loc: Loc, name: str) -> None:
+    try:
+        zone(name)
+    except ValueError as exc:
+        col.add(doc, loc, str(exc), "use an IANA name such as Europe/Berlin or America/New_York")
+
+
+def _check_field(
+    col: _Collector, doc: YamlDoc, loc: Loc, fs: FieldSpec, mapping: MappingFile
+) -> None:
+    sources = [fs.from_ is not None, fs.expr is not None, fs.first_of is not None]
+    if sum(sources) != 1 and not (fs.aggregate == "count" and not any(sources)):
+        col.add(doc, loc, "give exactly one of 'from', 'expr' or 'first_of'")
+    for i, option in enumerate(fs.first_of or ()):
+        if (option.from_ is None) == (option.expr is None):
+            col.add(doc, (*loc, "first_of", i), "give exactly one of 'from' or 'expr'")
+        _check_value(col, doc, (*loc, "first_of", i), option)
+    _check_value(col, doc, loc, fs)
+    if fs.aggregate and fs.window_days and not mapping.date_field:
+        col.add(doc, (*loc, "window_days"), "a window needs 'date_field' on the mapping")
+    if fs.aggregate and mapping.collect:
+        col.add(doc, (*loc, "aggregate"), "aggregates are not allowed in a 'collect' mapping")
+    if fs.where is not None and not fs.aggregate:
+        col.add(doc, (*loc, "where"), "'where' filters the records of an aggregate")
+    if fs.offset_days and not fs.window_days:
+        col.add(doc, (*loc, "offset_days"), "'offset_days' shifts a window: set 'window_days'")
+    if fs.values is not None and fs.type not in (None, "text"):
+        col.add(doc, (*loc, "values"), "enum 'values' are for text fields")
+
+
+def _check_value(col: _Collector, doc: YamlDoc, loc: Loc, spec: ValueSpec) -> None:
+    if spec.map is not None and spec.rules is not None:
+        col.add(doc, (*loc, "rules"), "give either 'map' or 'rules', not both")
+    if (spec.currency or spec.currency_from) and spec.cast != "money":
+        col.add(doc, (*loc, "currency"), "a currency goes with 'cast: money'")
+    if spec.cast == "money" and not (spec.currency or spec.currency_from):
+        col.add(
+            doc,
+            (*loc, "cast"),
+            "'cast: money' needs 'currency' (e.g. usd) or 'currency_from' (a record field)",
+        )
+    if spec.timezone is not None:
+        _check_zone(col, doc, (*loc, "timezone"), spec.timezone)
+    if (spec.timezone or spec.epoch) and spec.cast not in DATE_CASTS:
+        col.add(doc, (*loc, "cast"), "'timezone' and 'epoch' go with 'cast: date' or 'datetime'")
+    if spec.reduce and not (spec.from_ and any("[*]" in p for p in spec.from_)):
+        col.add(doc, (*loc, "reduce"), "'reduce' needs a list path such as items.data[*].quantity")
+
+
+def _field_type(
+    col: _Collector,
+    doc: YamlDoc,
+    loc: Loc,
+    fs: FieldSpec,
+    *,
+    expr: Expression | None,
+    options: list[Expression | None],
+) -> ValueType:
+    inferred = field_type(fs, expr, options)
+    if fs.aggregate in ("sum", "avg") and inferred.kind not in ("number", "any", "bool"):
+        value_kind = field_type(fs.model_copy(update={"aggregate": None}), expr, options).kind
+        if value_kind not in ("number", "any", "bool"):
+            col.add(doc, (*loc, "aggregate"), f"type mismatch: {fs.aggregate} of {value_kind}")
+    declared = declared_type(fs)
+    if declared is None:
+        return inferred
+    if inferred.kind != "any" and declared.kind not in ("any", inferred.kind):
+        col.add(
+            doc,
+            (*loc, "type"),
+            f"type mismatch: declared {declared.kind}, but the field yields {inferred.kind}",
+        )
+    if declared.enum is not None and inferred.enum is not None and inferred.enum - declared.enum:
+        extra = ", ".join(sorted(inferred.enum - declared.enum))
+        col.add(doc, (*loc, "values"), f"wrong enum value: the field can yield {extra}")
+    return declared
+
+
+def _profile_types(col: _Collector, mappings: Sequence[CompiledMapping]) -> dict[str, ValueType]:
+    owners: dict[str, str] = {}
+    types: dict[str, ValueType] = {}
     for m in mappings:
-        names = [m.spec.collect] if m.spec.collect else list(m.spec.fields)
-        for name in names:
-            if name in owners and name is not None:
+        produced = {m.spec.collect: ValueType("list")} if m.spec.collect else m.types
+        for name, vtype in produced.items():
+            if name in owners or name in BUILTIN_FIELDS | HEALTH_FIELDS:
+                where = owners.get(name, "signalplay itself")
                 col.issues.append(
                     Issue(
                         m.path,
                         None,
                         None,
                         f"fields.{name}",
-                        f"profile field {name!r} is already defined in {owners[name]}",
+                        f"profile field {name!r} is already defined in {where}",
                         "each profile field has one owning mapping",
                     )
                 )
             owners[name] = m.path
-    return frozenset(owners) | BUILTIN_FIELDS
+            types[name] = vtype
+    return types
 
 
-def _load_signals(
-    col: _Collector, path: Path, shown: Callable[[Path], str], fields: frozenset[str]
-) -> tuple[dict[str, Expression], frozenset[str]]:
-    loaded = col.load(SignalsFile, path, shown(path))
+def _contact_roles(mappings: Sequence[CompiledMapping]) -> ValueType | None:
+    """The roles the contacts mapping can give, when it says (an enum)."""
+    for m in mappings:
+        if m.spec.collect == "contacts" and "role" in m.types:
+            return m.types["role"]
+    return None
+
+
+def _compile_signals(
+    col: _Collector,
+    loaded: tuple[SignalsFile, YamlDoc] | None,
+    types: dict[str, ValueType],
+    history: frozenset[str],
+) -> dict[str, Expression]:
     signals: dict[str, Expression] = {}
     if loaded is None:
-        return signals, fields
+        return signals
     spec, doc = loaded
+    known = frozenset(types) | BUILTIN_FIELDS
+    scope_types = {**types, **builtin_types()}
     for name, text in spec.signals.items():
-        if name in fields:
-            col.issues.append(doc.issue(("signals", name), f"{name!r} is already a profile field"))
-        if (e := col.expr(doc, ("signals", name), text, fields)) is not None:
-            signals[name] = e
-        fields = fields | {name}
-    return signals, fields
+        if name in known or name in HEALTH_FIELDS:
+            col.add(doc, ("signals", name), f"{name!r} is already a profile field")
+        expr = col.expr(doc, ("signals", name), text, known, types=scope_types, history=history)
+        if expr is not None:
+            signals[name] = expr
+            types[name] = scope_types[name] = expr.type
+        known = known | {name}
+    return signals
 
 
-def _compile_all(
+def _compile_health(
     col: _Collector,
-    loaded: tuple[Any, YamlDoc] | None,
-    items: Callable[[Any], list[tuple[Loc, str]]],
-    key: Callable[[Loc], str],
-    names: frozenset[str],
+    loaded: tuple[HealthFile, YamlDoc] | None,
+    types: dict[str, ValueType],
+    history: frozenset[str],
 ) -> dict[str, Expression]:
     out: dict[str, Expression] = {}
     if loaded is None:
         return out
     spec, doc = loaded
-    for loc, text in items(spec):
-        if (e := col.expr(doc, loc, text, names)) is not None:
-            out[key(loc)] = e
+    names = frozenset(types) | BUILTIN_FIELDS
+    scope_types = {**types, **builtin_types()}
+    seen: set[str] = set()
+    for i, measure in enumerate(spec.measures):
+        loc: Loc = ("measures", i, "value")
+        if measure.id in seen:
+            col.add(doc, ("measures", i, "id"), f"duplicate measure id {measure.id!r}")
+        seen.add(measure.id)
+        expr = col.expr(doc, loc, measure.value, names, types=scope_types, history=history)
+        if expr is None:
+            continue
+        if expr.type.kind not in ("number", "bool", "any"):
+            col.add(doc, loc, f"type mismatch: a measure's value must be a number, not {expr.type}")
+        out[measure.id] = expr
     return out
 
 
 def _load_conditions(
-    col: _Collector, loaded: tuple[TriggersFile, YamlDoc] | None, fields: frozenset[str]
+    col: _Collector,
+    loaded: tuple[TriggersFile, YamlDoc] | None,
+    types: dict[str, ValueType],
+    history: frozenset[str],
 ) -> dict[str, Expression]:
     out: dict[str, Expression] = {}
     if loaded is None:
@@ -265,36 +464,87 @@ def _load_conditions(
     seen: set[str] = set()
     for i, trig in enumerate(spec.triggers):
         if trig.id in seen:
-            col.issues.append(doc.issue(("triggers", i, "id"), f"duplicate trigger id {trig.id!r}"))
+            col.add(doc, ("triggers", i, "id"), f"duplicate trigger id {trig.id!r}")
         seen.add(trig.id)
-        names = fields | frozenset(trig.thresholds)
-        if (e := col.expr(doc, ("triggers", i, "when"), trig.when, names)) is not None:
-            out[trig.id] = e
+        names = frozenset(types) | frozenset(trig.thresholds)
+        scope = {**types, **dict.fromkeys(trig.thresholds, NUMBER)}
+        expr = col.expr(
+            doc, ("triggers", i, "when"), trig.when, names, types=scope, history=history
+        )
+        if expr is not None:
+            out[trig.id] = expr
     return out
 
 
-def _check_plays(col: _Collector, spec: PlaysFile, doc: YamlDoc) -> None:
+def _check_plays(
+    col: _Collector,
+    spec: PlaysFile,
+    doc: YamlDoc,
+    fields: frozenset[str],
+    roles: ValueType | None,
+) -> None:
     env = template_env()
     seen: set[str] = set()
     for i, play in enumerate(spec.plays):
         if play.id in seen:
-            col.issues.append(doc.issue(("plays", i, "id"), f"duplicate play id {play.id!r}"))
+            col.add(doc, ("plays", i, "id"), f"duplicate play id {play.id!r}")
         seen.add(play.id)
-        for part in ("subject", "body"):
-            try:
-                env.parse(getattr(play.task, part))
-            except TemplateSyntaxError as exc:
-                line, column = doc.where(("plays", i, "task", part))
-                at = (line + exc.lineno - (1 if part == "subject" else 0)) if line else None
-                col.issues.append(
-                    Issue(
-                        doc.path,
-                        at,
-                        column,
-                        f"plays[{i}].task.{part}",
-                        f"template error: {exc.message}",
-                    )
+        for j, role in enumerate(play.audience):
+            if roles is not None and roles.enum is not None and role not in roles.enum:
+                allowed = ", ".join(sorted(roles.enum))
+                col.add(
+                    doc,
+                    ("plays", i, "audience", j),
+                    f"wrong enum value {role!r}: no contact gets this role (roles: {allowed})",
                 )
+        for part in ("subject", "body"):
+            text = getattr(play.task, part)
+            _check_template(col, doc, ("plays", i, "task", part), text, env)
+            _check_template_fields(
+                col, doc, ("plays", i, "task", part), text, fields=fields, env=env
+            )
+
+
+def _check_template(
+    col: _Collector, doc: YamlDoc, loc: Loc, text: str, env: ImmutableSandboxedEnvironment
+) -> None:
+    try:
+        env.parse(text)
+    except TemplateSyntaxError as exc:
+        line, column = doc.where(loc)
+        value = doc.values.get(loc)
+        block = value is not None and value.style in ("|", ">")
+        at = (value.line + exc.lineno - 1 + block) if value else line
+        col.issues.append(
+            Issue(doc.path, at, column, dotted(loc), f"template error: {exc.message}")
+        )
+
+
+def _check_template_fields(
+    col: _Collector,
+    doc: YamlDoc,
+    loc: Loc,
+    text: str,
+    *,
+    fields: frozenset[str],
+    env: ImmutableSandboxedEnvironment,
+) -> None:
+    try:
+        tree = env.parse(text)
+    except TemplateSyntaxError:
+        return
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = getattr(node, "node", None)
+        if not (isinstance(target, nodes.Name) and target.name == "account"):
+            continue
+        name = getattr(node, "attr", None) or getattr(getattr(node, "arg", None), "value", None)
+        if isinstance(name, str) and name not in fields:
+            col.add(
+                doc,
+                loc,
+                f"unknown field {name!r} in template (account.{name})",
+                "fields are defined in the mapping files and signals.yaml",
+            )
 
 
 def _check_trigger_plays(
@@ -303,10 +553,9 @@ def _check_trigger_plays(
     spec, doc = loaded
     for i, trig in enumerate(spec.triggers):
         if trig.play not in play_ids:
-            col.issues.append(
-                doc.issue(
-                    ("triggers", i, "play"),
-                    f"unknown play {trig.play!r}",
-                    "plays are defined in plays.yaml",
-                )
+            col.add(
+                doc,
+                ("triggers", i, "play"),
+                f"unknown play {trig.play!r}",
+                "plays are defined in plays.yaml",
             )

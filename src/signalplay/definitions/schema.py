@@ -18,14 +18,19 @@ from pydantic import (
     field_validator,
 )
 
+from signalplay.transforms import PATH_PATTERN as _PATH_PATTERN
+
 IDENT = r"^[a-z][a-z0-9_]{0,62}$"
+PATH_PATTERN = _PATH_PATTERN
 Ident = Annotated[str, Field(pattern=IDENT)]
 Number = StrictInt | StrictFloat
 
 IdentityKind = Literal["crm_id", "domain", "stripe_customer_id", "zendesk_org_id", "external_id"]
-Cast = Literal["str", "int", "float", "bool", "date", "datetime", "minor_units"]
+Cast = Literal["str", "int", "float", "decimal", "bool", "date", "datetime", "money", "minor_units"]
 Normalize = Literal["lower", "strip", "domain"]
 Aggregate = Literal["count", "sum", "avg", "min", "max", "last", "distinct"]
+Reduce = Literal["sum", "min", "max", "count", "distinct", "first", "last", "join"]
+ValueKind = Literal["number", "text", "bool", "date", "datetime", "list", "any"]
 Role = Literal["admin", "champion", "exec_sponsor", "finance", "other"]
 Priority = Literal["low", "medium", "high", "urgent"]
 TriggerGroup = Literal[
@@ -51,7 +56,7 @@ class Strict(BaseModel):
 class KeySpec(Strict):
     """Where a record carries an identity key, and how to normalise it."""
 
-    field: str = Field(min_length=1)
+    field: str = Field(min_length=1, pattern=PATH_PATTERN)
     normalize: Normalize | None = None
 
 
@@ -61,30 +66,61 @@ class IdentitySpec(KeySpec):
     key: IdentityKind
 
 
-class FieldSpec(Strict):
+class Rule(Strict):
+    """A title rule: the value when any phrase occurs as whole words (case-insensitive)."""
+
+    contains: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
+    value: str | Number | StrictBool
+
+
+Scalar = str | Number | StrictBool | None
+
+
+class ValueSpec(Strict):
+    """How one value is read from a record: path or expression, then cast, normalise, map."""
+
+    from_: tuple[str, ...] | None = Field(default=None, alias="from", min_length=1)
+    expr: str | None = None
+    reduce: Reduce | None = None
+    cast: Cast | None = None
+    timezone: str | None = None
+    epoch: Literal["s", "ms"] | None = None
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    currency_from: str | None = Field(default=None, pattern=PATH_PATTERN)
+    normalize: Normalize | None = None
+    map: dict[str, Scalar] | None = None
+    rules: tuple[Rule, ...] | None = None
+    default: Scalar = None
+
+    @field_validator("from_", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("from_")
+    @classmethod
+    def _paths(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for path in value or ():
+            if not re.fullmatch(PATH_PATTERN, path):
+                msg = (
+                    f"not a field path: {path!r} (dots between nested keys, [0] for an item, "
+                    "[*] for every item of a list, e.g. items.data[*].quantity)"
+                )
+                raise ValueError(msg)
+        return value
+
+
+class FieldSpec(ValueSpec):
     """How one profile field is computed from a stream's records."""
 
-    from_: str | None = Field(default=None, alias="from", min_length=1)
-    expr: str | None = None
-    cast: Cast | None = None
-    normalize: Normalize | None = None
-    map: dict[str, str | Number | StrictBool | None] | None = None
-    default: str | Number | StrictBool | None = None
+    first_of: tuple[ValueSpec, ...] | None = Field(default=None, min_length=1)
     aggregate: Aggregate | None = None
     where: str | None = None
     window_days: int | None = Field(default=None, ge=1, le=3650)
     offset_days: int = Field(default=0, ge=0, le=3650)
+    type: ValueKind | None = None
+    values: tuple[str, ...] | None = None
     description: str = ""
-
-    @field_validator("from_")
-    @classmethod
-    def _path(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*", value):
-            msg = (
-                f"not a field path: {value!r} (use dots between nested keys, e.g. properties.name)"
-            )
-            raise ValueError(msg)
-        return value
 
 
 class MappingFile(Strict):
@@ -94,12 +130,19 @@ class MappingFile(Strict):
     source: Ident
     stream: Annotated[str, Field(min_length=1)]
     master: StrictBool = False
-    identity: IdentitySpec
+    identity: tuple[IdentitySpec, ...] = Field(min_length=1)
     provides: dict[IdentityKind, KeySpec] = {}
     record_id: str = "id"
-    date_field: str | None = None
+    date_field: str | None = Field(default=None, pattern=PATH_PATTERN)
+    timezone: str | None = None
     collect: Ident | None = None
+    description: str = ""
     fields: dict[Ident, FieldSpec]
+
+    @field_validator("identity", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, dict) else value
 
 
 class SignalsFile(Strict):

@@ -37,13 +37,27 @@ _StrictLoader.add_implicit_resolver(
 )
 
 
+@dataclass(frozen=True)
+class ValuePos:
+    """Where a scalar value starts, and its style: None (plain), quote, or | > for blocks."""
+
+    line: int
+    column: int
+    style: str | None
+
+
 @dataclass
 class YamlDoc:
-    """A parsed YAML document and where each of its nodes stands in the file."""
+    """A parsed YAML document and where each of its nodes stands in the file.
+
+    `positions` are where each key (or list item) starts: what an issue points at.
+    `values` are where each scalar value starts, for errors inside an expression or template.
+    """
 
     path: str
     data: Any
     positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    values: dict[Loc, ValuePos] = field(default_factory=dict)
 
     def where(self, loc: Sequence[str | int]) -> tuple[int | None, int | None]:
         """The line and column of the deepest known node on `loc` (1-based)."""
@@ -68,8 +82,12 @@ def dotted(loc: Sequence[str | int]) -> str:
     return text
 
 
-def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, tuple[int, int]]) -> Any:
+def _walk(
+    node: yaml.Node, loc: Loc, out: dict[Loc, tuple[int, int]], values: dict[Loc, ValuePos]
+) -> Any:
     out[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.ScalarNode):
+        values[loc] = ValuePos(*out[loc], node.style)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -77,11 +95,11 @@ def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, tuple[int, int]]) -> Any:
             child = (*loc, key if isinstance(key, str | int) else str(key))
             if key in result:
                 raise _DuplicateKeyError(child, key_node)
-            result[key] = _walk(value_node, child, out)
+            result[key] = _walk(value_node, child, out, values)
             out[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, (*loc, i), out) for i, item in enumerate(node.value)]
+        return [_walk(item, (*loc, i), out, values) for i, item in enumerate(node.value)]
     return _LOADER.construct_object(node, deep=True)
 
 
@@ -112,15 +130,16 @@ def parse_yaml(text: str, *, path: str) -> YamlDoc:
     if node is None:
         return YamlDoc(path, None, {(): (1, 1)})
     positions: dict[Loc, tuple[int, int]] = {}
+    values: dict[Loc, ValuePos] = {}
     try:
-        data = _walk(node, (), positions)
+        data = _walk(node, (), positions, values)
     except _DuplicateKeyError as exc:
         mark = exc.node.start_mark
         issue = Issue(path, mark.line + 1, mark.column + 1, dotted(exc.loc), "duplicate key")
         raise ConfigError([issue]) from None
     except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
         raise ConfigError([Issue(path, None, None, "", f"invalid YAML: {exc}")]) from None
-    return YamlDoc(path, data, positions)
+    return YamlDoc(path, data, positions, values)
 
 
 def read_yaml(path: Path, *, display: str | None = None) -> YamlDoc:
@@ -137,17 +156,39 @@ def read_yaml(path: Path, *, display: str | None = None) -> YamlDoc:
 
 def validation_issues(doc: YamlDoc, error: ValidationError, *, prefix: Loc = ()) -> list[Issue]:
     """Each pydantic error as an Issue at its file position."""
-    issues = []
+    grouped: dict[Loc, list[Any]] = {}
     for err in error.errors(include_url=False):
-        loc = (*prefix, *_clean_loc(err["loc"]))
-        issues.append(doc.issue(loc, _message(err), _hint(err)))
+        grouped.setdefault((*prefix, *_clean_loc(err["loc"])), []).append(err)
+    issues = []
+    for loc, errs in grouped.items():
+        if len(errs) == 1:
+            issues.append(doc.issue(loc, _message(errs[0]), _hint(errs[0])))
+            continue
+        # A union's members each failed: say what would have been accepted, once.
+        kinds = dict.fromkeys(_UNION_WORDS.get(str(e["type"]), _message(e)) for e in errs)
+        issues.append(doc.issue(loc, "expected " + " or ".join(kinds)))
     return sorted(issues, key=lambda i: (i.line or 0, i.column or 0))
 
 
+_TAG = re.compile(r"^(function-\w+|str|int|float|bool|none|constrained-str|[a-z-]+\[.*\])$")
+_UNION_WORDS = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true/false",
+    "none_required": "nothing",
+    "tuple_type": "a list",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
 def _clean_loc(loc: Sequence[str | int]) -> Loc:
-    # Discriminated unions put the tag in the location (`transform.map_values.values`);
-    # function validators add a name that is not in the file. Keep only real keys.
-    return tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+    # Unions put each member's tag in the location (`map.x.str`); function validators add a
+    # name that is not in the file. Keep only real keys.
+    return tuple(p for p in loc if not (isinstance(p, str) and _TAG.match(p)))
 
 
 def _message(err: Any) -> str:

@@ -5,6 +5,7 @@ Imports: sqlalchemy, alembic, signalplay models and arrows' data types.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -18,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from signalplay.episodes import Episode, EpisodeChanges
+from signalplay.identity import IdentityIssue
 from signalplay.models import Fact, SourceRecord, WriteOp, WriteResult
 from signalplay.store import schema as t
 from signalplay.types import Clock, utc_clock
@@ -61,13 +63,23 @@ class Store:
             command.upgrade(cfg, "head")
 
     def _upsert(
-        self, conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+        self,
+        conn: Connection,
+        table: sa.Table,
+        rows: Sequence[dict[str, Any]],
+        keys: Sequence[str],
+        *,
+        skip: Sequence[str] = (),
     ) -> None:
         if not rows:
             return
         dialect = postgresql if self.dialect == "postgresql" else sqlite
         stmt = dialect.insert(table)
-        update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+        update = {
+            c.name: stmt.excluded[c.name]
+            for c in table.columns
+            if c.name not in keys and c.name not in skip and c.name in rows[0]
+        }
         conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update), list(rows))
 
     # runs -----------------------------------------------------------------------------------
@@ -163,32 +175,117 @@ class Store:
             return int(conn.execute(query).scalar_one())
 
     def quarantine(
-        self, run_id: str, source: str, stream: str, items: Iterable[tuple[str, str, Any]]
+        self,
+        run_id: str,
+        source: str,
+        stream: str,
+        items: Iterable[tuple[str, str, Any]],
+        *,
+        stage: str = "pull",
     ) -> int:
-        """Keep bad records with their reason; returns how many."""
+        """Keep bad records with their reason, once per record and stage; returns how many.
+
+        The `map` stage is replaced as a whole per stream: it lists what the current mapping
+        cannot use, so a record fixed at the source (or by a mapping change) leaves the list.
+        """
         now = self.clock()
-        rows = [
-            {
+        rows = {
+            rid[:255]: {
                 "run_id": run_id,
                 "source": source,
                 "stream": stream,
                 "record_id": rid[:255],
+                "stage": stage,
                 "reason": reason[:2000],
-                "payload": payload,
+                "payload": _jsonable(payload),
                 "created_at": now,
             }
             for rid, reason, payload in items
-        ]
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(t.quarantine.insert(), rows)
+        }
+        with self.engine.begin() as conn:
+            if stage == "map":
+                conn.execute(
+                    t.quarantine.delete().where(
+                        t.quarantine.c.source == source,
+                        t.quarantine.c.stream == stream,
+                        t.quarantine.c.stage == "map",
+                    )
+                )
+            batch = list(rows.values())
+            for start in range(0, len(batch), BATCH):
+                self._upsert(
+                    conn,
+                    t.quarantine,
+                    batch[start : start + BATCH],
+                    ("source", "stream", "record_id", "stage"),
+                    skip=("id",),
+                )
         return len(rows)
 
-    def quarantined(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest quarantined records."""
+    def quarantined(
+        self, *, source: str | None = None, stream: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Quarantined records, newest first, optionally of one source or stream."""
+        q = sa.select(t.quarantine).order_by(t.quarantine.c.created_at.desc(), t.quarantine.c.id)
+        if source:
+            q = q.where(t.quarantine.c.source == source)
+        if stream:
+            q = q.where(t.quarantine.c.stream == stream)
         with self.engine.connect() as conn:
-            q = sa.select(t.quarantine).order_by(t.quarantine.c.id.desc()).limit(limit)
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return [dict(r._mapping) for r in conn.execute(q.limit(limit))]
+
+    def quarantine_counts(self) -> dict[str, int]:
+        """Quarantined records per `source.stream`."""
+        q = sa.select(t.quarantine.c.source, t.quarantine.c.stream, sa.func.count()).group_by(
+            t.quarantine.c.source, t.quarantine.c.stream
+        )
+        with self.engine.connect() as conn:
+            return {f"{s}.{st}": int(n) for s, st, n in conn.execute(q)}
+
+    # identity -------------------------------------------------------------------------------
+    def replace_identity_issues(self, run_id: str, issues: Sequence[IdentityIssue]) -> None:
+        """Make the identity report exactly `issues` (the newest profile build's)."""
+        now = self.clock()
+        rows = {
+            (i.source, i.stream, i.record_id[:255]): {
+                "source": i.source,
+                "stream": i.stream,
+                "record_id": i.record_id[:255],
+                "problem": i.problem,
+                "key_kind": i.key_kind,
+                "key_value": i.key_value,
+                "accounts": list(i.accounts),
+                "run_id": run_id,
+                "seen_at": now,
+            }
+            for i in issues
+        }
+        batch = list(rows.values())
+        with self.engine.begin() as conn:
+            conn.execute(t.identity_issues.delete())
+            for start in range(0, len(batch), BATCH):
+                conn.execute(t.identity_issues.insert(), batch[start : start + BATCH])
+
+    def identity_issues(self, *, problem: str | None = None) -> list[IdentityIssue]:
+        """The identity report: records that joined no account, by stream and record."""
+        q = sa.select(t.identity_issues).order_by(
+            t.identity_issues.c.source, t.identity_issues.c.stream, t.identity_issues.c.record_id
+        )
+        if problem:
+            q = q.where(t.identity_issues.c.problem == problem)
+        with self.engine.connect() as conn:
+            return [
+                IdentityIssue(
+                    source=r.source,
+                    stream=r.stream,
+                    record_id=r.record_id,
+                    problem=r.problem,
+                    key_kind=r.key_kind,
+                    key_value=r.key_value,
+                    accounts=tuple(r.accounts or ()),
+                )
+                for r in conn.execute(q)
+            ]
 
     # profile --------------------------------------------------------------------------------
     def replace_facts(self, facts: Mapping[str, Mapping[str, Fact]]) -> None:
@@ -230,12 +327,63 @@ class Store:
 
     def save_snapshots(self, day: date, profiles: Mapping[str, Mapping[str, Any]]) -> None:
         """Keep today's profile of every account (one row per account and day)."""
-        rows = [{"account_key": a, "day": day, "profile": dict(p)} for a, p in profiles.items()]
+        rows = [
+            {"account_key": a, "day": day, "profile": _jsonable(dict(p))}
+            for a, p in profiles.items()
+        ]
         with self.engine.begin() as conn:
             for start in range(0, len(rows), BATCH):
                 self._upsert(
                     conn, t.profile_snapshots, rows[start : start + BATCH], ("account_key", "day")
                 )
+
+    def snapshot_values(
+        self, days: Collection[date], fields: Collection[str]
+    ) -> dict[date, dict[str, dict[str, Any]]]:
+        """Some fields of the snapshots of some days: day → account → field → value."""
+        out: dict[date, dict[str, dict[str, Any]]] = {}
+        if not days or not fields:
+            return out
+        wanted = set(fields)
+        q = sa.select(
+            t.profile_snapshots.c.day,
+            t.profile_snapshots.c.account_key,
+            t.profile_snapshots.c.profile,
+        ).where(t.profile_snapshots.c.day.in_(sorted(days)))
+        with self.engine.connect() as conn:
+            for day, account, profile in conn.execution_options(yield_per=2000).execute(q):
+                values = {k: v for k, v in (profile or {}).items() if k in wanted}
+                out.setdefault(day, {})[account] = values
+        return out
+
+    def snapshot(self, account: str) -> tuple[date, dict[str, Any]] | None:
+        """An account's newest snapshot: its day and profile values."""
+        q = (
+            sa.select(t.profile_snapshots.c.day, t.profile_snapshots.c.profile)
+            .where(t.profile_snapshots.c.account_key == account)
+            .order_by(t.profile_snapshots.c.day.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return None if row is None else (row[0], dict(row[1] or {}))
+
+    def snapshot_days(self) -> list[date]:
+        """The days that have snapshots, oldest first."""
+        q = sa.select(t.profile_snapshots.c.day).distinct().order_by(t.profile_snapshots.c.day)
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(q)]
+
+    def latest_snapshots(self) -> dict[str, dict[str, Any]]:
+        """Every account's profile on the newest snapshot day."""
+        days = self.snapshot_days()
+        if not days:
+            return {}
+        q = sa.select(t.profile_snapshots.c.account_key, t.profile_snapshots.c.profile).where(
+            t.profile_snapshots.c.day == days[-1]
+        )
+        with self.engine.connect() as conn:
+            return {a: dict(p or {}) for a, p in conn.execute(q)}
 
     # episodes -------------------------------------------------------------------------------
     def open_episodes(self) -> dict[tuple[str, str], Episode]:
@@ -413,6 +561,8 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)

@@ -114,4 +114,20 @@ quarantine = Table(
     Column("reason", Text, nullable=False),
     Column("payload", JSON),
     Column("created_at", TS, nullable=False),
+    Column("stage", String(16), nullable=False, server_default="map"),
+    Index("ux_quarantine_record", "source", "stream", "record_id", "stage", unique=True),
+)
+
+identity_issues = Table(
+    "identity_issues",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("stream", String(64), primary_key=True),
+    Column("record_id", String(255), primary_key=True),
+    Column("problem", String(16), nullable=False),
+    Column("key_kind", String(32), nullable=False),
+    Column("key_value", Text),
+    Column("accounts", JSON, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("seen_at", TS, nullable=False),
 )
