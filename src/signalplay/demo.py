@@ -23,11 +23,12 @@ TIERS = (
 )
 ROLES = ("admin", "champion", "exec_sponsor", "finance")
 TITLES = {
-    "admin": "IT Administrator",
-    "champion": "Operations Manager",
-    "exec_sponsor": "VP Operations",
-    "finance": "Finance Director",
+    "admin": ("IT Administrator", "Salesforce Admin", "IT Manager"),
+    "champion": ("Operations Manager", "Team Lead, Support", "Power User"),
+    "exec_sponsor": ("VP Operations", "Chief Operating Officer", "Head of Customer Experience"),
+    "finance": ("Finance Director", "CFO", "Procurement Lead"),
 }
+UNLABELED = 0.25  # share of contacts whose CRM role property is empty: the title rule decides
 FIRST = (
     "Ada",
     "Ben",
@@ -290,6 +291,8 @@ def seed_crm(sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int)
         )
         for role in ROLES[: 2 + (acct.tier != "smb") * 2]:
             first, last = rng.choice(FIRST), rng.choice(LAST)
+            title = rng.choice(TITLES[role])
+            labeled = rng.random() >= UNLABELED
             email = f"{first.lower()}.{last.lower()}.{role}@{acct.domain}"
             contact = sandbox.seed_object(
                 "contacts",
@@ -297,8 +300,8 @@ def seed_crm(sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int)
                     "email": email,
                     "firstname": first,
                     "lastname": last,
-                    "jobtitle": TITLES[role],
-                    "cs_role": role,
+                    "jobtitle": title,
+                    "cs_role": role if labeled else "",
                 },
                 unique_by="email",
             )

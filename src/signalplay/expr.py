@@ -367,13 +367,14 @@ class _Compiler:
         return _Typed(lambda s: bfn(s) if tfn(s) else ofn(s), result)
 
     def _Call(self, node: ast.Call, depth: int) -> _Typed:
-        name = node.func.id if isinstance(node.func, ast.Name) else None
+        if not isinstance(node.func, ast.Name):
+            raise ExprError(f"calling {_describe(node.func)} is not allowed", _col(node))
+        name = node.func.id
         if name in HISTORY and not node.keywords:
             return self._history(node, name)
-        if name is None or name not in FUNCTIONS:
+        if name not in FUNCTIONS:
             allowed = ", ".join(sorted([*FUNCTIONS, *HISTORY]))
-            shown = name or _describe(node.func)
-            raise ExprError(f"function {shown!r} is not allowed (allowed: {allowed})", _col(node))
+            raise ExprError(f"function {name!r} is not allowed (allowed: {allowed})", _col(node))
         if node.keywords:
             raise ExprError("keyword arguments are not allowed", _col(node))
         impl, lo, hi = FUNCTIONS[name]

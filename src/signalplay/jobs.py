@@ -191,8 +191,9 @@ def build_profiles(ctx: Context, run_id: str) -> Profiles:
         )
         for m in mappers
     }
-    merged = merge_facts(m.facts() for m in mappers)
-    facts = {a: merged.get(a, {}) for a in identity.accounts()}
+    accounts = identity.accounts()
+    merged = merge_facts(m.facts(accounts=accounts) for m in mappers)
+    facts = {a: merged.get(a, {}) for a in accounts}
     ctx.store.replace_facts(facts)
     needs = defs.history()
     snapshots = ctx.store.snapshot_values(history_days(needs, today), history_fields(needs))
@@ -232,7 +233,7 @@ def backfill(ctx: Context, *, days: int, chunk: int = 14) -> dict[str, Any]:
         block = targets[start : start + chunk]
         mappers = map_streams(ctx, identity, block, stage=f"backfill {block[0]}..{block[-1]}")
         for i, day in enumerate(block):
-            merged = merge_facts(m.facts(i) for m in mappers)
+            merged = merge_facts(m.facts(i, accounts=accounts) for m in mappers)
             values = _day_values(defs, {a: merged.get(a, {}) for a in accounts}, day, cache)
             ctx.store.save_snapshots(day, {a: public_values(v) for a, v in values.items()})
             cache[day] = {a: {f: v.get(f) for f in fields} for a, v in values.items()}

@@ -21,6 +21,7 @@ from signalplay.transforms import CastError, compile_path, to_moment, zone
 from signalplay.types import JSONValue
 
 MAX_DISTINCT = 100_000
+ZERO_WHEN_EMPTY = frozenset({"count", "sum", "distinct"})
 
 
 class _Acc:
@@ -72,6 +73,7 @@ class MapReport:
     """What mapping one stream did: how many records, and the ones it could not use."""
 
     records: int = 0
+    mapped: int = 0
     identity: list[IdentityIssue] = field(default_factory=list)
     quarantined: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
@@ -110,7 +112,6 @@ class StreamMapper:
         self.identity = identity
         self.days = list(days)
         self.report = MapReport()
-        self._extract = list(mapping.extractors.items())
         self._fields = [
             _Field(
                 name,
@@ -135,11 +136,12 @@ class StreamMapper:
             self._report_identity(record, problem)
             return
         try:
-            values = {name: extract(data) for name, extract in self._extract}
+            values = extract_values(self.mapping, data)
             day = self._record_day(data)
         except CastError as exc:
             self.report.quarantined.append((record.record_id, str(exc), data))
             return
+        self.report.mapped += 1
         if self.spec.collect:
             self._members.setdefault(account, {})[record.record_id] = values
             return
@@ -190,11 +192,22 @@ class StreamMapper:
                 f"date_field {self.spec.date_field!r}: {shown!r} is not a date ({exc})"
             ) from None
 
-    def facts(self, index: int = 0) -> dict[str, dict[str, Fact]]:
-        """The facts this stream contributes on `days[index]`, per account."""
+    def facts(self, index: int = 0, *, accounts: Iterable[str] = ()) -> dict[str, dict[str, Fact]]:
+        """The facts this stream contributes on `days[index]`, per account.
+
+        Once the stream has records, a count, sum or distinct of an account with none of them
+        is 0 (no tickets is zero tickets), for each of `accounts`.
+        """
         src, stream = self.spec.source, self.spec.stream
         out: dict[str, dict[str, Fact]] = {}
         hows = {f.name: f.aggregate for f in self._fields}
+        zeros = [f.name for f in self._fields if f.aggregate in ZERO_WHEN_EMPTY]
+        if self.report.records and zeros:
+            for account in accounts:
+                out[account] = {
+                    n: Fact(value=0, source=src, stream=stream, record_id="0 records")
+                    for n in zeros
+                }
         for (account, name), acc in self._accs[index].items():
             how = hows[name]
             rid = acc.record_id if how in (None, "last") else f"{acc.count} records"
@@ -214,6 +227,17 @@ class StreamMapper:
                     value=items, source=src, stream=stream, record_id=f"{len(items)} records"
                 )
         return out
+
+
+def extract_values(mapping: CompiledMapping, data: Any) -> dict[str, Any]:
+    """Every field of one record; a failing field raises CastError naming it."""
+    values = {}
+    for name, extract in mapping.extractors.items():
+        try:
+            values[name] = extract(data)
+        except CastError as exc:
+            raise CastError(f"fields.{name}: {exc}") from None
+    return values
 
 
 def _holds(where: Callable[[Any], Any], data: Any) -> bool:

@@ -52,8 +52,10 @@ def init_project(
         written.append(config)
     target = root / "mappings"
     target.mkdir(exist_ok=True)
-    for src in sorted(shipped_mappings().glob("*.yaml")):
-        dest = target / src.name
+    shipped = shipped_mappings()
+    for src in sorted([*shipped.glob("*.yaml"), *shipped.glob("schema/*.json")]):
+        dest = target / src.relative_to(shipped)
+        dest.parent.mkdir(exist_ok=True)
         if overwrite or not dest.exists():
             shutil.copyfile(src, dest)
             written.append(dest)

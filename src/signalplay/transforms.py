@@ -109,7 +109,10 @@ def _to_float(value: Any) -> float:
         raise ValueError("not a number")
     if isinstance(value, str):
         value = value.strip().replace(",", "")
-    return _finite(float(value))
+    try:
+        return _finite(float(value))
+    except (TypeError, ValueError):
+        raise ValueError("not a number") from None
 
 
 def _to_int(value: Any) -> int:
@@ -141,17 +144,11 @@ def currency_exponent(currency: str | None) -> int:
 
 def money(value: Any, currency: str | None) -> float:
     """An integer amount in minor units (cents, yen, fils) as a decimal amount in major units."""
-    if isinstance(value, bool) or (isinstance(value, float | str) and not _whole(value)):
-        raise ValueError("minor units must be a whole number")
-    exponent = currency_exponent(currency)
-    return float(Decimal(_to_int(value)).scaleb(-exponent))
-
-
-def _whole(value: float | str) -> bool:
     try:
-        return float(str(value).strip()).is_integer()
-    except ValueError:
-        return False
+        minor = _to_int(value)
+    except ValueError as exc:
+        raise ValueError(f"minor units: {exc}") from None
+    return float(Decimal(minor).scaleb(-currency_exponent(currency)))
 
 
 def _to_bool(value: Any) -> bool:

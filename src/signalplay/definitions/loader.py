@@ -7,6 +7,7 @@ Imports: definitions.schema, definitions.fields, definitions.yamlsrc, expr, tran
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,7 @@ class CompiledMapping:
     types: dict[str, ValueType]
     identity: tuple[tuple[str, KeyReader], ...]
     provides: tuple[tuple[str, KeyReader], ...]
+    positions: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -117,14 +119,47 @@ class _Collector:
 
     def __init__(self) -> None:
         self.issues: list[Issue] = []
+        # Field names of mapping files that failed: other files may use them without an
+        # "unknown field" error each, so that one mistake reads as one error.
+        self.salvaged: set[str] = set()
+        self.masters = 0
 
     def load(self, model: type[M], path: Path, display: str) -> tuple[M, YamlDoc] | None:
         try:
             doc = read_yaml(path, display=display)
+        except ConfigError as exc:
+            self.issues.extend(exc.issues)
+            self._salvage_text(path)
+            return None
+        try:
             return validate_doc(model, doc), doc
         except ConfigError as exc:
             self.issues.extend(exc.issues)
+            self._salvage(doc.data)
             return None
+
+    def _salvage_text(self, path: Path) -> None:
+        """Field names of a file that does not parse: the keys indented under `fields:`."""
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return
+        block = re.search(r"^fields:\s*\n((?:[ \t]+.*\n?|\s*\n)*)", text, re.MULTILINE)
+        if block:
+            self.salvaged.update(re.findall(r"^  ([a-z][a-z0-9_]*)\s*:", block.group(1), re.M))
+        if re.search(r"^master:\s*true\s*$", text, re.MULTILINE):
+            self.masters += 1
+
+    def _salvage(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        fields = data.get("fields")
+        if isinstance(fields, dict):
+            self.salvaged.update(str(k) for k in fields)
+        if isinstance(data.get("collect"), str):
+            self.salvaged.add(data["collect"])
+        if data.get("master") in (True, "yes", "true"):
+            self.masters += 1
 
     def add(self, doc: YamlDoc, loc: Loc, message: str, hint: str = "") -> None:
         self.issues.append(doc.issue(loc, message, hint))
@@ -167,6 +202,7 @@ def load_definitions(folder: Path, *, replace: Path | None = None) -> Definition
     shown = _display
     mappings = _load_mappings(col, folder, replace)
     types = _profile_types(col, mappings)
+    types.update({n: ValueType() for n in col.salvaged if n not in types})
     signals_doc = col.load(SignalsFile, folder / "signals.yaml", shown(folder / "signals.yaml"))
     signal_names = frozenset(signals_doc[0].signals) if signals_doc else frozenset()
     history = frozenset(types) | signal_names | HEALTH_FIELDS
@@ -222,7 +258,7 @@ def _load_mappings(col: _Collector, folder: Path, replace: Path | None) -> list[
         if extra is not None:
             mappings = [m for m in mappings if m.name != extra.name] + [extra]
     masters = [m for m in mappings if m.spec.master]
-    if len(masters) != 1 and mappings:
+    if len(masters) + col.masters != 1 and mappings:
         col.issues.append(
             Issue(
                 mappings[0].path,
@@ -248,6 +284,7 @@ def _load_mapping(col: _Collector, path: Path, display: str) -> CompiledMapping 
     types: dict[str, ValueType] = {}
     for name, fs in spec.fields.items():
         loc: Loc = ("fields", name)
+        start = len(col.issues)
         _check_field(col, doc, loc, fs, spec)
         expr = _value_expr(col, doc, (*loc, "expr"), fs)
         options = [
@@ -256,9 +293,12 @@ def _load_mapping(col: _Collector, path: Path, display: str) -> CompiledMapping 
         ]
         if fs.where is not None and (w := col.expr(doc, (*loc, "where"), fs.where, None)):
             wheres[name] = w
-        extractors[name] = compile_field(fs, expr, options)
         types[name] = _field_type(col, doc, loc, fs, expr=expr, options=options)
+        if len(col.issues) == start:
+            extractors[name] = compile_field(fs, expr, options)
     if len(col.issues) > before:
+        col.salvaged.update(spec.fields)
+        col.masters += spec.master
         return None
     return CompiledMapping(
         spec=spec,
@@ -270,6 +310,9 @@ def _load_mapping(col: _Collector, path: Path, display: str) -> CompiledMapping 
         provides=tuple(
             (kind, key_reader(k.field, k.normalize)) for kind, k in spec.provides.items()
         ),
+        positions={
+            n: doc.positions[("fields", n)] for n in spec.fields if ("fields", n) in doc.positions
+        },
     )
 
 
@@ -290,6 +333,8 @@ def _check_mapping(col: _Collector, spec: MappingFile, doc: YamlDoc) -> None:
         _check_zone(col, doc, ("timezone",), spec.timezone)
     if not spec.fields:
         col.add(doc, ("fields",), "a mapping needs at least one field")
+    if not spec.identity:
+        col.add(doc, ("identity",), "a mapping needs an identity key")
 
 
 def _check_zone(col: _Collector, doc: YamlDoc, loc: Loc, name: str) -> None:
@@ -351,10 +396,14 @@ def _field_type(
     options: list[Expression | None],
 ) -> ValueType:
     inferred = field_type(fs, expr, options)
-    if fs.aggregate in ("sum", "avg") and inferred.kind not in ("number", "any", "bool"):
+    if fs.aggregate in ("sum", "avg"):
         value_kind = field_type(fs.model_copy(update={"aggregate": None}), expr, options).kind
         if value_kind not in ("number", "any", "bool"):
-            col.add(doc, (*loc, "aggregate"), f"type mismatch: {fs.aggregate} of {value_kind}")
+            col.add(
+                doc,
+                (*loc, "aggregate"),
+                f"type mismatch: {fs.aggregate} needs numbers, the field yields {value_kind}",
+            )
     declared = declared_type(fs)
     if declared is None:
         return inferred
@@ -378,11 +427,12 @@ def _profile_types(col: _Collector, mappings: Sequence[CompiledMapping]) -> dict
         for name, vtype in produced.items():
             if name in owners or name in BUILTIN_FIELDS | HEALTH_FIELDS:
                 where = owners.get(name, "signalplay itself")
+                line, column = m.positions.get(name, (None, None))
                 col.issues.append(
                     Issue(
                         m.path,
-                        None,
-                        None,
+                        line,
+                        column,
                         f"fields.{name}",
                         f"profile field {name!r} is already defined in {where}",
                         "each profile field has one owning mapping",

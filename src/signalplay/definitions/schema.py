@@ -92,7 +92,7 @@ class ValueSpec(Strict):
     rules: tuple[Rule, ...] | None = None
     default: Scalar = None
 
-    @field_validator("from_", mode="before")
+    @field_validator("from_", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         return (value,) if isinstance(value, str) else value
@@ -130,7 +130,7 @@ class MappingFile(Strict):
     source: Ident
     stream: Annotated[str, Field(min_length=1)]
     master: StrictBool = False
-    identity: tuple[IdentitySpec, ...] = Field(min_length=1)
+    identity: tuple[IdentitySpec, ...]
     provides: dict[IdentityKind, KeySpec] = {}
     record_id: str = "id"
     date_field: str | None = Field(default=None, pattern=PATH_PATTERN)
@@ -139,7 +139,9 @@ class MappingFile(Strict):
     description: str = ""
     fields: dict[Ident, FieldSpec]
 
-    @field_validator("identity", mode="before")
+    @field_validator(
+        "identity", mode="before", json_schema_input_type=IdentitySpec | list[IdentitySpec]
+    )
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         return (value,) if isinstance(value, dict) else value

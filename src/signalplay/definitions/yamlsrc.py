@@ -124,6 +124,9 @@ def parse_yaml(text: str, *, path: str) -> YamlDoc:
         line = mark.line + 1 if mark else None
         col = mark.column + 1 if mark else None
         message = f"invalid YAML: {exc.problem or exc}"
+        start = exc.context_mark
+        if exc.context and start is not None and (mark is None or start.line != mark.line):
+            message += f" ({exc.context} that starts at line {start.line + 1})"
         raise ConfigError([Issue(path, line, col, "", message)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Issue(path, None, None, "", f"invalid YAML: {exc}")]) from None

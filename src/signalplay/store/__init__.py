@@ -54,6 +54,10 @@ class Store:
         """Release connections."""
         self.engine.dispose()
 
+    def has_table(self, name: str) -> bool:
+        """Whether the database already has this table (without creating anything)."""
+        return sa.inspect(self.engine).has_table(name)
+
     def migrate(self) -> None:
         """Bring the schema to the newest migration."""
         cfg = Config()

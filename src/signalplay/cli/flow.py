@@ -1,67 +1,36 @@
-"""The command line: demo, init, run, plan, apply, mappings check, sandbox serve.
-
-The edge: it builds settings and context, calls `jobs`, prints, and maps errors to exit codes
-(0 ok, 1 runtime failure, 2 configuration error). Never a traceback for bad input.
-"""
+"""Commands that run the flow: demo, init, run, plan, apply, mappings check, sandbox serve."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from signalplay import jobs
+from signalplay.cli._app import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    context,
+    guard,
+    mappings_app,
+    out,
+    progress,
+    sandbox_app,
+)
 from signalplay.definitions.loader import load_definitions
-from signalplay.errors import ConfigError, SignalplayError
+from signalplay.errors import SignalplayError
 from signalplay.registry import build_connector
 from signalplay.scaffold import init_project
 from signalplay.settings import load_project
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="Turn customer signals into Customer Success plays in the CRM.",
-)
-mappings_app = typer.Typer(no_args_is_help=True, help="Check and preview the RevOps files.")
-sandbox_app = typer.Typer(no_args_is_help=True, help="The loopback stand-ins of the CRM APIs.")
-app.add_typer(mappings_app, name="mappings")
-app.add_typer(sandbox_app, name="sandbox")
-console = Console(stderr=True)
-out = Console()
-T = TypeVar("T")
 DEMO_TOKEN = "pat-sandbox-demo"  # noqa: S105 - the sandbox's own token, not a secret
-
-ProjectOpt = Annotated[
-    Path, typer.Option("--project", "-p", help="Project folder (with signalplay.yaml).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-
-
-def _guard(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]", markup=True, highlight=False)
-        raise typer.Exit(2) from None
-    except SignalplayError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
-
-
-def _progress(stage: str, done: int, total: int | None) -> None:
-    if sys.stderr.isatty():
-        console.print(
-            f"  {stage}: {done}{'/' + str(total) if total else ''}", end="\r", highlight=False
-        )
 
 
 @app.command()
@@ -84,7 +53,7 @@ def demo(
     sandbox = HubSpotSandbox(state_file=directory / ".signalplay" / "hubspot.json", token=token)
     generate(directory, sandbox, accounts=accounts, seed=seed, today=datetime.now(UTC).date())
     with serve(sandbox) as server:
-        summary = _guard(lambda: _run_demo(directory, server.url, token))
+        summary = guard(lambda: _run_demo(directory, server.url, token))
     tasks_key = "signalplay_episode_key"
     summary["crm_requests"] = sandbox.request_counts()
     summary["duplicates_found"] = sandbox.duplicate_tasks(tasks_key)
@@ -101,7 +70,7 @@ def _run_demo(directory: Path, url: str, token: str) -> dict[str, Any]:
     ctx = jobs.open_context(
         project, crm_factory=lambda: build_connector(project, jobs.CRM_SOURCE, block, loc=("crm",))
     )
-    ctx.progress = _progress
+    ctx.progress = progress
     try:
         return jobs.run(ctx)
     finally:
@@ -153,13 +122,6 @@ def init(
     )
 
 
-def _context(project_dir: Path) -> jobs.Context:
-    project = load_project(project_dir)
-    ctx = jobs.open_context(project)
-    ctx.progress = _progress
-    return ctx
-
-
 @app.command()
 def run(
     project: ProjectOpt = Path(),
@@ -169,13 +131,13 @@ def run(
     """Pull, profile, evaluate, plan and apply."""
 
     def go() -> dict[str, Any]:
-        ctx = _context(project)
+        ctx = context(project)
         try:
             return jobs.run(ctx, dry_run=dry_run)
         finally:
             ctx.close()
 
-    summary = _guard(go)
+    summary = guard(go)
     out.print_json(json.dumps(summary, default=str)) if as_json else _print_summary(summary)
 
 
@@ -184,7 +146,7 @@ def plan(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
     """Pull, profile and evaluate, then print and save the CRM changes without writing them."""
 
     def go() -> tuple[str, list[Any], dict[str, int]]:
-        ctx = _context(project)
+        ctx = context(project)
         try:
             run_id = ctx.store.start_run("plan")
             jobs.pull(ctx, run_id)
@@ -196,7 +158,7 @@ def plan(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
         finally:
             ctx.close()
 
-    plan_id, ops, stats = _guard(go)
+    plan_id, ops, stats = guard(go)
     if as_json:
         out.print_json(
             json.dumps(
@@ -228,7 +190,7 @@ def apply(
     """Apply exactly a saved plan, recording every outcome in the ledger."""
 
     def go() -> dict[str, int]:
-        ctx = _context(project)
+        ctx = context(project)
         try:
             pid = plan_id or ctx.store.latest_plan_id()
             ops = ctx.store.load_plan(pid) if pid else None
@@ -242,7 +204,7 @@ def apply(
         finally:
             ctx.close()
 
-    out.print_json(json.dumps(_guard(go)))
+    out.print_json(json.dumps(guard(go)))
 
 
 @mappings_app.command("check")
@@ -253,7 +215,7 @@ def mappings_check(project: ProjectOpt = Path()) -> None:
         proj = load_project(project)
         return len(load_definitions(proj.definitions_dir).files)
 
-    count = _guard(go)
+    count = guard(go)
     out.print(
         f"ok: {count} mapping files and the trigger, play, health and write-back files are valid"
     )
@@ -275,8 +237,3 @@ def sandbox_serve(
         server._thread.join()
     except KeyboardInterrupt:
         server.stop()
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()

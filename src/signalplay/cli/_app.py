@@ -1,0 +1,71 @@
+"""The command line's shared parts: the Typer apps, consoles, options and error handling.
+
+The edge: commands build settings and context, call `jobs` or `views`, print, and map errors to
+exit codes (0 ok, 1 runtime failure, 2 configuration error). Never a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from signalplay import jobs
+from signalplay.errors import ConfigError, SignalplayError
+from signalplay.settings import load_project
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Turn customer signals into Customer Success plays in the CRM.",
+)
+mappings_app = typer.Typer(no_args_is_help=True, help="Check and preview the RevOps files.")
+sandbox_app = typer.Typer(no_args_is_help=True, help="The loopback stand-ins of the CRM APIs.")
+profile_app = typer.Typer(no_args_is_help=True, help="The unified account profile.")
+identity_app = typer.Typer(no_args_is_help=True, help="How records join accounts.")
+quarantine_app = typer.Typer(no_args_is_help=True, help="Records that could not be used.")
+app.add_typer(mappings_app, name="mappings")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(profile_app, name="profile")
+app.add_typer(identity_app, name="identity")
+app.add_typer(quarantine_app, name="quarantine")
+console = Console(stderr=True)
+out = Console()
+T = TypeVar("T")
+
+ProjectOpt = Annotated[
+    Path, typer.Option("--project", "-p", help="Project folder (with signalplay.yaml).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def guard(fn: Callable[[], T]) -> T:
+    """Run a command body, turning signalplay's errors into a message and an exit code."""
+    try:
+        return fn()
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except SignalplayError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def progress(stage: str, done: int, total: int | None) -> None:
+    """Show how far long work got, on a terminal."""
+    if sys.stderr.isatty():
+        console.print(
+            f"  {stage}: {done}{'/' + str(total) if total else ''}   ", end="\r", highlight=False
+        )
+
+
+def context(project_dir: Path) -> jobs.Context:
+    """Load the project and open its store, with progress on the terminal."""
+    project = load_project(project_dir)
+    ctx = jobs.open_context(project)
+    ctx.progress = progress
+    return ctx

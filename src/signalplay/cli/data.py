@@ -1,0 +1,230 @@
+"""Commands that look at the data: profile show and coverage, the identity report, quarantine,
+mapping preview, the JSON Schemas, and the snapshot backfill."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from signalplay import jobs, views
+from signalplay.cli._app import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    context,
+    guard,
+    identity_app,
+    mappings_app,
+    out,
+    profile_app,
+    quarantine_app,
+)
+from signalplay.definitions.jsonschema import write_schemas
+from signalplay.scaffold import shipped_mappings
+from signalplay.settings import load_project
+
+
+def _json(value: Any) -> None:
+    out.print_json(json.dumps(value, default=str))
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@profile_app.command("show")
+def profile_show(
+    account: Annotated[str, typer.Argument(help="CRM account id, domain or exact name.")],
+    project: ProjectOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Print an account's profile, each value with its lineage (source, stream, record, time)."""
+
+    def go() -> tuple[str, list[views.ProfileRow]]:
+        ctx = context(project)
+        try:
+            key = views.find_account(ctx.store, ctx.definitions, account)
+            return key, views.profile_rows(ctx.store, ctx.definitions, key)
+        finally:
+            ctx.close()
+
+    key, rows = guard(go)
+    if as_json:
+        _json({"account": key, "fields": [r.__dict__ for r in rows]})
+        return
+    table = Table(title=f"profile of {key}")
+    for column in ("field", "value", "from", "record", "observed"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r.field, _short(r.value), r.origin, r.record_id, r.observed_at[:19])
+    out.print(table)
+
+
+@profile_app.command("coverage")
+def profile_coverage(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
+    """Profile coverage: percent of accounts with a value, per field and per source."""
+
+    def go() -> dict[str, Any]:
+        ctx = context(project)
+        try:
+            return views.profile_coverage(ctx.store, ctx.definitions).as_dict()
+        finally:
+            ctx.close()
+
+    result = guard(go)
+    if as_json:
+        _json(result)
+        return
+    table = Table(title=f"profile coverage ({result['accounts']} accounts)")
+    table.add_column("source / field")
+    table.add_column("coverage %", justify="right")
+    for name, pct in result["sources_pct"].items():
+        table.add_row(f"[bold]{name}[/bold]", f"{pct:.1f}")
+    for name, pct in result["fields_pct"].items():
+        table.add_row(f"  {name}", f"{pct:.1f}")
+    table.add_row("[bold]overall[/bold]", f"{result['overall_pct']:.1f}")
+    out.print(table)
+
+
+@identity_app.command("report")
+def identity_report(
+    project: ProjectOpt = Path(),
+    problem: Annotated[
+        str | None, typer.Option(help="Only 'unmatched' or 'conflict' records.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Records of the newest run that joined no account: unmatched keys and conflicts."""
+
+    def go() -> list[Any]:
+        ctx = context(project)
+        try:
+            return ctx.store.identity_issues(problem=problem)
+        finally:
+            ctx.close()
+
+    issues = guard(go)
+    if as_json:
+        _json({"issues": [i.__dict__ for i in issues]})
+        return
+    if not issues:
+        out.print("every record joined exactly one account")
+        return
+    table = Table(title=f"{len(issues)} record(s) joined no account")
+    for column in ("stream", "record", "problem", "detail"):
+        table.add_column(column, overflow="fold")
+    for i in issues:
+        table.add_row(f"{i.source}.{i.stream}", i.record_id, i.problem, i.describe())
+    out.print(table)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    project: ProjectOpt = Path(),
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    stream: Annotated[str | None, typer.Option(help="Only this stream.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Records that could not be used, with the reason and the raw payload."""
+
+    def go() -> tuple[list[dict[str, Any]], dict[str, int]]:
+        ctx = context(project)
+        try:
+            rows = ctx.store.quarantined(source=source, stream=stream, limit=limit)
+            return rows, ctx.store.quarantine_counts()
+        finally:
+            ctx.close()
+
+    rows, counts = guard(go)
+    if as_json:
+        _json({"counts": counts, "records": rows})
+        return
+    if not rows:
+        out.print("no quarantined records")
+        return
+    table = Table(
+        title="quarantined records (" + ", ".join(f"{k}: {v}" for k, v in counts.items()) + ")"
+    )
+    for column in ("stream", "record", "stage", "reason", "payload"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(
+            f"{r['source']}.{r['stream']}",
+            r["record_id"],
+            r["stage"],
+            r["reason"],
+            _short(r["payload"]),
+        )
+    out.print(table)
+
+
+@mappings_app.command("preview")
+def mappings_preview(
+    file: Annotated[Path, typer.Argument(help="The mapping file to try (edited or new).")],
+    project: ProjectOpt = Path(),
+    sample: Annotated[int, typer.Option("--sample", "-n", min=1, max=10_000)] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Map N records of the file's stream and show the result; nothing is written."""
+    result = guard(lambda: views.preview_mapping(load_project(project), file, sample=sample))
+    if as_json:
+        _json(
+            {
+                "mapping": result.mapping,
+                "records_from": result.origin,
+                "types": result.types,
+                "rows": [r.__dict__ for r in result.rows],
+            }
+        )
+        return
+    out.print(f"{result.mapping}: {len(result.rows)} record(s) from the {result.origin}")
+    for r in result.rows:
+        table = Table(title=f"record {r.record_id} → {r.account or r.problem}", show_header=False)
+        if r.problem and r.account:
+            table.add_row("[red]problem[/red]", r.problem)
+        for name, value in r.values.items():
+            table.add_row(name, _short(value, 80), result.types.get(name, ""))
+        out.print(table)
+
+
+@app.command()
+def schema(
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write into (default: the shipped one).")
+    ] = None,
+) -> None:
+    """Write the JSON Schemas of the RevOps file formats, for editors to autocomplete."""
+    target = out_dir or shipped_mappings() / "schema"
+    for path in write_schemas(target):
+        out.print(f"wrote {path}")
+
+
+@app.command()
+def backfill(
+    days: Annotated[int, typer.Option("--days", min=1, max=730, help="How many past days.")] = 30,
+    project: ProjectOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Build daily profile snapshots for past days from the sources' stored history."""
+
+    def go() -> dict[str, Any]:
+        ctx = context(project)
+        try:
+            return jobs.backfill(ctx, days=days)
+        finally:
+            ctx.close()
+
+    result = guard(go)
+    if as_json:
+        _json(result)
+    else:
+        out.print(
+            f"backfilled {result['days']} day(s) ({result['from']} … {result['to']}) for "
+            f"{result['accounts']} accounts: {result['snapshots']} snapshots"
+        )
