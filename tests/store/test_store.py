@@ -108,3 +108,37 @@ def test_saved_plan_loads_exactly(store: Store) -> None:
     plan_id = store.save_plan("r1", [_op("k1")])
     assert store.load_plan(plan_id) == [_op("k1")]
     assert store.latest_plan_id() == plan_id
+
+
+def test_quarantine_keeps_one_row_per_record_and_map_stage_is_replaced(store: Store) -> None:
+    store.quarantine("r1", "s", "x", [("1", "bad", {"v": 1}), ("2", "bad", {"v": 2})], stage="map")
+    store.quarantine("r2", "s", "x", [("2", "worse", {"v": 2})], stage="map")
+    store.quarantine("r2", "s", "x", [("file.csv:3", "missing 'id'", {"a": "b"})], stage="pull")
+    store.quarantine("r3", "s", "x", [("file.csv:3", "missing 'id'", {"a": "b"})], stage="pull")
+    rows = {(r["record_id"], r["stage"]): r for r in store.quarantined()}
+    assert set(rows) == {("2", "map"), ("file.csv:3", "pull")}
+    assert rows[("2", "map")]["reason"] == "worse"
+    assert rows[("file.csv:3", "pull")]["run_id"] == "r3"
+    assert store.quarantine_counts() == {"s.x": 2}
+
+
+def test_identity_report_is_replaced_by_each_build(store: Store) -> None:
+    from signalplay.identity import IdentityIssue
+
+    first = IdentityIssue("s", "x", "1", "unmatched", "domain", "a.example")
+    conflict = IdentityIssue("s", "x", "2", "conflict", "domain", "b.example", ("10", "11"))
+    store.replace_identity_issues("r1", [first, conflict])
+    assert store.identity_issues(problem="conflict") == [conflict]
+    store.replace_identity_issues("r2", [conflict])
+    assert store.identity_issues() == [conflict]
+
+
+def test_snapshot_values_reads_only_the_asked_days_and_fields(store: Store) -> None:
+    from datetime import date
+
+    store.save_snapshots(date(2026, 11, 10), {"a": {"x": 1, "y": 2}, "b": {"x": 3}})
+    store.save_snapshots(date(2026, 11, 11), {"a": {"x": 5, "y": float("nan")}})
+    got = store.snapshot_values([date(2026, 11, 10)], {"x"})
+    assert got == {date(2026, 11, 10): {"a": {"x": 1}, "b": {"x": 3}}}
+    assert store.snapshot("a") == (date(2026, 11, 11), {"x": 5, "y": None})
+    assert store.latest_snapshots() == {"a": {"x": 5, "y": None}}

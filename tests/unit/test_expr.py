@@ -67,3 +67,37 @@ def test_expression_comparing_text_with_number_raises_runtime_error() -> None:
 def test_compile_expr_any_text_yields_expression_or_expr_error(text: str) -> None:
     with contextlib.suppress(ExprError):
         compile_expr(text)
+
+
+def test_typed_compile_rejects_wrong_enum_values_and_mismatched_types() -> None:
+    from signalplay.expr import NUMBER, ValueType
+
+    types = {
+        "tier": ValueType("text", frozenset({"smb", "enterprise"})),
+        "arr": NUMBER,
+        "renewal_date": ValueType("date"),
+    }
+    with pytest.raises(ExprError, match="wrong enum value 'smbb' for tier") as info:
+        compile_expr("arr > 5 and tier == 'smbb'", types=types)
+    assert info.value.column == 21  # the quote that opens the wrong value
+    with pytest.raises(ExprError, match="wrong enum value 'gold'"):
+        compile_expr("tier in ('smb', 'gold')", types=types)
+    with pytest.raises(ExprError, match="type mismatch"):
+        compile_expr("renewal_date > 30", types=types)
+    with pytest.raises(ExprError, match="type mismatch"):
+        compile_expr("tier * 2", types=types)
+    assert compile_expr("renewal_date < '2027-01-01' and tier != 'smb'", types=types).type.kind == (
+        "bool"
+    )
+
+
+def test_history_functions_read_their_snapshot_keys() -> None:
+    from signalplay.expr import history_key
+
+    expr = compile_expr("pct_change(x, ago(x, 7))", history_names={"x"})
+    assert expr.history == {("ago", "x", 7)}
+    assert expr({"x": 12, history_key("ago", "x", 7): 10}) == pytest.approx(0.2)
+    assert expr({"x": 12}) is None
+    for bad in ("ago(x, 0)", "ago(x, 'seven')", "ago(1, 7)", "ago(y, 7)", "ago(x)"):
+        with pytest.raises(ExprError):
+            compile_expr(bad, history_names={"x"})
