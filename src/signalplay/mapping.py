@@ -21,51 +21,71 @@ from signalplay.transforms import CastError, compile_path, to_moment, zone
 from signalplay.types import JSONValue
 
 MAX_DISTINCT = 100_000
+_NEVER = datetime(1, 1, 1, tzinfo=UTC)
 ZERO_WHEN_EMPTY = frozenset({"count", "sum", "distinct"})
 
 
 class _Acc:
-    """A running aggregate of one field for one account (and day)."""
+    """A running aggregate of one field for one account (and day).
 
-    __slots__ = ("count", "hi", "last", "last_at", "lo", "record_id", "seen", "total")
+    `at` orders records for `last`: the record's date in a dated stream, else its update time.
+    """
+
+    __slots__ = ("count", "hi", "last", "last_at", "lo", "numbers", "record_id", "seen", "total")
 
     def __init__(self) -> None:
         self.count = 0
+        self.numbers = 0
         self.total = 0.0
         self.lo: Any = None
         self.hi: Any = None
         self.last: Any = None
-        self.last_at = ""
+        self.last_at: Any = None
         self.record_id = ""
         self.seen: set[str] | None = None
 
-    def add(self, value: Any, at: str, record_id: str, *, distinct: bool) -> None:
+    def add(self, value: Any, at: Any, record_id: str, *, distinct: bool) -> None:
         self.count += 1
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        kind = value.__class__
+        if kind is int or kind is float:  # not bool: True is no number of anything
+            self.numbers += 1
             self.total += value
-            self.lo = value if self.lo is None or value < self.lo else self.lo
-            self.hi = value if self.hi is None or value > self.hi else self.hi
-        elif isinstance(value, str) and value:
-            self.lo = value if self.lo is None or str(self.lo) > value else self.lo
-            self.hi = value if self.hi is None or str(self.hi) < value else self.hi
+            if self.lo is None or value < self.lo:
+                self.lo = value
+            if self.hi is None or value > self.hi:
+                self.hi = value
+        elif kind is str and value:
+            if self.lo is None or str(self.lo) > value:
+                self.lo = value
+            if self.hi is None or str(self.hi) < value:
+                self.hi = value
         if distinct and value is not None:
             self.seen = self.seen if self.seen is not None else set()
             if len(self.seen) < MAX_DISTINCT:
                 self.seen.add(str(value))
-        if at >= self.last_at:
+        if self.last_at is None or at >= self.last_at:
             self.last, self.last_at, self.record_id = value, at, record_id
 
     def result(self, how: str | None) -> JSONValue:
         results: dict[str | None, Any] = {
             "count": self.count,
             "sum": round(self.total, 6),
-            "avg": round(self.total / self.count, 6) if self.count else None,
+            "avg": round(self.total / self.numbers, 6) if self.numbers else None,
             "min": self.lo,
             "max": self.hi,
             "distinct": len(self.seen or ()),
         }
         value: JSONValue = results.get(how, self.last)
         return value
+
+    def observed(self) -> datetime | None:
+        """When the newest record counted was dated or updated."""
+        at = self.last_at
+        if at is None or at == _NEVER:
+            return None
+        if isinstance(at, datetime):
+            return at
+        return datetime(at.year, at.month, at.day, tzinfo=UTC)
 
 
 @dataclass
@@ -93,8 +113,20 @@ class _Field:
     name: str
     aggregate: str | None
     window: int | None
-    offset: int
     where: Callable[[Any], Any] | None
+    # Per day: the record dates that count, as (after, through); None is open. Precomputed so
+    # the hot loop compares dates and does no arithmetic.
+    spans: tuple[tuple[date | None, date], ...]
+
+
+def _spans(
+    window: int | None, offset: int, days: Sequence[date]
+) -> tuple[tuple[date | None, date], ...]:
+    out = []
+    for today in days:
+        end = today - timedelta(days=offset)
+        out.append((None if window is None else end - timedelta(days=window), end))
+    return tuple(out)
 
 
 class StreamMapper:
@@ -117,11 +149,13 @@ class StreamMapper:
                 name,
                 fs.aggregate,
                 fs.window_days,
-                fs.offset_days,
                 mapping.wheres[name].fn if name in mapping.wheres else None,
+                _spans(fs.window_days, fs.offset_days, self.days),
             )
             for name, fs in self.spec.fields.items()
         ]
+        # One identity key (the usual case): look it up directly; resolve() explains misses.
+        self._single = mapping.identity[0] if len(mapping.identity) == 1 else None
         self._accs: list[dict[tuple[str, str], _Acc]] = [{} for _ in self.days]
         self._members: dict[str, dict[str, dict[str, JSONValue]]] = {}
         self._date = compile_path(self.spec.date_field) if self.spec.date_field else None
@@ -131,9 +165,8 @@ class StreamMapper:
         """Map one record; a bad one is quarantined, an unmatched one reported."""
         self.report.records += 1
         data = record.data
-        account, problem = resolve(self.identity, self.mapping.identity, data)
+        account = self._account(record)
         if account is None:
-            self._report_identity(record, problem)
             return
         try:
             values = extract_values(self.mapping, data)
@@ -145,20 +178,47 @@ class StreamMapper:
         if self.spec.collect:
             self._members.setdefault(account, {})[record.record_id] = values
             return
-        at = (
-            day.isoformat() if day else (record.updated_at.isoformat() if record.updated_at else "")
-        )
+        at = day if day is not None else (record.updated_at or _NEVER)
+        self._accumulate(account, values, data, day=day, at=at, record_id=record.record_id)
+
+    def _account(self, record: SourceRecord) -> str | None:
+        if self._single is not None:
+            kind, read = self._single
+            value = read(record.data)
+            account = None if value is None else self.identity.keys.get((kind, value))
+            if account is not None:
+                return account
+        account, problem = resolve(self.identity, self.mapping.identity, record.data)
+        if account is None:
+            self._report_identity(record, problem)
+        return account
+
+    def _accumulate(
+        self,
+        account: str,
+        values: dict[str, Any],
+        data: Any,
+        *,
+        day: date | None,
+        at: date | datetime,
+        record_id: str,
+    ) -> None:
         for f in self._fields:
             if f.where is not None and not _holds(f.where, data):
                 continue
             value = 1 if f.aggregate == "count" else values[f.name]
-            for index, today in enumerate(self.days):
-                if not _counts(f, day, today):
+            key = (account, f.name)
+            distinct = f.aggregate == "distinct"
+            for accs, (after, through) in zip(self._accs, f.spans, strict=True):
+                if day is None:
+                    if f.window is not None:
+                        continue
+                elif day > through or (after is not None and day <= after):
                     continue
-                acc = self._accs[index].get((account, f.name))
+                acc = accs.get(key)
                 if acc is None:
-                    acc = self._accs[index][(account, f.name)] = _Acc()
-                acc.add(value, at, record.record_id, distinct=f.aggregate == "distinct")
+                    acc = accs[key] = _Acc()
+                acc.add(value, at, record_id, distinct=distinct)
 
     def _report_identity(
         self, record: SourceRecord, problem: tuple[str, str | None, tuple[str, ...]] | None
@@ -216,7 +276,7 @@ class StreamMapper:
                 source=src,
                 stream=stream,
                 record_id=rid,
-                observed_at=_parse_at(acc.last_at),
+                observed_at=acc.observed(),
             )
         if self.spec.collect:
             for account, members in self._members.items():
@@ -245,22 +305,6 @@ def _holds(where: Callable[[Any], Any], data: Any) -> bool:
         return bool(where(data))
     except ExprRuntimeError:
         return False
-
-
-def _counts(f: _Field, day: date | None, today: date) -> bool:
-    if day is None:
-        return f.window is None
-    if f.window is None:
-        return day <= today
-    end = today - timedelta(days=f.offset)
-    return end - timedelta(days=f.window) < day <= end
-
-
-def _parse_at(text: str) -> datetime | None:
-    if not text:
-        return None
-    moment = datetime.fromisoformat(text if "T" in text else text + "T00:00:00")
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def build_identity(

@@ -1,0 +1,19 @@
+"""Short forms of the benchmarks, so that they keep working; the figures come from the long
+forms run by command (see benchmarks/)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import map_profiles
+
+
+def test_map_profiles_benchmark_short_form_maps_every_record() -> None:
+    result = map_profiles.run(3_000, 200, 7)
+    assert result["records"] == 3_000
+    assert result["quarantined"] == 0
+    assert result["facts"] > 200
+    assert result["records_per_second"] > 0

@@ -1,0 +1,60 @@
+"""The stream mapper: windows per day, averages over present values, zeros for empty counts."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from signalplay.definitions.loader import load_definitions
+from signalplay.identity import IdentityMap
+from signalplay.mapping import StreamMapper
+from signalplay.models import SourceRecord
+from signalplay.scaffold import shipped_mappings
+
+DEFS = load_definitions(shipped_mappings())
+TICKETS = next(m for m in DEFS.mappings if m.spec.stream == "tickets")
+
+
+def _identity() -> IdentityMap:
+    identity = IdentityMap()
+    for acct in ("a", "b"):
+        identity.add("crm_id", acct, acct)
+    identity.add("zendesk_org_id", "1", "a")
+    return identity
+
+
+def _ticket(rid: str, day: str, **extra: object) -> SourceRecord:
+    data = {
+        "id": rid,
+        "organization_id": 1,
+        "created_at": day,
+        "priority": "normal",
+        "status": "solved",
+        "reopens": 0,
+        "csat": None,
+        **extra,
+    }
+    return SourceRecord(source="support", stream="tickets", record_id=rid, data=data)
+
+
+def test_avg_counts_only_records_with_a_value() -> None:
+    mapper = StreamMapper(TICKETS, _identity(), days=[date(2026, 11, 18)])
+    mapper.add(_ticket("1", "2026-11-10", csat=4))
+    mapper.add(_ticket("2", "2026-11-11", csat=""))
+    mapper.add(_ticket("3", "2026-11-12", csat=2))
+    assert mapper.facts()["a"]["csat_90d"].value == 3.0
+
+
+def test_one_pass_serves_several_days_with_their_own_windows() -> None:
+    days = [date(2026, 11, 1), date(2026, 11, 18)]
+    mapper = StreamMapper(TICKETS, _identity(), days=days)
+    mapper.add(_ticket("1", "2026-10-05"))
+    mapper.add(_ticket("2", "2026-11-05"))
+    mapper.add(_ticket("3", "2026-11-17", priority="urgent", status="open"))
+    early, late = mapper.facts(0, accounts=["a", "b"]), mapper.facts(1, accounts=["a", "b"])
+    assert early["a"]["tickets_30d"].value == 1  # Oct 5 is in the 30 days up to Nov 1
+    assert late["a"]["tickets_30d"].value == 2  # Nov 5 and Nov 17
+    assert early["a"]["open_urgent_tickets"].value == 0  # the urgent ticket came later
+    assert late["a"]["open_urgent_tickets"].value == 1
+    assert late["b"]["tickets_30d"].value == 0
+    assert late["b"]["tickets_30d"].record_id == "0 records"
+    assert "csat_90d" not in late["b"]  # an average of nothing is unknown, not 0
