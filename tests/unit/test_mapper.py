@@ -58,3 +58,59 @@ def test_one_pass_serves_several_days_with_their_own_windows() -> None:
     assert late["b"]["tickets_30d"].value == 0
     assert late["b"]["tickets_30d"].record_id == "0 records"
     assert "csat_90d" not in late["b"]  # an average of nothing is unknown, not 0
+
+
+def test_any_stream_can_provide_keys_and_disagreeing_keys_are_a_conflict(tmp_path) -> None:
+    from signalplay.mapping import build_identity
+
+    orgs = tmp_path / "support.organizations.yaml"
+    orgs.write_text(
+        "version: 1\nsource: support\nstream: organizations\n"
+        "identity: {key: crm_id, field: external_id}\n"
+        "provides:\n  zendesk_org_id: {field: id}\n"
+        "  domain: {field: 'domain_names[0]', normalize: domain}\n"
+        "fields:\n  org_name: {from: name, cast: str}\n"
+    )
+    defs = load_definitions(shipped_mappings(), replace=orgs)
+    companies = [
+        {"id": "a", "domain": "a.example", "stripe_customer_id": "cus_a"},
+        {"id": "b", "domain": "b.example", "stripe_customer_id": "cus_b"},
+    ]
+    organizations = [
+        {"id": 77, "external_id": "a", "name": "A", "domain_names": ["www.a-support.example"]}
+    ]
+    records = {
+        "companies": [
+            SourceRecord(source="crm", stream="companies", record_id=c["id"], data=c)
+            for c in companies
+        ],
+        "organizations": [
+            SourceRecord(source="support", stream="organizations", record_id="77", data=o)
+            for o in organizations
+        ],
+    }
+    identity = build_identity(defs.mappings, lambda m: iter(records.get(m.spec.stream, [])))
+
+    assert identity.resolve("zendesk_org_id", "77") == "a"
+    assert identity.resolve("domain", "a-support.example") == "a"
+
+    mapper = StreamMapper(TICKETS, identity, days=[date(2026, 11, 18)])
+    ticket = _ticket("t1", "2026-11-17")
+    mapper.add(ticket.model_copy(update={"data": {**ticket.data, "organization_id": 77}}))
+    assert mapper.report.mapped == 1
+
+
+def test_keys_of_one_record_that_point_at_two_accounts_are_a_conflict() -> None:
+    from signalplay.identity import resolve
+    from signalplay.transforms import compile_path
+
+    identity = IdentityMap()
+    identity.add("stripe_customer_id", "cus_a", "a")
+    identity.add("domain", "b.example", "b")
+    readers = [("stripe_customer_id", compile_path("customer")), ("domain", compile_path("d"))]
+
+    account, problem = resolve(identity, readers, {"customer": "cus_a", "d": "b.example"})
+    assert account is None
+    assert problem == ("stripe_customer_id", "cus_a", ("a", "b"))
+    assert resolve(identity, readers, {"customer": "cus_x", "d": "b.example"}) == ("b", None)
+    assert resolve(identity, readers, {}) == (None, ("stripe_customer_id", None, ()))
