@@ -4,7 +4,7 @@ The master stream (the CRM's accounts) defines the accounts and the keys they ar
 other stream may teach more keys (`provides`, e.g. a Zendesk organization's domain). A record is
 joined through the first of its identity keys that resolves; a key two accounts claim, or keys of
 one record that point at two accounts, are conflicts. Nothing is dropped silently: every record
-that joins no account is reported with the key it carried. Imports: stdlib, transforms.
+that joins no account is reported with the key it carried. Imports: stdlib.
 """
 
 from __future__ import annotations
@@ -12,10 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-
-from signalplay.transforms import get_path, normalize_key
-
-__all__ = ["IdentityIssue", "IdentityMap", "get_path", "normalize_key", "resolve"]
 
 KeyReader = Callable[[Any], str | None]
 

@@ -157,7 +157,7 @@ def _day_values(
     snapshots: Mapping[date, Mapping[str, Mapping[str, Any]]],
 ) -> dict[str, dict[str, Any]]:
     """Signals and health of every account on `day`, history read from `snapshots`."""
-    needs = defs.history()
+    needs = defs.history
     values: dict[str, dict[str, Any]] = {}
     for account, account_facts in facts.items():
         history = history_values(account, needs, snapshots, today=day) if needs else None
@@ -168,9 +168,7 @@ def _day_values(
         profile.update(
             health_score=health.score, health_band=health.band, health_drivers=health.drivers()
         )
-        values[account] = public_values(profile) if needs else profile
-        if history:
-            values[account] = {**values[account], **history}
+        values[account] = profile
         for error in errors:
             log.warning("account %s: %s", account, error)
     return values
@@ -195,7 +193,7 @@ def build_profiles(ctx: Context, run_id: str) -> Profiles:
     merged = merge_facts(m.facts(accounts=accounts) for m in mappers)
     facts = {a: merged.get(a, {}) for a in accounts}
     ctx.store.replace_facts(facts)
-    needs = defs.history()
+    needs = defs.history
     snapshots = ctx.store.snapshot_values(history_days(needs, today), history_fields(needs))
     values = _day_values(defs, facts, today, snapshots)
     shown = {a: public_values(v) for a, v in values.items()}
@@ -225,7 +223,7 @@ def backfill(ctx: Context, *, days: int, chunk: int = 14) -> dict[str, Any]:
     defs = ctx.definitions
     identity = build_identity(defs.mappings, _records_of(ctx))
     accounts = identity.accounts()
-    needs = defs.history()
+    needs = defs.history
     fields = history_fields(needs)
     cache = ctx.store.snapshot_values(history_days(needs, targets[0]), fields) if targets else {}
     done = 0

@@ -118,7 +118,7 @@ def preview_mapping(project: Project, file: Path, *, sample: int) -> Preview:
     """Map up to `sample` records of the file's stream, from the store when it has them, else
     from the source's connector; the identity map comes from the stored CRM accounts."""
     definitions = load_definitions(project.definitions_dir, replace=file)
-    mapping = next(m for m in definitions.mappings if m.path.endswith(file.name) or _same(m, file))
+    mapping = next(m for m in definitions.mappings if _same(m, file))
     store = _existing_store(project)
     try:
         identity, records, origin = _preview_inputs(project, definitions, mapping, store, sample)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,6 +105,7 @@ class Definitions:
         """The mapping of the stream that defines the accounts."""
         return next(m for m in self.mappings if m.spec.master)
 
+    @cached_property
     def history(self) -> frozenset[tuple[str, str, int]]:
         """Every (function, field, days) the expressions read from the snapshots."""
         exprs = [
@@ -199,25 +201,26 @@ def load_definitions(folder: Path, *, replace: Path | None = None) -> Definition
     addition, when the folder has none): the file a RevOps user is editing, for a preview.
     """
     col = _Collector()
-    shown = _display
     mappings = _load_mappings(col, folder, replace)
     types = _profile_types(col, mappings)
     types.update({n: ValueType() for n in col.salvaged if n not in types})
-    signals_doc = col.load(SignalsFile, folder / "signals.yaml", shown(folder / "signals.yaml"))
+    signals_doc = col.load(SignalsFile, folder / "signals.yaml", _display(folder / "signals.yaml"))
     signal_names = frozenset(signals_doc[0].signals) if signals_doc else frozenset()
     history = frozenset(types) | signal_names | HEALTH_FIELDS
     signals = _compile_signals(col, signals_doc, types, history)
-    health = col.load(HealthFile, folder / "health.yaml", shown(folder / "health.yaml"))
+    health = col.load(HealthFile, folder / "health.yaml", _display(folder / "health.yaml"))
     health_values = _compile_health(col, health, types, history)
     types.update(builtin_types())
-    plays = col.load(PlaysFile, folder / "plays.yaml", shown(folder / "plays.yaml"))
-    triggers = col.load(TriggersFile, folder / "triggers.yaml", shown(folder / "triggers.yaml"))
+    plays = col.load(PlaysFile, folder / "plays.yaml", _display(folder / "plays.yaml"))
+    triggers = col.load(TriggersFile, folder / "triggers.yaml", _display(folder / "triggers.yaml"))
     conditions = _load_conditions(col, triggers, types, history)
     if plays:
         _check_plays(col, *plays, frozenset(types), _contact_roles(mappings))
     if triggers and plays:
         _check_trigger_plays(col, triggers, {p.id for p in plays[0].plays})
-    writeback = col.load(WritebackFile, folder / "writeback.yaml", shown(folder / "writeback.yaml"))
+    writeback = col.load(
+        WritebackFile, folder / "writeback.yaml", _display(folder / "writeback.yaml")
+    )
     if writeback:
         for crm_field, name in writeback[0].account_fields.items():
             if name not in types:

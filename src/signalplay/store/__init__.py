@@ -72,8 +72,6 @@ class Store:
         table: sa.Table,
         rows: Sequence[dict[str, Any]],
         keys: Sequence[str],
-        *,
-        skip: Sequence[str] = (),
     ) -> None:
         if not rows:
             return
@@ -82,7 +80,7 @@ class Store:
         update = {
             c.name: stmt.excluded[c.name]
             for c in table.columns
-            if c.name not in keys and c.name not in skip and c.name in rows[0]
+            if c.name not in keys and c.name in rows[0]  # columns the rows set (not `id`)
         }
         conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update), list(rows))
 
@@ -222,7 +220,6 @@ class Store:
                     t.quarantine,
                     batch[start : start + BATCH],
                     ("source", "stream", "record_id", "stage"),
-                    skip=("id",),
                 )
         return len(rows)
 
