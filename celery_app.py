@@ -52,8 +52,8 @@ def evaluate(self: Any, project_dir: str) -> dict[str, Any]:
         run_id = ctx.store.start_run("evaluate")
         streams = jobs.pull(ctx, run_id)
         profiles = jobs.build_profiles(ctx, run_id)
-        evaluation = jobs.evaluate(ctx, profiles.values)
-        plan_id, _ops, stats = jobs.plan(ctx, profiles.values, run_id)
+        evaluation = jobs.evaluate(ctx, profiles)
+        plan_id, _ops, stats = jobs.plan(ctx, profiles, run_id)
         summary = {
             "run_id": run_id,
             "plan_id": plan_id,

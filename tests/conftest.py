@@ -12,9 +12,11 @@ import pytest
 from signalplay.demo import generate
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.server import Server, serve
+from signalplay.sandbox.webhook import WebhookReceiver
 from signalplay.scaffold import init_project
 
 TOKEN = "pat-test-token"
+WEBHOOK_SECRET = "whsec-test"
 TODAY = date(2026, 11, 18)  # a Wednesday
 
 
@@ -41,11 +43,30 @@ def server(sandbox: HubSpotSandbox) -> Iterator[Server]:
         yield running
 
 
+@pytest.fixture
+def receiver() -> WebhookReceiver:
+    return WebhookReceiver(WEBHOOK_SECRET)
+
+
+@pytest.fixture
+def hooks(receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    """The webhook receiver served on loopback; the secret is in the environment."""
+    monkeypatch.setenv("SIGNALPLAY_WEBHOOK__SECRET", WEBHOOK_SECRET)
+    with serve(receiver) as running:
+        yield running
+
+
 def make_project(
-    root: Path, sandbox: HubSpotSandbox, url: str, *, accounts: int = 150, store: str | None = None
+    root: Path,
+    sandbox: HubSpotSandbox,
+    url: str,
+    *,
+    accounts: int = 150,
+    store: str | None = None,
+    webhook_url: str = "http://127.0.0.1:9/events",
 ) -> Path:
     """A demo project in `root` whose CRM is the served sandbox."""
-    init_project(root, crm_host=url)
+    init_project(root, crm_host=url, webhook_url=webhook_url)
     if store is not None:
         config = root / "signalplay.yaml"
         config.write_text(config.read_text().replace("sqlite:///signalplay.db", store))

@@ -91,6 +91,7 @@ KINDS = (
     "Capital",
     "Works",
 )
+SALES = (("Morgan", "Hale"), ("Drew", "Park"), ("Avery", "Stone"))
 OWNERS = (
     ("Alex", "Morgan"),
     ("Sam", "Rivera"),
@@ -119,6 +120,17 @@ class DemoAccount:
     pattern: str
     stripe_customer: str
     zendesk_org: int
+    sales_owner_id: str
+    features_licensed: int
+    kickoff_date: date | None
+    integration_done_date: date | None
+    renewal_confidence: str
+    nps: int | None
+    qbr_sentiment: str
+    procurement_status: str
+    use_case_request_date: date | None
+    org_change_date: date | None
+    contraction: bool
 
 
 def generate_accounts(n: int, *, seed: int, today: date) -> list[DemoAccount]:
@@ -129,11 +141,13 @@ def generate_accounts(n: int, *, seed: int, today: date) -> list[DemoAccount]:
         tier = rng.choices([t[0] for t in TIERS], weights=[t[1] for t in TIERS])[0]
         _, _, arr_range, seat_range = next(t for t in TIERS if t[0] == tier)
         name = f"{rng.choice(WORDS)} {rng.choice(KINDS)} {i:04d}"
-        start = today - timedelta(days=rng.randint(30, 1000))
+        tenure = rng.randint(1, 60) if rng.random() < 0.12 else rng.randint(61, 1000)
+        start = today - timedelta(days=tenure)
         renewal = today + timedelta(days=rng.randint(5, 360))
         pattern = rng.choices(
-            ["healthy", "declining", "cliff", "stalled"], weights=[60, 15, 10, 15]
+            ["healthy", "power", "declining", "cliff", "stalled"], weights=[70, 8, 8, 6, 8]
         )[0]
+        traits = _traits(rng, tenure=tenure, pattern=pattern, today=today)
         accounts.append(
             DemoAccount(
                 index=i,
@@ -148,9 +162,41 @@ def generate_accounts(n: int, *, seed: int, today: date) -> list[DemoAccount]:
                 pattern=pattern,
                 stripe_customer=f"cus_{seed:02d}{i:06d}",
                 zendesk_org=900_000 + i,
+                sales_owner_id=str(201 + rng.randrange(len(SALES))),
+                **traits,
             )
         )
     return accounts
+
+
+def _maybe_day(rng: random.Random, share: float, today: date, back: tuple[int, int]) -> date | None:
+    return today - timedelta(days=rng.randint(*back)) if rng.random() < share else None
+
+
+def _traits(rng: random.Random, *, tenure: int, pattern: str, today: date) -> dict[str, Any]:
+    """The CS facts a CRM holds about an account: kickoff, implementation, renewal confidence,
+    survey answers, procurement, requests and org changes."""
+    kicked = tenure > 10 or rng.random() < 0.4
+    integrated = tenure > 75 or rng.random() < 0.5
+    sentiment = "negative" if pattern == "cliff" and rng.random() < 0.5 else "positive"
+    return {
+        "features_licensed": rng.choice([8, 10, 12]),
+        "kickoff_date": today - timedelta(days=max(0, tenure - rng.randint(1, 5)))
+        if kicked
+        else None,
+        "integration_done_date": today - timedelta(days=max(0, tenure - 30))
+        if integrated
+        else None,
+        "renewal_confidence": rng.choices(["high", "medium", "low"], weights=[60, 28, 12])[0],
+        "nps": rng.choice([None, None, None, 10, 10, 9, 9, 9, 8, 8, 7, 6, 3]),
+        "qbr_sentiment": rng.choice([sentiment, "positive", "neutral"]),
+        "procurement_status": rng.choices(["none", "in_review", "delayed"], weights=[85, 10, 5])[0],
+        "use_case_request_date": _maybe_day(
+            rng, 0.6 if pattern == "power" else 0.03, today, (0, 40)
+        ),
+        "org_change_date": _maybe_day(rng, 0.03, today, (0, 20)),
+        "contraction": rng.random() < 0.06,
+    }
 
 
 def usage_rows(acct: DemoAccount, *, today: date, rng: random.Random) -> list[dict[str, Any]]:
@@ -159,8 +205,11 @@ def usage_rows(acct: DemoAccount, *, today: date, rng: random.Random) -> list[di
     base = acct.seats * rng.uniform(0.5, 0.85)
     for back in range(DAYS - 1, -1, -1):
         day = today - timedelta(days=back)
+        if day < acct.contract_start:
+            continue
         level = {
             "healthy": 1.0 + 0.1 * (DAYS - back) / DAYS,
+            "power": 1.3,
             "declining": max(0.2, 1.0 - 0.7 * (DAYS - back) / DAYS),
             "cliff": 1.0 if back >= 7 else 0.45,
             "stalled": 0.25,
@@ -175,6 +224,10 @@ def usage_rows(acct: DemoAccount, *, today: date, rng: random.Random) -> list[di
                 "active_users": active,
                 "events": active * rng.randint(8, 40),
                 "key_feature_uses": 0 if acct.pattern == "stalled" else rng.randint(0, active),
+                "features_used": min(
+                    acct.features_licensed,
+                    round(acct.features_licensed * level * rng.uniform(0.5, 0.95)),
+                ),
             }
         )
     return rows
@@ -194,8 +247,9 @@ def ticket_rows(acct: DemoAccount, *, today: date, rng: random.Random) -> list[d
                 "updated_at": created.isoformat(),
                 "priority": rng.choice(["low", "normal", "normal", "high"]),
                 "status": rng.choice(["solved", "solved", "closed", "open"]),
-                "reopens": rng.choice([0, 0, 0, 1, 2]),
-                "csat": rng.choice(["", 5, 4, 4, 3, 2]),
+                "reopens": rng.choice([0, 0, 0, 0, 0, 0, 0, 0, 1, 2]),
+                "csat": rng.choice(["", "", 5, 5, 5, 4, 4, 4, 3, 2]),
+                "tags": "exec_escalation" if rng.random() < 0.01 else "",
             }
         )
     if rng.random() < 0.06:
@@ -210,6 +264,7 @@ def ticket_rows(acct: DemoAccount, *, today: date, rng: random.Random) -> list[d
                 "status": "open",
                 "reopens": 0,
                 "csat": "",
+                "tags": "",
             }
         )
     return rows
@@ -223,13 +278,14 @@ def invoice_rows(acct: DemoAccount, *, today: date, rng: random.Random) -> list[
     for month in range(4):
         created = today - timedelta(days=30 * month + 3)
         failed = failing and month == 0
+        amount = round(monthly * 0.7) if acct.contraction and month == 0 else monthly
         rows.append(
             {
                 "id": f"in_{acct.stripe_customer}_{month}",
                 "customer": acct.stripe_customer,
                 "created": created.isoformat(),
                 "status": "open" if failed else "paid",
-                "amount_due": monthly,
+                "amount_due": amount,
                 "attempt_count": 2 if failed else 1,
             }
         )
@@ -245,32 +301,51 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def seed_crm(sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int) -> None:
+def _iso(day: date | None) -> str:
+    return day.isoformat() if day else ""
+
+
+def seed_crm(
+    sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int, today: date
+) -> None:
     """Owners, custom properties, companies and contacts with roles, idempotently."""
-    for i, (first, last) in enumerate(OWNERS):
+    people = [(str(101 + i), 5001 + i, f, la) for i, (f, la) in enumerate(OWNERS)]
+    people += [(str(201 + i), 6001 + i, f, la) for i, (f, la) in enumerate(SALES)]
+    for owner_id, user_id, first, last in people:
         sandbox.seed_owner(
-            owner_id=str(101 + i),
-            user_id=5001 + i,
+            owner_id=owner_id,
+            user_id=user_id,
             email=f"{first.lower()}.{last.lower()}@vendor.example",
             first=first,
             last=last,
         )
-    sandbox.seed_property(
-        "companies",
-        "cs_tier",
-        ptype="enumeration",
-        field_type="select",
-        options=["enterprise", "mid_market", "smb"],
-    )
-    for name in ("cs_arr", "cs_seats"):
+    enums = {
+        "cs_tier": ["enterprise", "mid_market", "smb"],
+        "cs_renewal_confidence": ["high", "medium", "low"],
+        "cs_qbr_sentiment": ["positive", "neutral", "negative"],
+        "cs_procurement_status": ["none", "in_review", "delayed"],
+    }
+    for name, options in enums.items():
+        sandbox.seed_property(
+            "companies", name, ptype="enumeration", field_type="select", options=options
+        )
+    for name in ("cs_arr", "cs_seats", "cs_nps", "cs_features_licensed"):
         sandbox.seed_property("companies", name, ptype="number", field_type="number")
-    for name in ("cs_contract_start", "cs_renewal_date"):
+    for name in (
+        "cs_contract_start",
+        "cs_renewal_date",
+        "cs_kickoff_date",
+        "cs_integration_done_date",
+        "cs_use_case_request_date",
+        "cs_org_change_date",
+    ):
         sandbox.seed_property("companies", name, ptype="date", field_type="date")
-    for name in ("stripe_customer_id", "zendesk_org_id"):
+    for name in ("stripe_customer_id", "zendesk_org_id", "cs_sales_owner_id"):
         sandbox.seed_property("companies", name)
     sandbox.seed_property(
         "contacts", "cs_role", ptype="enumeration", field_type="select", options=list(ROLES)
     )
+    sandbox.seed_property("contacts", "cs_left_date", ptype="date", field_type="date")
     rng = random.Random(seed + 1)
     for acct in accounts:
         cid = sandbox.seed_object(
@@ -286,6 +361,16 @@ def seed_crm(sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int)
                 "cs_renewal_date": acct.renewal_date.isoformat(),
                 "stripe_customer_id": acct.stripe_customer,
                 "zendesk_org_id": str(acct.zendesk_org),
+                "cs_sales_owner_id": acct.sales_owner_id,
+                "cs_features_licensed": str(acct.features_licensed),
+                "cs_kickoff_date": _iso(acct.kickoff_date),
+                "cs_integration_done_date": _iso(acct.integration_done_date),
+                "cs_renewal_confidence": acct.renewal_confidence,
+                "cs_nps": "" if acct.nps is None else str(acct.nps),
+                "cs_qbr_sentiment": acct.qbr_sentiment,
+                "cs_procurement_status": acct.procurement_status,
+                "cs_use_case_request_date": _iso(acct.use_case_request_date),
+                "cs_org_change_date": _iso(acct.org_change_date),
             },
             unique_by="domain",
         )
@@ -294,6 +379,8 @@ def seed_crm(sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int)
             title = rng.choice(TITLES[role])
             labeled = rng.random() >= UNLABELED
             email = f"{first.lower()}.{last.lower()}.{role}@{acct.domain}"
+            left = role == "champion" and rng.random() < 0.04
+            quiet = 20 if acct.pattern == "healthy" else rng.choice([10, 45, 75, 120])
             contact = sandbox.seed_object(
                 "contacts",
                 {
@@ -302,6 +389,11 @@ def seed_crm(sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int)
                     "lastname": last,
                     "jobtitle": title,
                     "cs_role": role if labeled else "",
+                    "hubspot_owner_id": acct.owner_id,
+                    "notes_last_contacted": _iso(today - timedelta(days=rng.randint(1, quiet))),
+                    "cs_left_date": _iso(today - timedelta(days=rng.randint(1, 25)))
+                    if left
+                    else "",
                 },
                 unique_by="email",
             )
@@ -323,5 +415,5 @@ def generate(
     write_csv(root / "data" / "usage.csv", usage)
     write_csv(root / "data" / "tickets.csv", tickets)
     write_csv(root / "data" / "invoices.csv", invoices)
-    seed_crm(sandbox, book, seed=seed)
+    seed_crm(sandbox, book, seed=seed, today=today)
     return book

@@ -1,7 +1,7 @@
 """Episodes: open on a false → true transition, hold while true, resolve when the condition
 clears, then cool down before re-arming. Keys are deterministic, so a replay opens nothing twice.
 
-Imports: stdlib, triggers.
+Imports: stdlib, evaluator.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from signalplay.triggers import Firing
+from signalplay.evaluator import Firing
 
 Pair = tuple[str, str]
 
@@ -35,6 +35,7 @@ class Episode:
     status: str = "open"
     resolved_at: datetime | None = None
     resolution: str | None = None
+    decision: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -52,14 +53,17 @@ def advance_episodes(
     open_episodes: Mapping[Pair, Episode],
     last_resolved: Mapping[Pair, datetime],
     firings: Collection[Firing],
-    evaluated: Collection[str],
+    cleared: Collection[Pair],
     cooldown_days: Mapping[str, int],
     now: datetime,
 ) -> EpisodeChanges:
-    """Move episodes forward for the accounts in `evaluated`, given what fired now."""
+    """Move episodes forward given what fired now and which open episodes `cleared`."""
     changes = EpisodeChanges()
     fired = {(f.account, f.trigger_id): f for f in firings}
+    closing = set(cleared)
     for pair, firing in sorted(fired.items()):
+        if pair in open_episodes and pair in closing:
+            continue
         if pair in open_episodes:
             changes.held.append(open_episodes[pair])
             continue
@@ -70,9 +74,8 @@ def advance_episodes(
             continue
         key = episode_key(pair[0], pair[1], now)
         changes.opened.append(Episode(key, pair[0], pair[1], now, dict(firing.evidence)))
-    accounts = set(evaluated)
     for pair, episode in sorted(open_episodes.items()):
-        if pair[0] in accounts and pair not in fired:
+        if pair in closing:
             changes.resolved.append(
                 Episode(
                     episode.key,
@@ -83,6 +86,7 @@ def advance_episodes(
                     "resolved",
                     now,
                     "condition_cleared",
+                    episode.decision,
                 )
             )
     return changes

@@ -103,6 +103,31 @@ def _nullable(fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def _matching(items: Any, field: Any, value: Any) -> list[Mapping[str, Any]]:
+    if items is None:
+        return []
+    if not isinstance(items, list | tuple):
+        raise ExprRuntimeError(f"expected a list, got {type(items).__name__}")
+    rows = [i for i in items if isinstance(i, Mapping)]
+    return rows if field is None else [i for i in rows if i.get(str(field)) == value]
+
+
+def _count_where(_scope: Scope, items: Any, field: Any = None, value: Any = None) -> int:
+    return len(_matching(items, field, value))
+
+
+def _last_where(
+    _scope: Scope, items: Any, date_field: Any, field: Any = None, value: Any = None
+) -> Any:
+    found = [
+        v for i in _matching(items, field, value) if (v := i.get(str(date_field))) not in (None, "")
+    ]
+    try:
+        return max(found) if found else None
+    except TypeError:
+        raise ExprRuntimeError(f"{date_field} holds values that cannot be ordered") from None
+
+
 FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
     # name: (implementation taking the scope first, min args, max args)
     "abs": (_nullable(abs), 1, 1),
@@ -116,6 +141,10 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
     "days_until": (_days_until, 1, 1),
     "days_since": (_days_since, 1, 1),
     "pct_change": (_nullable(lambda new, old: (new - old) / old if old else None), 2, 2),
+    # over a list of records such as the contacts: how many have field == value, and the
+    # latest value of a date field among them
+    "count_where": (_count_where, 1, 3),
+    "last_where": (_last_where, 2, 4),
 }
 
 _COMPARE = {
@@ -416,6 +445,8 @@ _RESULT: dict[str, ValueType] = {
     "days_until": NUMBER,
     "days_since": NUMBER,
     "pct_change": NUMBER,
+    "count_where": NUMBER,
+    "last_where": ValueType("date"),
 }
 _ARG_KINDS: dict[str, set[str]] = {
     "abs": {"number", "bool"},
@@ -426,6 +457,8 @@ _ARG_KINDS: dict[str, set[str]] = {
     "days_until": {"date", "datetime", "text"},
     "days_since": {"date", "datetime", "text"},
     "pct_change": {"number", "bool"},
+    "count_where": {"list", "text", "number", "bool"},
+    "last_where": {"list", "text", "number", "bool"},
 }
 
 

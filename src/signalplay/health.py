@@ -1,60 +1,136 @@
-"""Health score: weighted measures scored through bands, and the band of the total.
+"""The health scorecard: each measure scored 0-100 through its bands, weighted per segment into
+one score, banded green / yellow / red, compared with the score `trend_days` ago, and the
+drivers that moved it (or the weakest measures) as text ready for the CRM.
 
-Imports: stdlib, definitions.schema, expr.
+Column-wise over a frame of accounts. Imports: stdlib, numpy, definitions.schema, expr, vector,
+segments.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from signalplay.definitions.schema import HealthFile, Measure
-from signalplay.expr import Expression, ExprRuntimeError
+from signalplay.expr import Expression, history_key
+from signalplay.segments import resolve_column
+from signalplay.vector import NUM, TEXT, Frame, Val, VecFn, evaluate
+
+Floats = npt.NDArray[np.float64]
+WEAK_BELOW = 70
 
 
-@dataclass(frozen=True)
-class HealthResult:
-    """One account's score, band and each measure's contribution."""
-
-    score: int | None
-    band: str | None
-    measures: dict[str, int | None]
-
-    def drivers(self, limit: int = 3) -> list[str]:
-        """The weakest measures, worst first, as text for the CRM."""
-        scored = sorted((s, m) for m, s in self.measures.items() if s is not None)
-        return [f"{m} {s}/100" for s, m in scored[:limit] if s < 70]
-
-
-def score_measure(measure: Measure, value: Any) -> int | None:
-    """The measure's score: the first band whose `below` exceeds the value."""
-    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
-        return None
+def score_measure(measure: Measure, values: Floats) -> Floats:
+    """The score of the first band whose `below` exceeds the value (missing stays missing)."""
+    out = np.full(values.shape, np.nan)
+    open_ = ~np.isnan(values)
     for band in measure.bands:
-        if band.below is None or value < band.below:
-            return int(band.score)
-    return None
+        hit = open_ if band.below is None else open_ & (values < band.below)
+        out[hit] = band.score
+        open_ &= ~hit
+    return out
+
+
+@dataclass
+class HealthColumns:
+    """The scorecard of every account of a frame."""
+
+    score: Floats
+    band: Val
+    trend: Floats
+    measures: dict[str, Floats]
+    weights: dict[str, Floats]
+    failed: int
 
 
 def score_health(
-    card: HealthFile, values_of: Mapping[str, Expression], profile: Mapping[str, Any]
-) -> HealthResult:
-    """Score one profile; measures without data are left out of the weighting."""
-    scores: dict[str, int | None] = {}
-    total = weight = 0.0
-    for measure in card.measures:
-        try:
-            value = values_of[measure.id](profile)
-        except ExprRuntimeError:
-            value = None
-        score = score_measure(measure, value)
-        scores[measure.id] = score
-        if score is not None:
-            total += score * measure.weight
-            weight += measure.weight
-    if not weight:
-        return HealthResult(None, None, scores)
-    overall = round(total / weight)
-    band = "green" if overall >= card.green_at else "yellow" if overall >= card.yellow_at else "red"
-    return HealthResult(overall, band, scores)
+    card: HealthFile,
+    values: Mapping[str, tuple[Expression, VecFn | None]],
+    frame: Frame,
+) -> HealthColumns:
+    """Score every account of `frame`; measures without data are left out of the weighting."""
+    n = len(frame)
+    scores: dict[str, Floats] = {}
+    weights: dict[str, Floats] = {}
+    failed = 0
+    total = np.zeros(n)
+    weight = np.zeros(n)
+    for m in card.measures:
+        expr, vec = values[m.id]
+        col, bad = evaluate(expr, vec, frame)
+        failed += bad
+        raw = col.data.astype(float) if col.kind in (NUM, "bool") else _floats(col)
+        s = score_measure(m, raw)
+        w = resolve_column(
+            frame,
+            m.weight,
+            [(o.match, o.weights[m.id]) for o in card.segments if m.id in o.weights],
+        )
+        scores[m.id], weights[m.id] = s, w
+        present = ~np.isnan(s)
+        total += np.where(present, s * w, 0.0)
+        weight += np.where(present, w, 0.0)
+    with np.errstate(all="ignore"):
+        overall = np.where(weight > 0, np.round(total / np.where(weight > 0, weight, 1.0)), np.nan)
+    band = np.full(n, None, dtype=object)
+    band[overall >= card.green_at] = "green"
+    band[(overall < card.green_at) & (overall >= card.yellow_at)] = "yellow"
+    band[overall < card.yellow_at] = "red"
+    before = frame.column(history_key("ago", "health_score", card.trend_days)).data
+    trend = overall - _floats_data(before)
+    return HealthColumns(overall, Val(band, TEXT), trend, scores, weights, failed)
+
+
+def _floats(col: Val) -> Floats:
+    return np.array([_float(v) for v in col.data.tolist()], dtype=float)
+
+
+def _floats_data(data: object) -> Floats:
+    arr = np.asarray(data)
+    return arr.astype(float) if arr.dtype != object else np.array([_float(v) for v in arr.tolist()])
+
+
+def _float(value: object) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def drivers_text(
+    card: HealthFile,
+    *,
+    score: float,
+    trend: float,
+    measures: Mapping[str, float],
+    before: Mapping[str, float],
+    weights: Mapping[str, float],
+) -> str:
+    """What moved the score since `trend_days` ago, or else the weakest measures; for the CRM."""
+    if math.isnan(score):
+        return "No health data"
+    labels = {m.id: m.label or m.id.replace("_", " ") for m in card.measures}
+    head = f"Health {int(score)}"
+    moved = []
+    if not math.isnan(trend):
+        head += f" ({'+' if trend > 0 else ''}{int(trend)} in {card.trend_days}d)"
+        deltas = [
+            (abs(measures[m] - before[m]) * weights[m], m)
+            for m in measures
+            if not math.isnan(measures[m])
+            and not math.isnan(before.get(m, math.nan))
+            and measures[m] != before[m]
+        ]
+        moved = [
+            f"{labels[m]} {int(before[m])}→{int(measures[m])}"
+            for _, m in sorted(deltas, key=lambda d: (-d[0], d[1]))[:3]
+        ]
+    if moved:
+        return f"{head}: " + "; ".join(moved)
+    weak = sorted((v, m) for m, v in measures.items() if not math.isnan(v) and v < WEAK_BELOW)[:3]
+    if not weak:
+        return f"{head}: every measure healthy"
+    return f"{head}: weakest " + "; ".join(f"{labels[m]} {int(v)}/100" for v, m in weak)

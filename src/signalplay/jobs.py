@@ -13,13 +13,23 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from signalplay.definitions.loader import CompiledMapping, Definitions, load_definitions
-from signalplay.episodes import advance_episodes
-from signalplay.health import score_health
+from signalplay.episodes import Episode, advance_episodes
+from signalplay.errors import ConfigError
+from signalplay.evaluator import (
+    base_row,
+    cleared,
+    compile_definitions,
+    derive,
+    fire_triggers,
+    firings,
+    new_frame,
+)
 from signalplay.identity import IdentityMap
 from signalplay.mapping import StreamMapper, build_identity
-from signalplay.models import Fact, SourceRecord, WriteOp
+from signalplay.models import Fact, SourceRecord, WriteAction, WriteOp, WriteResult
+from signalplay.orchestration import FINAL, Decision, RecentActions, decide
 from signalplay.plan import plan_writes
-from signalplay.plays import task_for
+from signalplay.plays import ActionIntent, consolidate, intents_for
 from signalplay.profile import (
     Coverage,
     coverage,
@@ -27,15 +37,15 @@ from signalplay.profile import (
     history_fields,
     history_values,
     merge_facts,
-    profile_values,
     public_values,
 )
-from signalplay.protocols import CrmConnector
+from signalplay.protocols import CrmConnector, EventSink
 from signalplay.registry import build_connector
 from signalplay.settings import Project
 from signalplay.store import Store
-from signalplay.triggers import Firing, evaluate_triggers
 from signalplay.types import Clock, utc_clock
+from signalplay.vector import Frame, truthy
+from signalplay.vector import evaluate as vec_evaluate
 
 log = logging.getLogger(__name__)
 CRM_SOURCE = "crm"
@@ -50,8 +60,10 @@ class Context:
     store: Store
     clock: Clock = utc_clock
     crm_factory: Callable[[], CrmConnector] | None = None
+    events_factory: Callable[[], EventSink | None] | None = None
     progress: Callable[[str, int, int | None], None] = lambda stage, done, total: None
     _crm: CrmConnector | None = field(default=None, repr=False)
+    _events: EventSink | None = field(default=None, repr=False)
 
     @property
     def crm(self) -> CrmConnector:
@@ -66,6 +78,21 @@ class Context:
         return self._crm
 
     @property
+    def events(self) -> EventSink | None:
+        """Where webhook events go (None when the project configures no webhook)."""
+        if self._events is None:
+            block = self.project.settings.webhook
+            factory = self.events_factory or (
+                lambda: (
+                    None
+                    if block is None
+                    else build_connector(self.project, "webhook", block, loc=("webhook",))
+                )
+            )
+            self._events = factory()
+        return self._events
+
+    @property
     def crm_name(self) -> str:
         """The CRM kind, e.g. `hubspot`."""
         return self.project.settings.crm.connector
@@ -74,6 +101,8 @@ class Context:
         """Release the CRM connection and the store."""
         if self._crm is not None:
             self._crm.close()
+        if self._events is not None:
+            self._events.close()
         self.store.close()
 
 
@@ -82,13 +111,19 @@ def open_context(
     *,
     clock: Clock = utc_clock,
     crm_factory: Callable[[], CrmConnector] | None = None,
+    events_factory: Callable[[], EventSink | None] | None = None,
 ) -> Context:
     """Load definitions, open and migrate the store."""
     definitions = load_definitions(project.definitions_dir)
     store = Store(project.store_url(), clock=clock)
     store.migrate()
     return Context(
-        project=project, definitions=definitions, store=store, clock=clock, crm_factory=crm_factory
+        project=project,
+        definitions=definitions,
+        store=store,
+        clock=clock,
+        crm_factory=crm_factory,
+        events_factory=events_factory,
     )
 
 
@@ -124,6 +159,7 @@ class Profiles:
     conflicts: dict[str, int]
     quarantined: dict[str, int]
     coverage: Coverage
+    frame: Frame
 
 
 def map_streams(
@@ -150,28 +186,26 @@ def _records_of(ctx: Context) -> Callable[[CompiledMapping], Iterator[SourceReco
     return lambda m: ctx.store.iter_records(m.spec.source, m.spec.stream)
 
 
-def _day_values(
+def _day_frame(
     defs: Definitions,
     facts: dict[str, dict[str, Fact]],
     day: date,
     snapshots: Mapping[date, Mapping[str, Mapping[str, Any]]],
-) -> dict[str, dict[str, Any]]:
-    """Signals and health of every account on `day`, history read from `snapshots`."""
+) -> Frame:
+    """Every account's profile on `day`: facts, history read from `snapshots`, then signals,
+    segments, health and stage computed column-wise."""
     needs = defs.history
-    values: dict[str, dict[str, Any]] = {}
+    rows = []
     for account, account_facts in facts.items():
-        history = history_values(account, needs, snapshots, today=day) if needs else None
-        profile, errors = profile_values(
-            account, account_facts, defs.signals, today=day, history=history
-        )
-        health = score_health(defs.health, defs.health_values, profile)
-        profile.update(
-            health_score=health.score, health_band=health.band, health_drivers=health.drivers()
-        )
-        values[account] = profile
-        for error in errors:
-            log.warning("account %s: %s", account, error)
-    return values
+        row = base_row(account, {n: f.value for n, f in account_facts.items()}, day)
+        if needs:
+            row.update(history_values(account, needs, snapshots, today=day))
+        rows.append(row)
+    frame = new_frame(defs, facts.keys(), rows, day)
+    derived = derive(defs, frame)
+    for step, count in sorted(derived.errors.items()):
+        log.warning("%s failed on %d accounts", step, count)
+    return frame
 
 
 def build_profiles(ctx: Context, run_id: str) -> Profiles:
@@ -195,7 +229,8 @@ def build_profiles(ctx: Context, run_id: str) -> Profiles:
     ctx.store.replace_facts(facts)
     needs = defs.history
     snapshots = ctx.store.snapshot_values(history_days(needs, today), history_fields(needs))
-    values = _day_values(defs, facts, today, snapshots)
+    frame = _day_frame(defs, facts, today, snapshots)
+    values = dict(zip(frame.accounts, frame.rows, strict=True))
     shown = {a: public_values(v) for a, v in values.items()}
     ctx.store.save_snapshots(today, shown)
     cover = coverage(
@@ -211,6 +246,7 @@ def build_profiles(ctx: Context, run_id: str) -> Profiles:
         conflicts={m.mapping.name: len(m.report.conflicts) for m in mappers},
         quarantined=quarantined,
         coverage=cover,
+        frame=frame,
     )
 
 
@@ -232,7 +268,8 @@ def backfill(ctx: Context, *, days: int, chunk: int = 14) -> dict[str, Any]:
         mappers = map_streams(ctx, identity, block, stage=f"backfill {block[0]}..{block[-1]}")
         for i, day in enumerate(block):
             merged = merge_facts(m.facts(i, accounts=accounts) for m in mappers)
-            values = _day_values(defs, {a: merged.get(a, {}) for a in accounts}, day, cache)
+            frame = _day_frame(defs, {a: merged.get(a, {}) for a in accounts}, day, cache)
+            values = dict(zip(frame.accounts, frame.rows, strict=True))
             ctx.store.save_snapshots(day, {a: public_values(v) for a, v in values.items()})
             cache[day] = {a: {f: v.get(f) for f in fields} for a, v in values.items()}
             done += 1
@@ -246,50 +283,96 @@ def backfill(ctx: Context, *, days: int, chunk: int = 14) -> dict[str, Any]:
     }
 
 
-def evaluate(ctx: Context, profiles: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Evaluate every trigger for every account and move episodes forward."""
+def evaluate(ctx: Context, profiles: Profiles) -> dict[str, Any]:
+    """Evaluate every trigger for every account, move episodes forward, and decide what each
+    episode that wants action gets (play, owner, due date; actioned, held out, suppressed or
+    capped)."""
     defs = ctx.definitions
-    firings: list[Firing] = []
-    for account, profile in profiles.items():
-        fired, errors = evaluate_triggers(
-            account, profile, defs.triggers.triggers, defs.trigger_conditions
-        )
-        firings.extend(fired)
-        for error in errors:
-            log.warning("account %s: %s", account, error)
+    frame = profiles.frame
+    now = ctx.clock()
+    results = fire_triggers(defs, frame)
+    fired = firings(defs, frame, results)
+    open_episodes = ctx.store.open_episodes()
     changes = advance_episodes(
-        open_episodes=ctx.store.open_episodes(),
+        open_episodes=open_episodes,
         last_resolved=ctx.store.last_resolved(),
-        firings=firings,
-        evaluated=profiles.keys(),
+        firings=fired,
+        cleared=cleared(frame, results, open_episodes.keys()),
         cooldown_days={t.id: t.cooldown_days for t in defs.triggers.triggers},
-        now=ctx.clock(),
+        now=now,
     )
     ctx.store.save_episode_changes(changes)
+    resolved = {(e.account, e.trigger_id) for e in changes.resolved}
+    open_pairs = (set(open_episodes) - resolved) | {
+        (e.account, e.trigger_id) for e in changes.opened
+    }
+    pending = [e for e in changes.held if e.decision.get("status") not in FINAL]
+    decisions = decide(
+        defs,
+        episodes=[*changes.opened, *pending],
+        profiles=profiles.values,
+        open_pairs=open_pairs,
+        suppressed_by=_suppressed_by(defs, frame),
+        recent=RecentActions.from_episodes(
+            ctx.store.episodes_since(now - timedelta(days=_cap_window(defs))), defs.routing, now
+        ),
+        now=now,
+    )
+    ctx.store.save_decisions({k: d.as_dict() for k, d in decisions.items()})
+    failed = sum(r.failed for r in results)
+    if failed:
+        log.warning("trigger conditions failed on %d account rows", failed)
     return {
-        "triggers_fired": dict(sorted(Counter(f.trigger_id for f in firings).items())),
+        "triggers_fired": dict(sorted(Counter(f.trigger_id for f in fired).items())),
         "episodes_opened": len(changes.opened),
         "episodes_held": len(changes.held),
         "episodes_resolved": len(changes.resolved),
         "cooling_down": len(changes.cooling),
+        "decisions": dict(sorted(Counter(d.status for d in decisions.values()).items())),
     }
 
 
+def _cap_window(defs: Definitions) -> int:
+    caps = defs.routing.caps
+    return max([c.days for c in (caps.per_account, caps.per_contact) if c] or [1])
+
+
+def _suppressed_by(defs: Definitions, frame: Frame) -> dict[str, set[str]]:
+    cd = compile_definitions(defs)
+    out: dict[str, set[str]] = {}
+    for rule_id, (expr, vec) in cd.suppress.items():
+        col, _ = vec_evaluate(expr, vec, frame)
+        mask = truthy(col, len(frame))
+        out[rule_id] = {frame.accounts[i] for i in mask.nonzero()[0].tolist()}
+    return out
+
+
+def action_intents(
+    ctx: Context, profiles: Mapping[str, Mapping[str, Any]], episodes: Sequence[Episode]
+) -> list[ActionIntent]:
+    """The rendered actions of every open, actioned episode (consolidated per account when
+    the routing file asks for it)."""
+    defs = ctx.definitions
+    known = {t.id for t in defs.triggers.triggers}
+    intents: list[ActionIntent] = []
+    for ep in episodes:
+        if ep.trigger_id not in known or ep.decision.get("status") != "actioned":
+            continue
+        decision = Decision.from_dict(ep.decision)
+        intents.extend(intents_for(ep, decision, profiles.get(ep.account, {}), defs))
+    return consolidate(intents) if defs.routing.consolidate else intents
+
+
 def plan(
-    ctx: Context, profiles: dict[str, dict[str, Any]], run_id: str
+    ctx: Context, profiles: Profiles, run_id: str
 ) -> tuple[str, list[WriteOp], dict[str, int]]:
     """The CRM changes wanted now, diffed against the ledger and the CRM; saved, not applied."""
     defs = ctx.definitions
-    triggers = {t.id: t for t in defs.triggers.triggers}
-    workdays = ctx.project.settings.business_hours.workdays
-    tasks = [
-        task_for(ep, triggers[ep.trigger_id], profiles.get(ep.account, {}), defs, workdays=workdays)
-        for ep in ctx.store.episodes(status="open")
-        if ep.trigger_id in triggers
-    ]
+    values = profiles.values
+    intents = action_intents(ctx, values, ctx.store.episodes(status="open"))
     wanted = {
         a: {crm_f: p.get(f) for crm_f, f in defs.writeback.account_fields.items()}
-        for a, p in profiles.items()
+        for a, p in values.items()
     }
     master = defs.master
     current = {
@@ -298,7 +381,7 @@ def plan(
     }
     result = plan_writes(
         crm=ctx.crm_name,
-        tasks=tasks,
+        intents=intents,
         fields=wanted,
         current=current,
         applied=ctx.store.applied_keys(),
@@ -317,8 +400,18 @@ def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+NOTHING_APPLIED = {
+    "tasks_created": 0,
+    "tasks_updated": 0,
+    "fields_updated": 0,
+    "events_sent": 0,
+    "failed": 0,
+}
+
+
 def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -> dict[str, int]:
-    """Write ops to the CRM and record each outcome in the ledger; failed ops stay for retry."""
+    """Write ops to the CRM (events to the webhook) and record each outcome in the ledger;
+    failed ops stay for retry."""
     applied = ctx.store.applied_keys()
     todo = {o.op_key: o for o in ops if o.op_key not in applied}
     if retry_pending:
@@ -326,28 +419,47 @@ def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -
             todo.setdefault(op.op_key, op)
     ops_list = list(todo.values())
     if not ops_list:
-        return {"tasks_created": 0, "tasks_updated": 0, "fields_updated": 0, "failed": 0}
-    ctx.crm.ensure_schema(list(ctx.definitions.writeback.account_fields))
-    results = ctx.crm.write(ops_list)
+        return dict(NOTHING_APPLIED)
+    events = [o for o in ops_list if o.action is WriteAction.SEND_WEBHOOK]
+    writes = [o for o in ops_list if o.action is not WriteAction.SEND_WEBHOOK]
+    results: list[WriteResult] = []
+    if writes:
+        ctx.crm.ensure_schema(list(ctx.definitions.writeback.account_fields))
+        results.extend(ctx.crm.write(writes))
+    if events:
+        results.extend(_send_events(ctx, events))
     ctx.store.record_results(results)
     by_key = {o.op_key: o for o in ops_list}
-    created = sum(1 for r in results if r.ok and r.created)
-    task_ok = sum(1 for r in results if r.ok and by_key[r.op_key].action.value == "upsert_task")
-    fields = sum(
-        len(by_key[r.op_key].values)
-        for r in results
-        if r.ok and by_key[r.op_key].action.value == "update_fields"
-    )
-    failed = sum(1 for r in results if not r.ok)
+    ok = [(r, by_key[r.op_key]) for r in results if r.ok]
     for r in results:
         if not r.ok:
             log.warning("op %s failed: %s", r.op_key[:12], r.error)
     return {
-        "tasks_created": created,
-        "tasks_updated": task_ok - created,
-        "fields_updated": fields,
-        "failed": failed,
+        "tasks_created": sum(1 for r, o in ok if o.action is WriteAction.UPSERT_TASK and r.created),
+        "tasks_updated": sum(
+            1 for r, o in ok if o.action is WriteAction.UPSERT_TASK and not r.created
+        ),
+        "fields_updated": sum(
+            len(o.values) for _, o in ok if o.action is WriteAction.UPDATE_FIELDS
+        ),
+        "events_sent": sum(1 for _, o in ok if o.action is WriteAction.SEND_WEBHOOK),
+        "failed": sum(1 for r in results if not r.ok),
     }
+
+
+def _send_events(ctx: Context, events: Sequence[WriteOp]) -> Sequence[WriteResult]:
+    """Deliver events; without a usable webhook each is recorded failed with the reason, so
+    that it is retried once the webhook is configured."""
+    try:
+        sink = ctx.events
+    except ConfigError as exc:
+        reason = f"webhook not usable: {'; '.join(str(i) for i in exc.issues)}"
+        sink = None
+    else:
+        reason = "no webhook is configured (set `webhook:` in signalplay.yaml)"
+    if sink is None:
+        return [WriteResult(op_key=o.op_key, ok=False, error=reason) for o in events]
+    return sink.send(events)
 
 
 def run(ctx: Context, *, dry_run: bool = False) -> dict[str, Any]:
@@ -357,13 +469,9 @@ def run(ctx: Context, *, dry_run: bool = False) -> dict[str, Any]:
     try:
         streams = pull(ctx, run_id)
         profiles = build_profiles(ctx, run_id)
-        evaluation = evaluate(ctx, profiles.values)
-        plan_id, ops, plan_stats = plan(ctx, profiles.values, run_id)
-        applied = (
-            {"tasks_created": 0, "tasks_updated": 0, "fields_updated": 0, "failed": 0}
-            if dry_run
-            else apply(ctx, ops)
-        )
+        evaluation = evaluate(ctx, profiles)
+        plan_id, ops, plan_stats = plan(ctx, profiles, run_id)
+        applied = dict(NOTHING_APPLIED) if dry_run else apply(ctx, ops)
         if not dry_run:
             ctx.store.mark_plan(plan_id, "applied")
     except Exception:

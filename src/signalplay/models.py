@@ -55,6 +55,8 @@ class WriteAction(StrEnum):
 
     UPSERT_TASK = "upsert_task"
     UPDATE_FIELDS = "update_fields"
+    ENROLL = "enroll"
+    SEND_WEBHOOK = "send_webhook"
 
 
 class WriteOp(Frozen):

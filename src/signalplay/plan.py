@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from signalplay.models import RecordRef, WriteAction, WriteOp
-from signalplay.plays import TaskIntent
+from signalplay.plays import TASK_KINDS, ActionIntent
 from signalplay.types import JSONValue
 
 
@@ -53,7 +53,7 @@ class Plan:
 def plan_writes(
     *,
     crm: str,
-    tasks: Sequence[TaskIntent],
+    intents: Sequence[ActionIntent],
     fields: Mapping[str, Mapping[str, JSONValue]],
     current: Mapping[str, Mapping[str, str | None]],
     applied: Collection[str],
@@ -61,12 +61,12 @@ def plan_writes(
 ) -> Plan:
     """Ops for the tasks and field values wanted, minus what the ledger or the CRM already has."""
     plan = Plan()
-    for task in tasks:
-        key = op_key(crm, "task", task.episode_key)
-        if key in applied:
+    for intent in intents:
+        op = _intent_op(crm, intent, account_object)
+        if op.op_key in applied:
             plan.skipped_applied += 1
             continue
-        plan.ops.append(_task_op(key, task, account_object))
+        plan.ops.append(op)
     for account in sorted(fields):
         now = current.get(account, {})
         wanted = {f: crm_text(v) for f, v in fields[account].items()}
@@ -95,27 +95,57 @@ def plan_writes(
     return plan
 
 
-def _task_op(key: str, task: TaskIntent, account_object: str) -> WriteOp:
-    values: dict[str, JSONValue] = {
-        "subject": task.subject,
-        "body": task.body,
-        "priority": task.priority,
-        "type": task.task_type,
-        "due_at": task.due_at,
-        "owner_id": task.owner_id,
-        "status": "open",
-    }
-    links = (
-        RecordRef(object_type=account_object, record_id=task.account),
-        *(RecordRef(object_type="contacts", record_id=c) for c in task.contact_ids),
+def _intent_op(crm: str, intent: ActionIntent, account_object: str) -> WriteOp:
+    account = RecordRef(object_type=account_object, record_id=intent.account)
+    contacts = tuple(RecordRef(object_type="contacts", record_id=c) for c in intent.contact_ids)
+    why = (
+        f"trigger {', '.join(intent.trigger_ids)} opened episode "
+        f"{', '.join(intent.episode_keys)}; play {intent.play_id}, action {intent.action_id}"
     )
+    if intent.kind in TASK_KINDS:
+        values: dict[str, JSONValue] = {
+            "subject": intent.subject,
+            "body": intent.body,
+            "priority": intent.priority,
+            "type": intent.task_type,
+            "due_at": intent.due_at,
+            "owner_id": intent.owner_id,
+            "status": "open",
+            "kind": intent.kind,
+        }
+        return WriteOp(
+            op_key=op_key(crm, "task", intent.key),
+            action=WriteAction.UPSERT_TASK,
+            object_type="tasks",
+            target=intent.key,
+            values=values,
+            associations=(account, *contacts),
+            episode_key=intent.episode_keys[0],
+            reason=why,
+        )
+    if intent.kind == "sequence":
+        return WriteOp(
+            op_key=op_key(crm, "enroll", intent.key),
+            action=WriteAction.ENROLL,
+            object_type="sequences",
+            target=intent.key,
+            values={"sequence": intent.sequence, "owner_id": intent.owner_id},
+            associations=contacts,
+            episode_key=intent.episode_keys[0],
+            reason=why,
+        )
+    payload: dict[str, JSONValue] = {k: _json(v) for k, v in intent.payload.items()}
     return WriteOp(
-        op_key=key,
-        action=WriteAction.UPSERT_TASK,
-        object_type="tasks",
-        target=task.episode_key,
-        values=values,
-        associations=links,
-        episode_key=task.episode_key,
-        reason=f"trigger {task.trigger_id} opened episode {task.episode_key}; play {task.play_id}",
+        op_key=op_key("webhook", intent.key),
+        action=WriteAction.SEND_WEBHOOK,
+        object_type="events",
+        target=intent.key,
+        values=payload,
+        associations=contacts,
+        episode_key=intent.episode_keys[0],
+        reason=why,
     )
+
+
+def _json(value: object) -> JSONValue:
+    return json.loads(json.dumps(value, default=str))  # type: ignore[no-any-return]

@@ -56,6 +56,18 @@ class CrmConnector(Connector, Protocol):
         ...
 
 
+class EventSink(Protocol):
+    """Where outbound events (webhooks for the messaging tool) are delivered."""
+
+    def send(self, ops: Sequence[WriteOp]) -> Sequence[WriteResult]:
+        """Deliver each event op; one result per op, in order, never raising for one op."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
 class Progress(Protocol):
     """Where long work reports how far it got."""
 

@@ -26,8 +26,10 @@ sources:
     connector: files
     streams:
       invoices: {{path: data/invoices.csv, cursor_field: created}}
-definitions: mappings
-business_hours: {{timezone: UTC, start_hour: 9, end_hour: 17}}
+webhook:                                # in-app guidance and webinar invitations
+  connector: webhook
+  url: {webhook_url}  # secret: SIGNALPLAY_WEBHOOK__SECRET
+definitions: mappings                   # business calendars and SLAs: mappings/routing.yaml
 schedule_minutes: 60
 """
 
@@ -41,14 +43,20 @@ def shipped_mappings() -> Path:
 
 
 def init_project(
-    root: Path, *, crm_host: str = "http://127.0.0.1:8765", overwrite: bool = False
+    root: Path,
+    *,
+    crm_host: str = "http://127.0.0.1:8765",
+    webhook_url: str = "http://127.0.0.1:8766/events",
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write a starter project into `root`; existing files are kept unless `overwrite`."""
     root.mkdir(parents=True, exist_ok=True)
     written = []
     config = root / "signalplay.yaml"
     if overwrite or not config.exists():
-        config.write_text(CONFIG_TEMPLATE.format(crm_host=crm_host), encoding="utf-8")
+        config.write_text(
+            CONFIG_TEMPLATE.format(crm_host=crm_host, webhook_url=webhook_url), encoding="utf-8"
+        )
         written.append(config)
     target = root / "mappings"
     target.mkdir(exist_ok=True)

@@ -40,15 +40,6 @@ class CrmBlock(SourceBlock):
     """The CRM signalplay reads accounts from and writes plays to."""
 
 
-class BusinessHours(_Block):
-    """The default calendar for SLA due dates."""
-
-    timezone: str = "UTC"
-    start_hour: int = Field(default=9, ge=0, le=23)
-    end_hour: int = Field(default=17, ge=1, le=24)
-    workdays: tuple[int, ...] = (0, 1, 2, 3, 4)
-
-
 class Settings(BaseSettings):
     """Everything a run needs to know, validated once at the edge and passed down."""
 
@@ -64,8 +55,8 @@ class Settings(BaseSettings):
     broker: str | None = None
     crm: CrmBlock
     sources: dict[str, SourceBlock] = {}
+    webhook: SourceBlock | None = None
     definitions: str = "mappings"
-    business_hours: BusinessHours = BusinessHours()
     schedule_minutes: int = Field(default=60, ge=1)
     secret_key: SecretStr | None = None
 

@@ -20,6 +20,8 @@ KIND = {
     "triggers": "triggers",
     "plays": "plays",
     "writeback": "writeback",
+    "segments": "segments",
+    "routing": "routing",
 }
 
 

@@ -13,6 +13,7 @@ from signalplay.cli import app
 from signalplay.registry import build_connector
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.server import Server
+from signalplay.sandbox.webhook import WebhookReceiver
 from signalplay.settings import load_project
 from tests.conftest import TODAY, TOKEN, make_project
 
@@ -39,43 +40,86 @@ def _noon():
     return datetime.combine(TODAY, time(12), tzinfo=UTC)
 
 
-def test_run_creates_one_task_per_episode_for_every_trigger(
-    tmp_path: Path, sandbox: HubSpotSandbox, server: Server
+def _project(tmp_path: Path, sandbox: HubSpotSandbox, server: Server, hooks: Server, **kw) -> Path:
+    return make_project(tmp_path, sandbox, server.url, webhook_url=f"{hooks.url}/events", **kw)
+
+
+def test_run_writes_every_action_of_every_actioned_episode(
+    tmp_path: Path,
+    sandbox: HubSpotSandbox,
+    server: Server,
+    hooks: Server,
+    receiver: WebhookReceiver,
 ) -> None:
-    summary = _run(make_project(tmp_path, sandbox, server.url))
-    assert set(summary["triggers_fired"]) == {"adoption_drop", "support_p1", "renewal_low_health"}
-    assert (
-        summary["tasks_created"]
-        == summary["episodes_opened"]
-        == sum(summary["triggers_fired"].values())
-    )
+    root = _project(tmp_path, sandbox, server, hooks)
+    summary = _run(root)
+    assert summary["episodes_opened"] == sum(summary["triggers_fired"].values())
+    assert sum(summary["decisions"].values()) == summary["episodes_opened"]
     assert summary["failed"] == 0
+    from signalplay.store import Store
+
+    store = Store(load_project(root).store_url())
+    actioned = [e for e in store.episodes() if e.decision.get("status") == "actioned"]
+    store.close()
+    assert actioned
     tasks = list(sandbox.state.objects["tasks"].values())
     assert len(tasks) == summary["tasks_created"]
+    keys = {t["properties"]["signalplay_episode_key"] for t in tasks}
+    assert {k.split(":")[0] for k in keys} == {e.key for e in actioned}
     task = tasks[0]["properties"]
     assert task["hs_task_status"] == "NOT_STARTED"
     assert task["hubspot_owner_id"] in {o["id"] for o in sandbox.state.owners}
-    assert task["signalplay_episode_key"].startswith("sp_")
     linked = {(a[0], a[1], a[2]) for a in sandbox.state.associations}
     assert all(("tasks", t["id"], "companies") in linked for t in tasks)
     assert sandbox.duplicate_tasks("signalplay_episode_key") == 0
+    assert summary["events_sent"] == len(receiver.events)
+    assert receiver.events
+    assert receiver.rejected == 0
+    assert {e["event"] for e in receiver.events} <= {"in_app_guidance", "webinar_invite"}
+    assert all(e["recipients"] for e in receiver.events)
 
 
-def test_second_run_writes_nothing(tmp_path: Path, sandbox: HubSpotSandbox, server: Server) -> None:
-    root = make_project(tmp_path, sandbox, server.url)
+def test_second_run_writes_nothing(
+    tmp_path: Path,
+    sandbox: HubSpotSandbox,
+    server: Server,
+    hooks: Server,
+    receiver: WebhookReceiver,
+) -> None:
+    root = _project(tmp_path, sandbox, server, hooks)
     first = _run(root)
     writes_before = sum(1 for r in sandbox.requests if r.method != "GET")
+    events_before = receiver.requests
     second = _run(root)
     assert first["tasks_created"] > 0
     assert (second["tasks_created"], second["tasks_updated"], second["fields_updated"]) == (0, 0, 0)
+    assert second["events_sent"] == 0
     assert second["episodes_held"] == first["episodes_opened"]
     assert sum(1 for r in sandbox.requests if r.method != "GET") == writes_before
+    assert receiver.requests == events_before
+
+
+def test_events_without_a_webhook_secret_are_kept_for_retry(
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(tmp_path, sandbox, server.url)
+    summary = _run(root)
+    assert summary["events_sent"] == 0
+    assert summary["failed"] > 0
+    assert summary["tasks_created"] > 0
+    from signalplay.store import Store
+
+    store = Store(load_project(root).store_url())
+    pending = store.pending_ops()
+    store.close()
+    assert pending
+    assert all(o.action.value == "send_webhook" for o in pending)
 
 
 def test_health_fields_written_in_batches_of_100(
-    tmp_path: Path, sandbox: HubSpotSandbox, server: Server
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server, hooks: Server
 ) -> None:
-    summary = _run(make_project(tmp_path, sandbox, server.url, accounts=150))
+    summary = _run(_project(tmp_path, sandbox, server, hooks, accounts=150))
     updates = [
         r for r in sandbox.requests if r.template == "/crm/v3/objects/companies/batch/update"
     ]
@@ -86,14 +130,16 @@ def test_health_fields_written_in_batches_of_100(
 
 
 def test_failed_write_is_kept_in_ledger_and_retried_next_run(
-    tmp_path: Path, sandbox: HubSpotSandbox, server: Server
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server, hooks: Server
 ) -> None:
-    root = make_project(tmp_path, sandbox, server.url)
+    root = _project(tmp_path, sandbox, server, hooks)
     sandbox.fail_next(400, path_contains="/tasks/batch/upsert", times=1)
     first = _run(root)
     assert first["failed"] > 0
     second = _run(root)
-    assert second["tasks_created"] == first["episodes_opened"]
+    assert second["failed"] == 0
+    assert first["tasks_created"] + second["tasks_created"] == len(sandbox.state.objects["tasks"])
+    assert second["tasks_created"] == first["failed"]
     assert sandbox.duplicate_tasks("signalplay_episode_key") == 0
 
 
@@ -120,8 +166,10 @@ def test_demo_cli_json_twice(tmp_path: Path) -> None:
     runner = CliRunner()
     args = ["demo", "--dir", str(tmp_path / "demo"), "--accounts", "150", "--json"]
     first = json.loads(runner.invoke(app, args, catch_exceptions=False).output)
-    assert set(first["triggers_fired"]) == {"adoption_drop", "support_p1", "renewal_low_health"}
+    assert len(first["triggers_fired"]) >= 15
     assert first["tasks_created"] > 0
+    assert first["webhook_events_received"] == first["events_sent"] > 0
+    assert first["failed"] == 0
     assert first["duplicates_found"] == 0
     assert first["crm_requests"]["POST /crm/v3/objects/tasks/batch/upsert"] >= 1
     second = json.loads(runner.invoke(app, args, catch_exceptions=False).output)

@@ -46,7 +46,7 @@ def test_shipped_definitions_load_clean() -> None:
     assert {t.id for t in defs.triggers.triggers} >= {
         "adoption_drop",
         "support_p1",
-        "renewal_low_health",
+        "renewal_checkpoint_60",
     }
 
 

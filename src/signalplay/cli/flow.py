@@ -28,9 +28,10 @@ from signalplay.definitions.loader import load_definitions
 from signalplay.errors import SignalplayError
 from signalplay.registry import build_connector
 from signalplay.scaffold import init_project
-from signalplay.settings import load_project
+from signalplay.settings import SourceBlock, load_project
 
 DEMO_TOKEN = "pat-sandbox-demo"  # noqa: S105 - the sandbox's own token, not a secret
+DEMO_WEBHOOK_SECRET = "whsec-sandbox-demo"  # noqa: S105 - the sandbox receiver's own secret
 
 
 @app.command()
@@ -46,14 +47,22 @@ def demo(
     from signalplay.demo import generate
     from signalplay.sandbox.hubspot import HubSpotSandbox
     from signalplay.sandbox.server import serve
+    from signalplay.sandbox.webhook import WebhookReceiver
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     init_project(directory)
     token = os.environ.get("SIGNALPLAY_CRM__ACCESS_TOKEN", DEMO_TOKEN)
     sandbox = HubSpotSandbox(state_file=directory / ".signalplay" / "hubspot.json", token=token)
     generate(directory, sandbox, accounts=accounts, seed=seed, today=datetime.now(UTC).date())
-    with serve(sandbox) as server:
-        summary = guard(lambda: _run_demo(directory, server.url, token))
+    secret = os.environ.get("SIGNALPLAY_WEBHOOK__SECRET", DEMO_WEBHOOK_SECRET)
+    receiver = WebhookReceiver(secret)
+    with serve(sandbox) as server, serve(receiver) as hooks:
+        summary = guard(
+            lambda: _run_demo(
+                directory, server.url, token, webhook_url=f"{hooks.url}/events", secret=secret
+            )
+        )
+    summary["webhook_events_received"] = len(receiver.events)
     tasks_key = "signalplay_episode_key"
     summary["crm_requests"] = sandbox.request_counts()
     summary["duplicates_found"] = sandbox.duplicate_tasks(tasks_key)
@@ -64,11 +73,16 @@ def demo(
         _print_summary(summary, directory)
 
 
-def _run_demo(directory: Path, url: str, token: str) -> dict[str, Any]:
+def _run_demo(
+    directory: Path, url: str, token: str, *, webhook_url: str, secret: str
+) -> dict[str, Any]:
     project = load_project(directory)
     block = project.settings.crm.model_copy(update={"host": url, "access_token": token})
+    hook = SourceBlock(connector="webhook", url=webhook_url, secret=secret)
     ctx = jobs.open_context(
-        project, crm_factory=lambda: build_connector(project, jobs.CRM_SOURCE, block, loc=("crm",))
+        project,
+        crm_factory=lambda: build_connector(project, jobs.CRM_SOURCE, block, loc=("crm",)),
+        events_factory=lambda: build_connector(project, "webhook", hook, loc=("webhook",)),
     )
     ctx.progress = progress
     try:
@@ -87,6 +101,7 @@ def _print_summary(summary: dict[str, Any], directory: Path | None = None) -> No
         "tasks_created",
         "tasks_updated",
         "fields_updated",
+        "events_sent",
         "failed",
     ):
         table.add_row(key.replace("_", " "), str(summary.get(key, 0)))
@@ -151,8 +166,8 @@ def plan(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
             run_id = ctx.store.start_run("plan")
             jobs.pull(ctx, run_id)
             profiles = jobs.build_profiles(ctx, run_id)
-            jobs.evaluate(ctx, profiles.values)
-            result = jobs.plan(ctx, profiles.values, run_id)
+            jobs.evaluate(ctx, profiles)
+            result = jobs.plan(ctx, profiles, run_id)
             ctx.store.finish_run(run_id, status="ok", summary=result[2])
             return result
         finally:
@@ -226,14 +241,19 @@ def sandbox_serve(
     directory: Annotated[Path, typer.Option("--dir")] = Path(),
     port: Annotated[int, typer.Option("--port")] = 8765,
 ) -> None:
-    """Serve the HubSpot stand-in on 127.0.0.1 until interrupted; state kept in DIR/.signalplay."""
+    """Serve the HubSpot stand-in on 127.0.0.1 until interrupted (state kept in DIR/.signalplay),
+    and the webhook receiver on the next port (secret: SIGNALPLAY_WEBHOOK__SECRET)."""
     from signalplay.sandbox.hubspot import HubSpotSandbox
     from signalplay.sandbox.server import serve
+    from signalplay.sandbox.webhook import WebhookReceiver
 
     sandbox = HubSpotSandbox(state_file=directory / ".signalplay" / "hubspot.json")
     server = serve(sandbox, port=port)
-    out.print(f"HubSpot sandbox on {server.url} (Ctrl-C to stop)")
+    secret = os.environ.get("SIGNALPLAY_WEBHOOK__SECRET", DEMO_WEBHOOK_SECRET)
+    hooks = serve(WebhookReceiver(secret), port=port + 1)
+    out.print(f"HubSpot sandbox on {server.url}, webhook receiver on {hooks.url}/events")
     try:
         server._thread.join()
     except KeyboardInterrupt:
         server.stop()
+        hooks.stop()

@@ -217,7 +217,4 @@ def builtin_types() -> Mapping[str, ValueType]:
     return {
         "today": ValueType("date"),
         "account_key": TEXT,
-        "health_score": NUMBER,
-        "health_band": ValueType("text", frozenset({"green", "yellow", "red"})),
-        "health_drivers": LIST,
     }

@@ -16,6 +16,8 @@ from signalplay.definitions.schema import (
     HealthFile,
     MappingFile,
     PlaysFile,
+    RoutingFile,
+    SegmentsFile,
     SignalsFile,
     TriggersFile,
     WritebackFile,
@@ -28,6 +30,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "triggers": TriggersFile,
     "plays": PlaysFile,
     "writeback": WritebackFile,
+    "segments": SegmentsFile,
+    "routing": RoutingFile,
 }
 BASE_ID = "https://signalplay.dev/schema/"
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from jinja2 import TemplateSyntaxError, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel
 
+from signalplay.calendar import check_calendar
 from signalplay.definitions.fields import (
     Extractor,
     builtin_types,
@@ -29,30 +29,32 @@ from signalplay.definitions.schema import (
     FieldSpec,
     HealthFile,
     MappingFile,
+    Match,
     Play,
     PlaysFile,
+    RoutingFile,
+    SegmentsFile,
     SignalsFile,
+    Trigger,
     TriggersFile,
     ValueSpec,
     WritebackFile,
 )
 from signalplay.definitions.yamlsrc import Loc, YamlDoc, dotted, read_yaml, validate_doc
 from signalplay.errors import ConfigError, Issue
-from signalplay.expr import NUMBER, ExprError, Expression, ValueType, compile_expr
+from signalplay.expr import NUMBER, TEXT, ExprError, Expression, ValueType, compile_expr
+from signalplay.templates import ENV, check_template
 from signalplay.transforms import compile_path, normalize_key, zone
 
-RESERVED = {"signals", "health", "triggers", "plays", "writeback"}
+RESERVED = {"signals", "health", "triggers", "plays", "writeback", "segments", "routing"}
 BUILTIN_FIELDS = frozenset({"today", "account_key"})
-HEALTH_FIELDS = frozenset({"health_score", "health_band", "health_drivers"})
+HEALTH_FIELDS = frozenset({"health_score", "health_band", "health_drivers", "health_trend"})
+SEGMENT_FIELDS = frozenset({"stage", "risk"})
+OPTIONAL_FILES = ("segments", "routing")
 DATE_CASTS = {"date", "datetime"}
 
 M = TypeVar("M", bound=BaseModel)
 KeyReader = Callable[[Any], str | None]
-
-
-def template_env() -> ImmutableSandboxedEnvironment:
-    """The sandboxed Jinja2 environment every play template renders in."""
-    return ImmutableSandboxedEnvironment(autoescape=False, trim_blocks=True, lstrip_blocks=True)
 
 
 def key_reader(path: str, normalize: str | None) -> KeyReader:
@@ -93,8 +95,19 @@ class Definitions:
     plays: PlaysFile
     writeback: WritebackFile
     profile_fields: frozenset[str]
+    segments: SegmentsFile
+    segment_conditions: dict[tuple[str, str], Expression]
+    stage_conditions: dict[tuple[str, str], Expression]
+    close_conditions: dict[str, Expression]
+    routing: RoutingFile
+    suppress_conditions: dict[str, Expression]
+    late_dimensions: frozenset[str] = frozenset()
     types: dict[str, ValueType] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+
+    def trigger(self, trigger_id: str) -> Trigger:
+        """The trigger with this id."""
+        return next(t for t in self.triggers.triggers if t.id == trigger_id)
 
     def play(self, play_id: str) -> Play:
         """The play with this id."""
@@ -112,8 +125,15 @@ class Definitions:
             *self.signals.values(),
             *self.health_values.values(),
             *self.trigger_conditions.values(),
+            *self.segment_conditions.values(),
+            *self.stage_conditions.values(),
+            *self.close_conditions.values(),
+            *self.suppress_conditions.values(),
         ]
-        return frozenset().union(*(e.history for e in exprs))
+        days = self.health.trend_days
+        own = {("ago", "stage", 1), ("ago", "health_score", days)}
+        own |= {("ago", f"health_{m.id}", days) for m in self.health.measures}
+        return frozenset(own).union(*(e.history for e in exprs))
 
 
 class _Collector:
@@ -204,28 +224,42 @@ def load_definitions(folder: Path, *, replace: Path | None = None) -> Definition
     mappings = _load_mappings(col, folder, replace)
     types = _profile_types(col, mappings)
     types.update({n: ValueType() for n in col.salvaged if n not in types})
-    signals_doc = col.load(SignalsFile, folder / "signals.yaml", _display(folder / "signals.yaml"))
+    signals_doc = col.load(SignalsFile, *_file(folder, "signals"))
     signal_names = frozenset(signals_doc[0].signals) if signals_doc else frozenset()
-    history = frozenset(types) | signal_names | HEALTH_FIELDS
+    health = col.load(HealthFile, *_file(folder, "health"))
+    segments = _load_optional(col, folder, "segments", SegmentsFile)
+    generated = _generated_types(health[0] if health else None, segments[0] if segments else None)
+    history = frozenset(types) | signal_names | frozenset(generated)
     signals = _compile_signals(col, signals_doc, types, history)
-    health = col.load(HealthFile, folder / "health.yaml", _display(folder / "health.yaml"))
-    health_values = _compile_health(col, health, types, history)
     types.update(builtin_types())
-    plays = col.load(PlaysFile, folder / "plays.yaml", _display(folder / "plays.yaml"))
-    triggers = col.load(TriggersFile, folder / "triggers.yaml", _display(folder / "triggers.yaml"))
-    conditions = _load_conditions(col, triggers, types, history)
+    types.update(generated)
+    seg = _compile_segments(col, segments, types, history)
+    health_values = _compile_health(col, health, types, history, late=seg.late)
+    plays = col.load(PlaysFile, *_file(folder, "plays"))
+    triggers = col.load(TriggersFile, *_file(folder, "triggers"))
+    conditions, closers = _load_conditions(col, triggers, types, history, late=frozenset())
     if plays:
-        _check_plays(col, *plays, frozenset(types), _contact_roles(mappings))
+        _check_plays(
+            col,
+            *plays,
+            fields=frozenset(types),
+            roles=_contact_roles(mappings),
+            segments=segments,
+        )
     if triggers and plays:
         _check_trigger_plays(col, triggers, {p.id for p in plays[0].plays})
-    writeback = col.load(
-        WritebackFile, folder / "writeback.yaml", _display(folder / "writeback.yaml")
+    routing = _load_optional(col, folder, "routing", RoutingFile)
+    suppress = _check_routing(
+        col, routing, triggers=triggers, plays=plays, types=types, history=history
     )
+    writeback = col.load(WritebackFile, *_file(folder, "writeback"))
     if writeback:
         for crm_field, name in writeback[0].account_fields.items():
             if name not in types:
                 col.add(writeback[1], ("account_fields", crm_field), f"unknown field {name!r}")
-    if col.issues or not (health and plays and triggers and writeback and signals_doc):
+    if col.issues or not (
+        health and plays and triggers and writeback and signals_doc and segments and routing
+    ):
         raise ConfigError(_unique(col.issues))
     return Definitions(
         mappings=mappings,
@@ -237,9 +271,130 @@ def load_definitions(folder: Path, *, replace: Path | None = None) -> Definition
         plays=plays[0],
         writeback=writeback[0],
         profile_fields=frozenset(types),
+        segments=segments[0],
+        segment_conditions=seg.dimensions,
+        stage_conditions=seg.stages,
+        close_conditions=closers,
+        routing=routing[0],
+        suppress_conditions=suppress,
+        late_dimensions=seg.late,
         types=types,
         files=[m.path for m in mappings],
     )
+
+
+def _file(folder: Path, stem: str) -> tuple[Path, str]:
+    path = folder / f"{stem}.yaml"
+    return path, _display(path)
+
+
+def _load_optional(
+    col: _Collector, folder: Path, stem: str, model: type[M]
+) -> tuple[M, YamlDoc] | None:
+    """A file that may be left out: its defaults apply (a project scaffolded before it existed)."""
+    path, display = _file(folder, stem)
+    if not path.exists():
+        doc = YamlDoc(display, {"version": 1}, {}, {})
+        return model.model_validate({"version": 1}), doc
+    return col.load(model, path, display)
+
+
+def _generated_types(
+    health: HealthFile | None, segments: SegmentsFile | None
+) -> dict[str, ValueType]:
+    """Fields signalplay computes: health and its measures, stage, risk and the dimensions."""
+    out: dict[str, ValueType] = {
+        "health_score": NUMBER,
+        "health_band": ValueType("text", frozenset({"green", "yellow", "red"})),
+        "health_drivers": TEXT,
+        "health_trend": NUMBER,
+    }
+    for m in health.measures if health else ():
+        out[f"health_{m.id}"] = NUMBER
+    if segments is not None:
+        out["stage"] = ValueType("text", frozenset(s.id for s in segments.stages))
+        out["risk"] = ValueType("text", frozenset(segments.risk.values()))
+        for name, values in segments.dimensions.items():
+            out[name] = ValueType("text", frozenset(v.id for v in values))
+    return out
+
+
+@dataclass
+class _Segments:
+    dimensions: dict[tuple[str, str], Expression] = field(default_factory=dict)
+    stages: dict[tuple[str, str], Expression] = field(default_factory=dict)
+    late: frozenset[str] = frozenset()
+
+
+def _compile_segments(
+    col: _Collector,
+    loaded: tuple[SegmentsFile, YamlDoc] | None,
+    types: dict[str, ValueType],
+    history: frozenset[str],
+) -> _Segments:
+    out = _Segments()
+    if loaded is None:
+        return out
+    spec, doc = loaded
+    health = {n for n in types if n.startswith("health_")}
+    late: set[str] = set()
+    known = frozenset(types) - set(spec.dimensions) - SEGMENT_FIELDS
+    for name, values in spec.dimensions.items():
+        if name in known:
+            col.add(doc, ("dimensions", name), f"{name!r} is already a profile field")
+        for i, value in enumerate(values):
+            loc: Loc = ("dimensions", name, i)
+            if value.when is None:
+                if i != len(values) - 1:
+                    col.add(doc, (*loc, "when"), "only the last value may go without 'when'")
+                continue
+            expr = col.expr(doc, (*loc, "when"), value.when, known, types=types, history=history)
+            if expr is not None:
+                out.dimensions[(name, value.id)] = expr
+                if expr.names & (health | late | SEGMENT_FIELDS):
+                    late.add(name)
+        known = known | {name}
+    for i, stage in enumerate(spec.stages):
+        for part in ("enter", "exit"):
+            text = getattr(stage, part)
+            loc = ("stages", i, part)
+            if text is not None and (
+                expr := col.expr(doc, loc, text, frozenset(types), types=types, history=history)
+            ):
+                out.stages[(stage.id, part)] = expr
+    out.late = frozenset(late)
+    return out
+
+
+def _check_match(
+    col: _Collector,
+    doc: YamlDoc,
+    loc: Loc,
+    match: Match,
+    types: dict[str, ValueType],
+    *,
+    late: frozenset[str] = frozenset(),
+) -> None:
+    for key, wanted in match.items():
+        vtype = types.get(key)
+        if vtype is None:
+            col.add(
+                doc, (*loc, key), f"unknown field {key!r}", "match on a text field such as tier"
+            )
+            continue
+        if key in late:
+            col.add(
+                doc, (*loc, key), f"{key!r} is computed from the health score: it cannot set it"
+            )
+        if vtype.kind not in ("text", "any"):
+            col.add(doc, (*loc, key), f"type mismatch: match on text fields, {key!r} is {vtype}")
+            continue
+        for value in (wanted,) if isinstance(wanted, str) else wanted:
+            if vtype.enum is not None and value not in vtype.enum:
+                allowed = ", ".join(sorted(vtype.enum))
+                col.add(
+                    doc, (*loc, key), f"wrong enum value {value!r} for {key} (allowed: {allowed})"
+                )
 
 
 def _unique(issues: list[Issue]) -> list[Issue]:
@@ -482,25 +637,33 @@ def _compile_health(
     loaded: tuple[HealthFile, YamlDoc] | None,
     types: dict[str, ValueType],
     history: frozenset[str],
+    *,
+    late: frozenset[str],
 ) -> dict[str, Expression]:
     out: dict[str, Expression] = {}
     if loaded is None:
         return out
     spec, doc = loaded
     names = frozenset(types) | BUILTIN_FIELDS
-    scope_types = {**types, **builtin_types()}
     seen: set[str] = set()
     for i, measure in enumerate(spec.measures):
         loc: Loc = ("measures", i, "value")
         if measure.id in seen:
             col.add(doc, ("measures", i, "id"), f"duplicate measure id {measure.id!r}")
         seen.add(measure.id)
-        expr = col.expr(doc, loc, measure.value, names, types=scope_types, history=history)
+        expr = col.expr(doc, loc, measure.value, names, types=types, history=history)
         if expr is None:
             continue
         if expr.type.kind not in ("number", "bool", "any"):
             col.add(doc, loc, f"type mismatch: a measure's value must be a number, not {expr.type}")
+        if expr.names & {"health_score", "health_band", "health_trend"}:
+            col.add(doc, loc, "a measure cannot read the health score it is part of")
         out[measure.id] = expr
+    for i, override in enumerate(spec.segments):
+        _check_match(col, doc, ("segments", i, "match"), override.match, types, late=late)
+        for m in override.weights:
+            if m not in seen:
+                col.add(doc, ("segments", i, "weights", m), f"unknown measure {m!r}")
     return out
 
 
@@ -509,10 +672,13 @@ def _load_conditions(
     loaded: tuple[TriggersFile, YamlDoc] | None,
     types: dict[str, ValueType],
     history: frozenset[str],
-) -> dict[str, Expression]:
+    *,
+    late: frozenset[str],
+) -> tuple[dict[str, Expression], dict[str, Expression]]:
     out: dict[str, Expression] = {}
+    closers: dict[str, Expression] = {}
     if loaded is None:
-        return out
+        return out, closers
     spec, doc = loaded
     seen: set[str] = set()
     for i, trig in enumerate(spec.triggers):
@@ -521,69 +687,135 @@ def _load_conditions(
         seen.add(trig.id)
         names = frozenset(types) | frozenset(trig.thresholds)
         scope = {**types, **dict.fromkeys(trig.thresholds, NUMBER)}
-        expr = col.expr(
-            doc, ("triggers", i, "when"), trig.when, names, types=scope, history=history
-        )
-        if expr is not None:
-            out[trig.id] = expr
-    return out
+        for part, target in (("when", out), ("close_when", closers)):
+            text = getattr(trig, part)
+            if text is None:
+                continue
+            expr = col.expr(doc, ("triggers", i, part), text, names, types=scope, history=history)
+            if expr is not None:
+                target[trig.id] = expr
+        for j, override in enumerate(trig.segments):
+            loc: Loc = ("triggers", i, "segments", j)
+            _check_match(col, doc, (*loc, "match"), override.match, types, late=late)
+            for name in override.thresholds:
+                if name not in trig.thresholds:
+                    col.add(
+                        doc,
+                        (*loc, "thresholds", name),
+                        f"unknown threshold {name!r}",
+                        "give every threshold a default in the trigger's own 'thresholds'",
+                    )
+            if override.sla:
+                _check_sla(col, doc, (*loc, "sla"), override.sla, types)
+        _check_sla(col, doc, ("triggers", i, "sla"), trig.sla, types)
+    return out, closers
+
+
+def _check_sla(
+    col: _Collector, doc: YamlDoc, loc: Loc, sla: str, types: dict[str, ValueType]
+) -> None:
+    if not sla.startswith("by "):
+        return
+    name = sla[3:].split(" ", 1)[0]
+    vtype = types.get(name)
+    if vtype is None:
+        col.add(doc, loc, f"unknown field {name!r} in the SLA", "'by' needs a date field")
+    elif vtype.kind not in ("date", "datetime", "any"):
+        col.add(doc, loc, f"type mismatch: 'by' needs a date field, {name!r} is {vtype}")
 
 
 def _check_plays(
     col: _Collector,
     spec: PlaysFile,
     doc: YamlDoc,
+    *,
     fields: frozenset[str],
     roles: ValueType | None,
+    segments: tuple[SegmentsFile, YamlDoc] | None,
 ) -> None:
-    env = template_env()
     seen: set[str] = set()
+    stages = {s.id for s in segments[0].stages} if segments else set()
+    role_names = set(roles.enum) if roles is not None and roles.enum is not None else None
+    for block, by_stage in spec.content.items():
+        for stage, by_role in by_stage.items():
+            if stages and stage not in stages | {"any"}:
+                allowed = ", ".join(sorted(stages | {"any"}))
+                col.add(
+                    doc, ("content", block, stage), f"unknown stage {stage!r} (stages: {allowed})"
+                )
+            for role, text in by_role.items():
+                loc: Loc = ("content", block, stage, role)
+                if role_names is not None and role not in role_names | {"any"}:
+                    col.add(doc, loc, f"wrong enum value {role!r}: no contact gets this role")
+                _check_template(col, doc, loc, text, fields=fields)
     for i, play in enumerate(spec.plays):
         if play.id in seen:
             col.add(doc, ("plays", i, "id"), f"duplicate play id {play.id!r}")
         seen.add(play.id)
-        for j, role in enumerate(play.audience):
-            if roles is not None and roles.enum is not None and role not in roles.enum:
-                allowed = ", ".join(sorted(roles.enum))
-                col.add(
-                    doc,
-                    ("plays", i, "audience", j),
-                    f"wrong enum value {role!r}: no contact gets this role (roles: {allowed})",
-                )
-        for part in ("subject", "body"):
-            text = getattr(play.task, part)
-            _check_template(col, doc, ("plays", i, "task", part), text, env)
-            _check_template_fields(
-                col, doc, ("plays", i, "task", part), text, fields=fields, env=env
-            )
+        action_ids: set[str] = set()
+        for k, action in enumerate(play.actions):
+            loc = ("plays", i, "actions", k)
+            if action.id in action_ids:
+                col.add(doc, (*loc, "id"), f"duplicate action id {action.id!r}")
+            action_ids.add(action.id)
+            _check_action(col, doc, loc, action, fields=fields, roles=roles)
 
 
-def _check_template(
-    col: _Collector, doc: YamlDoc, loc: Loc, text: str, env: ImmutableSandboxedEnvironment
-) -> None:
-    try:
-        env.parse(text)
-    except TemplateSyntaxError as exc:
-        line, column = doc.where(loc)
-        value = doc.values.get(loc)
-        block = value is not None and value.style in ("|", ">")
-        at = (value.line + exc.lineno - 1 + block) if value else line
-        col.issues.append(
-            Issue(doc.path, at, column, dotted(loc), f"template error: {exc.message}")
-        )
-
-
-def _check_template_fields(
+def _check_action(
     col: _Collector,
     doc: YamlDoc,
     loc: Loc,
-    text: str,
+    action: Any,
     *,
     fields: frozenset[str],
-    env: ImmutableSandboxedEnvironment,
+    roles: ValueType | None,
+) -> None:
+    for j, role in enumerate(action.audience):
+        if roles is not None and roles.enum is not None and role not in roles.enum:
+            allowed = ", ".join(sorted(roles.enum))
+            col.add(
+                doc,
+                (*loc, "audience", j),
+                f"wrong enum value {role!r}: no contact gets this role (roles: {allowed})",
+            )
+    if action.kind == "sequence" and not action.sequence:
+        col.add(doc, (*loc, "sequence"), "a sequence action names the sequence to enroll in")
+    if action.kind == "webhook" and not action.event:
+        col.add(doc, (*loc, "event"), "a webhook action names its event, e.g. in_app_guidance")
+    if action.kind in ("sequence", "webhook") and not action.audience:
+        col.add(doc, (*loc, "audience"), f"a {action.kind} action needs an audience of roles")
+    needs_text = action.kind not in ("sequence", "webhook")
+    for part in ("subject", "body"):
+        text = getattr(action, part)
+        if text is None:
+            if needs_text:
+                col.add(doc, (*loc, part), f"a {action.kind} action needs a {part}")
+            continue
+        _check_template(col, doc, (*loc, part), text, fields=fields)
+
+
+def _check_template(
+    col: _Collector, doc: YamlDoc, loc: Loc, text: str, *, fields: frozenset[str]
+) -> None:
+    problem = check_template(text)
+    if problem is not None:
+        line, column = doc.where(loc)
+        value = doc.values.get(loc)
+        match = re.search(r"\(template line (\d+)\)$", problem)
+        if value is not None and match:
+            block = value.style in ("|", ">")
+            line = value.line + int(match.group(1)) - 1 + block
+            problem = problem[: match.start()].rstrip()
+        col.issues.append(Issue(doc.path, line, column, dotted(loc), problem))
+        return
+    _check_template_fields(col, doc, loc, text, fields=fields)
+
+
+def _check_template_fields(
+    col: _Collector, doc: YamlDoc, loc: Loc, text: str, *, fields: frozenset[str]
 ) -> None:
     try:
-        tree = env.parse(text)
+        tree = ENV.parse(text)
     except TemplateSyntaxError:
         return
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
@@ -598,6 +830,67 @@ def _check_template_fields(
                 f"unknown field {name!r} in template (account.{name})",
                 "fields are defined in the mapping files and signals.yaml",
             )
+
+
+def _check_routing(
+    col: _Collector,
+    loaded: tuple[RoutingFile, YamlDoc] | None,
+    *,
+    triggers: tuple[TriggersFile, YamlDoc] | None,
+    plays: tuple[PlaysFile, YamlDoc] | None,
+    types: dict[str, ValueType],
+    history: frozenset[str],
+) -> dict[str, Expression]:
+    if loaded is None:
+        return {}
+    spec, doc = loaded
+    _check_calendars(col, spec, doc)
+    trigger_ids = {t.id for t in triggers[0].triggers} if triggers else None
+    play_ids = {p.id for p in plays[0].plays} if plays else None
+    for i, exp in enumerate(spec.experiments):
+        if trigger_ids is not None and exp.trigger not in trigger_ids:
+            col.add(doc, ("experiments", i, "trigger"), f"unknown trigger {exp.trigger!r}")
+        for variant in exp.variants:
+            if play_ids is not None and variant not in play_ids:
+                col.add(doc, ("experiments", i, "variants", variant), f"unknown play {variant!r}")
+    return _check_suppressions(col, spec, doc, trigger_ids, types=types, history=history)
+
+
+def _check_calendars(col: _Collector, spec: RoutingFile, doc: YamlDoc) -> None:
+    if "default" not in spec.calendars:
+        col.add(doc, ("calendars",), "a calendar named 'default' is required")
+    for name, cal in spec.calendars.items():
+        problem = check_calendar(cal)
+        if problem:
+            col.add(doc, ("calendars", name), problem)
+    for owner, name in spec.owner_calendars.items():
+        if name not in spec.calendars:
+            col.add(doc, ("owner_calendars", owner), f"unknown calendar {name!r}")
+
+
+def _check_suppressions(
+    col: _Collector,
+    spec: RoutingFile,
+    doc: YamlDoc,
+    trigger_ids: set[str] | None,
+    *,
+    types: dict[str, ValueType],
+    history: frozenset[str],
+) -> dict[str, Expression]:
+    out: dict[str, Expression] = {}
+    for i, rule in enumerate(spec.suppress):
+        for part in ("suppress", "while_open"):
+            for j, tid in enumerate(getattr(rule, part)):
+                if trigger_ids is not None and tid not in trigger_ids:
+                    col.add(doc, ("suppress", i, part, j), f"unknown trigger {tid!r}")
+        if not rule.while_open and rule.when is None:
+            col.add(doc, ("suppress", i), "a suppression needs 'while_open' or 'when'")
+        if rule.when is not None:
+            loc: Loc = ("suppress", i, "when")
+            expr = col.expr(doc, loc, rule.when, frozenset(types), types=types, history=history)
+            if expr is not None:
+                out[rule.id] = expr
+    return out
 
 
 def _check_trigger_plays(

@@ -6,6 +6,7 @@ Every model forbids unknown keys, so a typo is an error with its file position. 
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -171,16 +172,70 @@ class Measure(Strict):
     label: str = ""
 
 
+Match = dict[Ident, Annotated[str, Field(min_length=1)] | tuple[str, ...]]
+
+
+class WeightOverride(Strict):
+    """Measure weights for the accounts of a segment (the most specific match wins)."""
+
+    match: Match = Field(min_length=1)
+    weights: dict[Ident, Annotated[float, Field(ge=0)]] = Field(min_length=1)
+
+
 class HealthFile(Strict):
-    """The health scorecard: weighted measures, and the score bands."""
+    """The health scorecard: weighted measures, weights per segment, and the score bands."""
 
     version: Literal[1]
     green_at: Number = 70
     yellow_at: Number = 40
+    trend_days: int = Field(default=7, ge=1, le=90)
     measures: tuple[Measure, ...] = Field(min_length=1)
+    segments: tuple[WeightOverride, ...] = ()
 
 
-SLA_PATTERN = r"^(\d+)(h|bd|d)$"
+class DimensionValue(Strict):
+    """One value of a segment dimension: the first whose `when` holds (none: the default)."""
+
+    id: Ident
+    when: str | None = None
+    label: str = ""
+
+
+class Stage(Strict):
+    """A lifecycle stage: entered when `enter` holds, kept until `exit` holds."""
+
+    id: Ident
+    enter: str | None = None
+    exit: str | None = None
+    label: str = ""
+
+
+class SegmentsFile(Strict):
+    """How accounts are segmented: stage, risk from the health band, and named dimensions."""
+
+    version: Literal[1]
+    dimensions: dict[Ident, tuple[DimensionValue, ...]] = {}
+    stages: tuple[Stage, ...] = Field(default=(Stage(id="active"),), min_length=1)
+    risk: dict[Literal["green", "yellow", "red"], Ident] = {
+        "green": "low",
+        "yellow": "medium",
+        "red": "high",
+    }
+
+
+SLA_PATTERN = r"^((\d+)(h|bh|d|bd)|by [a-z][a-z0-9_]*( - \d+d)?)$"
+OWNER_PATTERN = r"^(account|sales|escalation|queue:[a-z][a-z0-9_]*|role:[a-z][a-z0-9_]*)$"
+SLA = Annotated[str, Field(pattern=SLA_PATTERN)]
+OwnerRule = Annotated[str, Field(pattern=OWNER_PATTERN)]
+
+
+class ThresholdOverride(Strict):
+    """Thresholds (and optionally SLA and priority) for the accounts of a segment."""
+
+    match: Match = Field(min_length=1)
+    thresholds: dict[Ident, Number] = {}
+    sla: SLA | None = None
+    priority: Priority | None = None
 
 
 class Trigger(Strict):
@@ -189,12 +244,16 @@ class Trigger(Strict):
     id: Ident
     group: TriggerGroup
     name: str = Field(min_length=1)
+    why: str = ""
     when: str
     thresholds: dict[Ident, Number] = {}
+    segments: tuple[ThresholdOverride, ...] = ()
     priority: Priority = "medium"
-    sla: Annotated[str, Field(pattern=SLA_PATTERN)]
+    owner: OwnerRule = "account"
+    sla: SLA
     play: Ident
     cooldown_days: int = Field(default=14, ge=0, le=365)
+    close_when: str | None = None
     enabled: StrictBool = True
 
 
@@ -205,28 +264,103 @@ class TriggersFile(Strict):
     triggers: tuple[Trigger, ...]
 
 
-class TaskTemplate(Strict):
-    """A CRM task as a play creates it; subject and body are Jinja2 templates."""
+ActionKind = Literal[
+    "task", "meeting", "enablement", "escalation", "sales_task", "sequence", "webhook"
+]
 
-    subject: str = Field(min_length=1, max_length=2000)
-    body: str = Field(min_length=1, max_length=20000)
-    type: Literal["TODO", "CALL", "EMAIL"] = "TODO"
+
+class Action(Strict):
+    """One step of a play: a CRM task of some kind, a sequence enrollment or an outbound event.
+
+    Subject and body are Jinja2 templates; `audience` picks the contacts by role.
+    """
+
+    id: Ident
+    kind: ActionKind = "task"
+    audience: tuple[Role, ...] = ()
+    owner: OwnerRule | None = None
+    subject: str | None = Field(default=None, min_length=1, max_length=2000)
+    body: str | None = Field(default=None, min_length=1, max_length=20000)
+    type: Literal["TODO", "CALL", "EMAIL", "MEETING"] = "TODO"
+    sequence: str | None = Field(default=None, min_length=1, max_length=200)
+    event: Ident | None = None
 
 
 class Play(Strict):
-    """What to do when a trigger fires."""
+    """What to do when a trigger fires: its actions, in order."""
 
     id: Ident
     name: str = Field(min_length=1)
-    task: TaskTemplate
-    audience: tuple[Role, ...] = ()
+    actions: tuple[Action, ...] = Field(min_length=1)
 
 
 class PlaysFile(Strict):
-    """The play library."""
+    """The play library, and the content blocks plays assemble by stage and role."""
 
     version: Literal[1]
+    content: dict[Ident, dict[Ident, dict[Ident, Annotated[str, Field(max_length=20000)]]]] = {}
     plays: tuple[Play, ...]
+
+
+class Calendar(Strict):
+    """An owner's working calendar: timezone, working days and hours, public holidays."""
+
+    timezone: str = "UTC"
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    subdiv: str | None = None
+    workdays: tuple[Annotated[int, Field(ge=0, le=6)], ...] = (0, 1, 2, 3, 4)
+    start_hour: int = Field(default=9, ge=0, le=23)
+    end_hour: int = Field(default=17, ge=1, le=24)
+    extra_holidays: tuple[date, ...] = ()
+
+
+class Suppression(Strict):
+    """Triggers whose plays are held back while other episodes are open or a condition holds."""
+
+    id: Ident
+    suppress: tuple[Ident, ...] = Field(min_length=1)
+    while_open: tuple[Ident, ...] = ()
+    when: str | None = None
+    reason: str = ""
+
+
+class Cap(Strict):
+    """At most `max` actioned episodes within `days`."""
+
+    max: int = Field(ge=1, le=1000)
+    days: int = Field(ge=1, le=365)
+
+
+class Caps(Strict):
+    """Frequency caps per account and per contact."""
+
+    per_account: Cap | None = None
+    per_contact: Cap | None = None
+
+
+class Experiment(Strict):
+    """Accounts split by a stable hash between play variants, with a holdout that is logged
+    but not actioned."""
+
+    id: Ident
+    trigger: Ident
+    variants: dict[Ident, Annotated[float, Field(gt=0)]] = Field(min_length=1)
+    holdout_pct: float = Field(default=0, ge=0, lt=100)
+
+
+class RoutingFile(Strict):
+    """Owners' calendars, queues and escalation, and how plays are orchestrated."""
+
+    version: Literal[1]
+    calendars: dict[Ident, Calendar] = {"default": Calendar()}
+    owner_calendars: dict[Annotated[str, Field(min_length=1)], Ident] = {}
+    queues: dict[Ident, Annotated[str, Field(min_length=1)]] = {}
+    escalation_owner: str | None = None
+    sales_owner_field: Ident = "sales_owner_id"
+    consolidate: StrictBool = False
+    suppress: tuple[Suppression, ...] = ()
+    caps: Caps = Caps()
+    experiments: tuple[Experiment, ...] = ()
 
 
 class WritebackFile(Strict):

@@ -136,6 +136,7 @@ def _default_properties() -> dict[str, dict[str, dict[str, Any]]]:
             "jobtitle",
             "phone",
             "lifecyclestage",
+            "notes_last_contacted",
         ],
         "deals": [
             *common,

@@ -427,11 +427,35 @@ class Store:
                 "resolved_at": e.resolved_at,
                 "resolution": e.resolution,
                 "evidence": _jsonable(e.evidence),
+                "decision_status": e.decision.get("status"),
+                "decision": _jsonable(e.decision) or None,
             }
             for e in (*changes.opened, *changes.resolved)
         ]
         with self.engine.begin() as conn:
             self._upsert(conn, t.episodes, rows, ("episode_key",))
+
+    def save_decisions(self, decisions: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record each episode's orchestration decision."""
+        if not decisions:
+            return
+        stmt = (
+            t.episodes.update()
+            .where(t.episodes.c.episode_key == sa.bindparam("key"))
+            .values(decision_status=sa.bindparam("b_status"), decision=sa.bindparam("b_decision"))
+        )
+        rows = [
+            {"key": k, "b_status": d.get("status"), "b_decision": _jsonable(dict(d))}
+            for k, d in decisions.items()
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(stmt, rows)
+
+    def episodes_since(self, since: datetime) -> list[Episode]:
+        """Episodes opened at or after `since` (for the frequency caps)."""
+        query = sa.select(t.episodes).where(t.episodes.c.opened_at >= since)
+        with self.engine.connect() as conn:
+            return [_episode(r) for r in conn.execute(query)]
 
     # ledger and plans -----------------------------------------------------------------------
     def applied_keys(self) -> set[str]:
@@ -554,6 +578,7 @@ def _episode(r: Any) -> Episode:
         status=r.status,
         resolved_at=_aware(r.resolved_at),
         resolution=r.resolution,
+        decision=dict(r.decision or {}),
     )
 
 

@@ -69,7 +69,10 @@ episodes = Table(
     Column("resolved_at", TS),
     Column("resolution", String(64)),
     Column("evidence", JSON),
+    Column("decision_status", String(16)),
+    Column("decision", JSON),
     Index("ix_episodes_pair_status", "account_key", "trigger_id", "status"),
+    Index("ix_episodes_opened_at", "opened_at"),
 )
 
 ledger = Table(
