@@ -119,8 +119,8 @@ class BusinessCalendar:
         amount, unit, field, minus = match.groups()
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
-        if unit == "h":
-            result = start + timedelta(hours=int(amount))
+        if unit == "h":  # elapsed time: in UTC, or an aware datetime adds wall-clock hours
+            result = start.astimezone(UTC) + timedelta(hours=int(amount))
         elif unit == "bh":
             result = self.add_business_hours(start, int(amount))
         elif unit == "d":
@@ -172,10 +172,12 @@ def check_calendar(spec: Calendar) -> str | None:
         return f"unknown timezone {spec.timezone!r} (an IANA name such as Europe/Berlin)"
     if spec.country:
         try:
-            holiday_data.country_holidays(spec.country, subdiv=spec.subdiv)
-        except NotImplementedError:
+            holiday_data.country_holidays(spec.country)
+        except (NotImplementedError, KeyError, ValueError):
             return f"the holidays package has no country {spec.country!r}"
-        except (KeyError, ValueError) as exc:
+        try:
+            holiday_data.country_holidays(spec.country, subdiv=spec.subdiv)
+        except (NotImplementedError, KeyError, ValueError) as exc:
             return f"no holiday region {spec.subdiv!r} in {spec.country}: {exc}"
     if spec.end_hour <= spec.start_hour:
         return "end_hour must be after start_hour"

@@ -93,6 +93,9 @@ class Frame:
 
 def _broadcast(val: Val, n: int) -> Val:
     if val.kind != CONST:
+        if np.ndim(val.data) == 0:  # an expression of constants only
+            dtype = object if val.kind in (TEXT, OBJ) else None
+            return Val(np.full(n, val.data, dtype=dtype), val.kind)
         return val
     value = val.data
     if value is None:
