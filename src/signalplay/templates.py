@@ -69,8 +69,8 @@ def check_template(text: str) -> str | None:
         return f"template error: {exc}" + (f" (template line {line})" if line else "")
     for node in tree.find_all((nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)):
         return f"template error: {type(node).__name__.lower()} is not allowed in play templates"
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        name = getattr(node, "attr", None) or getattr(getattr(node, "arg", None), "value", None)
+    for access in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name = getattr(access, "attr", None) or getattr(getattr(access, "arg", None), "value", None)
         if isinstance(name, str) and name.startswith("_"):
             return f"template error: access to {name!r} is not allowed (no names starting with _)"
     depth = _loop_depth(tree)
