@@ -1,8 +1,13 @@
 """The Celery app: `celery -A celery_app worker -B`. Tasks are thin wrappers over `signalplay.jobs`.
 
-The broker comes from SIGNALPLAY_BROKER (e.g. redis://127.0.0.1:6379/0); beat runs every project
-listed in SIGNALPLAY_PROJECTS (os.pathsep-separated) every SIGNALPLAY_SCHEDULE_MINUTES.
-Without a broker the CLI runs the same jobs in-process.
+The broker comes from SIGNALPLAY_BROKER (e.g. redis://127.0.0.1:6379/0); beat runs `sync` for
+every project listed in SIGNALPLAY_PROJECTS (os.pathsep-separated) every
+SIGNALPLAY_SCHEDULE_MINUTES. Without a broker the CLI runs the same jobs in-process.
+
+`sync` pulls and maps, then fans out one `evaluate_shard` per chunk of accounts (settings
+`shard_size`); a chord merges the parts into one plan and `apply_plan` applies it. No task waits
+on another, and every task is idempotent (episode, part and ledger keys), so a redelivery after
+a lost worker (`acks_late`) changes nothing.
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
+from celery import Celery, chord
 
 from signalplay import jobs
-from signalplay.errors import ConfigError, RetriableError
+from signalplay.errors import ConfigError, Issue, RetriableError
 from signalplay.settings import load_project
 
 BROKER = os.environ.get("SIGNALPLAY_BROKER") or "memory://"
@@ -22,21 +27,22 @@ BROKER = os.environ.get("SIGNALPLAY_BROKER") or "memory://"
 app = Celery("signalplay")
 app.conf.update(
     broker_url=BROKER,
-    result_backend=BROKER if BROKER.startswith("redis") else None,
+    result_backend=BROKER if BROKER.startswith("redis") else "cache+memory://",
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],
     timezone="UTC",
-    # Every task is idempotent (episode and ledger keys make a redelivery a no-op).
     task_acks_late=True,
+    task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     task_ignore_result=False,
     task_annotations={
-        "signalplay.evaluate": {"time_limit": 1800},
-        "signalplay.apply": {"time_limit": 1800},
+        "signalplay.evaluate_shard": {"time_limit": 1800},
+        "signalplay.apply_plan": {"time_limit": 1800},
     },
     broker_transport_options={"visibility_timeout": 7200},
     worker_hijack_root_logger=False,
+    task_always_eager=BROKER == "memory://",
 )
 
 
@@ -44,40 +50,64 @@ def _context(project_dir: str) -> jobs.Context:
     return jobs.open_context(load_project(Path(project_dir)))
 
 
-@app.task(name="signalplay.evaluate", bind=True)
-def evaluate(self: Any, project_dir: str) -> dict[str, Any]:
-    """Pull, profile, evaluate and plan one project; returns the plan id and counts."""
+@app.task(name="signalplay.sync", bind=True)
+def sync(self: Any, project_dir: str, *, apply: bool = True) -> dict[str, Any]:
+    """Pull and map one project, then evaluate it in shards and merge (and apply) the plan."""
     ctx = _context(project_dir)
     try:
-        run_id = ctx.store.start_run("evaluate")
+        run_id = ctx.store.start_run("sync")
         streams = jobs.pull(ctx, run_id)
-        profiles = jobs.build_profiles(ctx, run_id)
-        evaluation = jobs.evaluate(ctx, profiles)
-        plan_id, _ops, stats = jobs.plan(ctx, profiles, run_id)
-        summary = {
-            "run_id": run_id,
-            "plan_id": plan_id,
-            "accounts": len(profiles.values),
-            "streams": streams,
-            **evaluation,
-            "plan": stats,
-        }
-        ctx.store.finish_run(run_id, status="ok", summary=summary)
-        return summary
+        mapped = jobs.map_profiles(ctx, run_id)
+        parts = jobs.shards(list(mapped.facts), ctx.project.settings.shard_size)
     except RetriableError as exc:
         raise self.retry(exc=exc, countdown=exc.retry_after or 30) from exc
     finally:
         ctx.close()
+    queue = self.request.delivery_info.get("routing_key") if self.request.delivery_info else None
+    options = {"queue": queue} if queue else {}
+    header = [
+        evaluate_shard.si(project_dir, run_id, i, accounts).set(**options)
+        for i, accounts in enumerate(parts)
+    ]
+    callback = merge_plan.si(project_dir, run_id).set(**options)
+    if apply:
+        callback = callback | apply_plan.s(project_dir).set(**options)
+    chord(header)(callback)
+    return {"run_id": run_id, "parts": len(parts), "streams": streams}
 
 
-@app.task(name="signalplay.apply", bind=True)
-def apply(self: Any, project_dir: str, plan_id: str) -> dict[str, Any]:
+@app.task(name="signalplay.evaluate_shard", bind=True)
+def evaluate_shard(
+    self: Any, project_dir: str, run_id: str, part: int, accounts: list[str]
+) -> dict[str, Any]:
+    """Evaluate and plan one chunk of accounts; the ops are kept as a part of the run."""
+    ctx = _context(project_dir)
+    try:
+        return jobs.evaluate_shard(ctx, run_id, part, accounts)
+    finally:
+        ctx.close()
+
+
+@app.task(name="signalplay.merge_plan")
+def merge_plan(project_dir: str, run_id: str) -> str:
+    """Merge the parts of a run into one saved plan; returns its id."""
+    ctx = _context(project_dir)
+    try:
+        plan_id, _ops, summary = jobs.merge_plan(ctx, run_id)
+        ctx.store.finish_run(run_id, status="ok", summary=summary)
+        return plan_id
+    finally:
+        ctx.close()
+
+
+@app.task(name="signalplay.apply_plan", bind=True)
+def apply_plan(self: Any, plan_id: str, project_dir: str) -> dict[str, Any]:
     """Apply a saved plan (and retry earlier failures); idempotent through the ledger."""
     ctx = _context(project_dir)
     try:
         ops = ctx.store.load_plan(plan_id)
         if ops is None:
-            raise ConfigError([])
+            raise ConfigError([Issue(project_dir, None, None, "plan", f"no plan {plan_id!r}")])
         result = jobs.apply(ctx, ops)
         ctx.store.mark_plan(plan_id, "applied")
         return {"plan_id": plan_id, **result}
@@ -85,17 +115,6 @@ def apply(self: Any, project_dir: str, plan_id: str) -> dict[str, Any]:
         raise self.retry(exc=exc, countdown=exc.retry_after or 30) from exc
     finally:
         ctx.close()
-
-
-@app.task(name="signalplay.sync")
-def sync(project_dir: str) -> None:
-    """Evaluate, then apply the plan it produced: a chain, so no task waits on another."""
-    (evaluate.s(project_dir) | _apply_summary.s(project_dir)).apply_async()
-
-
-@app.task(name="signalplay.apply_summary")
-def _apply_summary(summary: dict[str, Any], project_dir: str) -> None:
-    apply.delay(project_dir, summary["plan_id"])
 
 
 @app.on_after_configure.connect

@@ -58,12 +58,19 @@ class WebhookConnector:
         self._client.close()
 
     def send(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
-        """POST each event; retried on transient failures, recorded per op."""
+        """POST each event; retried on transient failures, recorded per op. When the endpoint
+        cannot be reached at all, the events after the first are not attempted this run."""
         results = []
+        unreachable: str | None = None
         for op in ops:
             if op.action is not WriteAction.SEND_WEBHOOK:
                 results.append(
                     WriteResult(op_key=op.op_key, ok=False, error=f"not an event: {op.action}")
+                )
+                continue
+            if unreachable is not None:
+                results.append(
+                    WriteResult(op_key=op.op_key, ok=False, error=unreachable, retriable=True)
                 )
                 continue
             try:
@@ -74,14 +81,12 @@ class WebhookConnector:
                 )
                 results.append(WriteResult(op_key=op.op_key, ok=True, crm_id=str(status)))
             except SyncError as exc:
+                retriable = isinstance(exc, RetriableError)
                 results.append(
-                    WriteResult(
-                        op_key=op.op_key,
-                        ok=False,
-                        error=str(exc),
-                        retriable=isinstance(exc, RetriableError),
-                    )
+                    WriteResult(op_key=op.op_key, ok=False, error=str(exc), retriable=retriable)
                 )
+                if retriable and exc.status is None:
+                    unreachable = f"not attempted: the endpoint was unreachable ({exc.message})"
         return results
 
     def _post(self, op: WriteOp) -> int:

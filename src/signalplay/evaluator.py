@@ -107,8 +107,9 @@ def new_frame(
 
 
 def base_row(account: str, values: Mapping[str, Any], today: date) -> dict[str, Any]:
-    """A profile row: the account's fact values, its key and today's date."""
-    row = dict(values)
+    """A profile row: the account's fact values, its key and today's date. A whole float is
+    an int, as every computed value is, so a value reads the same after a trip through JSON."""
+    row = {k: _whole(v) for k, v in values.items()}
     row["account_key"] = account
     row["today"] = today.isoformat()
     return row
@@ -268,6 +269,12 @@ def cleared(
         if res is None or bool(res.clears[i]):
             out.add((account, trigger_id))
     return out
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
 
 
 def _plain(value: float) -> float | int | None:

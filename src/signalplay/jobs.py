@@ -28,7 +28,7 @@ from signalplay.identity import IdentityMap
 from signalplay.mapping import StreamMapper, build_identity
 from signalplay.models import Fact, SourceRecord, WriteAction, WriteOp, WriteResult
 from signalplay.orchestration import FINAL, Decision, RecentActions, decide
-from signalplay.plan import plan_writes
+from signalplay.plan import Plan, plan_writes
 from signalplay.plays import ActionIntent, consolidate, intents_for
 from signalplay.profile import (
     Coverage,
@@ -113,7 +113,10 @@ def open_context(
     crm_factory: Callable[[], CrmConnector] | None = None,
     events_factory: Callable[[], EventSink | None] | None = None,
 ) -> Context:
-    """Load definitions, open and migrate the store."""
+    """Load definitions, open and migrate the store (as of `as_of` when the settings fix it)."""
+    as_of = project.settings.as_of
+    if as_of is not None and clock is utc_clock:
+        clock = lambda: as_of  # noqa: E731 - a fixed clock
     definitions = load_definitions(project.definitions_dir)
     store = Store(project.store_url(), clock=clock)
     store.migrate()
@@ -208,9 +211,18 @@ def _day_frame(
     return frame
 
 
-def build_profiles(ctx: Context, run_id: str) -> Profiles:
-    """Map every stream into facts, store them with the identity report, and compute signals,
-    health and coverage per account; today's snapshot is saved."""
+@dataclass
+class Mapped:
+    """Every account's facts, and what mapping could not use, per stream."""
+
+    facts: dict[str, dict[str, Fact]]
+    unmatched: dict[str, int]
+    conflicts: dict[str, int]
+    quarantined: dict[str, int]
+
+
+def map_profiles(ctx: Context, run_id: str) -> Mapped:
+    """Map every stream into facts per account; store them with the identity report."""
     today = ctx.clock().date()
     defs = ctx.definitions
     identity = build_identity(defs.mappings, _records_of(ctx))
@@ -227,24 +239,47 @@ def build_profiles(ctx: Context, run_id: str) -> Profiles:
     merged = merge_facts(m.facts(accounts=accounts) for m in mappers)
     facts = {a: merged.get(a, {}) for a in accounts}
     ctx.store.replace_facts(facts)
-    needs = defs.history
-    snapshots = ctx.store.snapshot_values(history_days(needs, today), history_fields(needs))
-    frame = _day_frame(defs, facts, today, snapshots)
+    return Mapped(
+        facts=facts,
+        unmatched={m.mapping.name: len(m.report.unmatched) for m in mappers},
+        conflicts={m.mapping.name: len(m.report.conflicts) for m in mappers},
+        quarantined=quarantined,
+    )
+
+
+def derive_profiles(ctx: Context, facts: dict[str, dict[str, Fact]]) -> Frame:
+    """Signals, segments, health and stage of these accounts today; their snapshot is saved."""
+    today = ctx.clock().date()
+    needs = ctx.definitions.history
+    snapshots = ctx.store.snapshot_values(
+        history_days(needs, today), history_fields(needs), accounts=list(facts)
+    )
+    frame = _day_frame(ctx.definitions, facts, today, snapshots)
+    ctx.store.save_snapshots(
+        today, {a: public_values(v) for a, v in zip(frame.accounts, frame.rows, strict=True)}
+    )
+    return frame
+
+
+def build_profiles(ctx: Context, run_id: str) -> Profiles:
+    """Map every stream into facts, store them with the identity report, and compute signals,
+    health and coverage per account; today's snapshot is saved."""
+    defs = ctx.definitions
+    mapped = map_profiles(ctx, run_id)
+    frame = derive_profiles(ctx, mapped.facts)
     values = dict(zip(frame.accounts, frame.rows, strict=True))
-    shown = {a: public_values(v) for a, v in values.items()}
-    ctx.store.save_snapshots(today, shown)
     cover = coverage(
-        facts,
-        shown,
+        mapped.facts,
+        {a: public_values(v) for a, v in values.items()},
         fields=sorted(defs.profile_fields - {"today", "account_key"}),
         sources={m.spec.source for m in defs.mappings},
     )
     return Profiles(
         values=values,
-        facts=facts,
-        unmatched={m.mapping.name: len(m.report.unmatched) for m in mappers},
-        conflicts={m.mapping.name: len(m.report.conflicts) for m in mappers},
-        quarantined=quarantined,
+        facts=mapped.facts,
+        unmatched=mapped.unmatched,
+        conflicts=mapped.conflicts,
+        quarantined=mapped.quarantined,
         coverage=cover,
         frame=frame,
     )
@@ -363,13 +398,13 @@ def action_intents(
     return consolidate(intents) if defs.routing.consolidate else intents
 
 
-def plan(
-    ctx: Context, profiles: Profiles, run_id: str
-) -> tuple[str, list[WriteOp], dict[str, int]]:
-    """The CRM changes wanted now, diffed against the ledger and the CRM; saved, not applied."""
+def plan_ops(ctx: Context, profiles: Profiles) -> Plan:
+    """The CRM changes wanted now for these accounts, diffed against the ledger and the CRM's
+    current values; ops in a stable order."""
     defs = ctx.definitions
     values = profiles.values
-    intents = action_intents(ctx, values, ctx.store.episodes(status="open"))
+    episodes = [e for e in ctx.store.episodes(status="open") if e.account in values]
+    intents = action_intents(ctx, values, episodes)
     wanted = {
         a: {crm_f: p.get(f) for crm_f, f in defs.writeback.account_fields.items()}
         for a, p in values.items()
@@ -378,6 +413,7 @@ def plan(
     current = {
         r.record_id: {f: _text(r.data.get(f)) for f in defs.writeback.account_fields}
         for r in ctx.store.iter_records(master.spec.source, master.spec.stream)
+        if r.record_id in values
     }
     result = plan_writes(
         crm=ctx.crm_name,
@@ -386,14 +422,76 @@ def plan(
         current=current,
         applied=ctx.store.applied_keys(),
     )
-    plan_id = ctx.store.save_plan(run_id, result.ops)
-    ctx.store.record_planned(run_id, ctx.crm_name, result.ops)
-    stats = {
+    result.ops.sort(key=lambda o: (o.action.value, o.target, o.op_key))
+    return result
+
+
+def _plan_stats(result: Plan) -> dict[str, int]:
+    return {
         **result.counts(),
         "skipped_applied": result.skipped_applied,
         "skipped_unchanged": result.skipped_unchanged,
     }
-    return plan_id, result.ops, stats
+
+
+def plan(
+    ctx: Context, profiles: Profiles, run_id: str
+) -> tuple[str, list[WriteOp], dict[str, int]]:
+    """The CRM changes wanted now, diffed against the ledger and the CRM; saved, not applied."""
+    result = plan_ops(ctx, profiles)
+    plan_id = ctx.store.save_plan(run_id, result.ops)
+    ctx.store.record_planned(run_id, ctx.crm_name, result.ops)
+    return plan_id, result.ops, _plan_stats(result)
+
+
+def shards(accounts: Sequence[str], size: int) -> list[list[str]]:
+    """Accounts in sorted chunks of `size`: the unit of one evaluation task."""
+    ordered = sorted(accounts)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def evaluate_shard(ctx: Context, run_id: str, part: int, accounts: Sequence[str]) -> dict[str, Any]:
+    """Derive, evaluate and plan one chunk of accounts from the stored facts; the ops are kept
+    as part `part` of the run's plan. Safe to repeat: episodes, decisions and the part upsert."""
+    stored = ctx.store.load_facts(accounts)
+    facts = {a: stored.get(a, {}) for a in accounts}
+    frame = derive_profiles(ctx, facts)
+    values = dict(zip(frame.accounts, frame.rows, strict=True))
+    profiles = Profiles(values, facts, {}, {}, {}, Coverage(len(values), {}, {}), frame)
+    evaluation = evaluate(ctx, profiles)
+    result = plan_ops(ctx, profiles)
+    bands = Counter(str(p.get("health_band")) for p in values.values())
+    summary = {
+        **evaluation,
+        "accounts": len(values),
+        "plan": _plan_stats(result),
+        "health_bands": dict(bands),
+    }
+    ctx.store.save_plan_part(run_id, part, result.ops, summary)
+    return summary
+
+
+def merge_plan(ctx: Context, run_id: str) -> tuple[str, list[WriteOp], dict[str, Any]]:
+    """One plan from every part of a sharded run, in the same stable order as an unsharded one."""
+    parts = ctx.store.plan_parts(run_id)
+    ops = sorted(
+        (o for part_ops, _ in parts for o in part_ops),
+        key=lambda o: (o.action.value, o.target, o.op_key),
+    )
+    plan_id = ctx.store.save_plan(run_id, ops)
+    ctx.store.record_planned(run_id, ctx.crm_name, ops)
+    summary: dict[str, Any] = {"run_id": run_id, "plan_id": plan_id, "parts": len(parts)}
+    for _, part in parts:
+        _add_counts(summary, part)
+    return plan_id, ops, summary
+
+
+def _add_counts(total: dict[str, Any], part: Mapping[str, Any]) -> None:
+    for key, value in part.items():
+        if isinstance(value, dict):
+            _add_counts(total.setdefault(key, {}), value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
 
 
 def _text(value: Any) -> str | None:

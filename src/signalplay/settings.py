@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from signalplay.definitions.yamlsrc import YamlDoc, read_yaml, validation_issues
@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     webhook: SourceBlock | None = None
     definitions: str = "mappings"
     schedule_minutes: int = Field(default=60, ge=1)
+    shard_size: int = Field(default=5000, ge=1, le=1_000_000)
+    # Evaluate as of this moment instead of now (reproducible runs, backtests): SIGNALPLAY_AS_OF.
+    as_of: AwareDatetime | None = None
     secret_key: SecretStr | None = None
 
     @classmethod

@@ -141,3 +141,22 @@ def test_the_secret_never_shows_in_settings_repr() -> None:
     settings = WebhookSettings(url="https://hooks.example/e", secret=SecretStr(SECRET))
     assert SECRET not in repr(settings)
     assert SECRET not in str(settings.model_dump())
+
+
+def test_an_unreachable_endpoint_is_tried_once_per_run() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        raise httpx.ConnectError("refused", request=request)
+
+    conn = WebhookConnector(
+        WebhookSettings(url="https://hooks.example/events", secret=SecretStr(SECRET), attempts=3),
+        transport=httpx.MockTransport(handler),
+        sleep=lambda s: None,
+    )
+    results = conn.send([op("k1"), op("k2"), op("k3")])
+    assert [r.ok for r in results] == [False, False, False]
+    assert all(r.retriable for r in results)
+    assert len(calls) == 3  # the first event's attempts only
+    assert "not attempted" in (results[2].error or "")

@@ -312,11 +312,17 @@ class Store:
     def load_facts(self, accounts: Collection[str] | None = None) -> dict[str, dict[str, Fact]]:
         """The stored profile facts, optionally of some accounts only."""
         query = sa.select(t.profile_facts)
-        if accounts is not None:
-            query = query.where(t.profile_facts.c.account_key.in_(list(accounts)))
+        if accounts is None:
+            batches = [query]
+        else:
+            keys = sorted(accounts)
+            batches = [
+                query.where(t.profile_facts.c.account_key.in_(keys[i : i + BATCH]))
+                for i in range(0, len(keys), BATCH)
+            ]
         out: dict[str, dict[str, Fact]] = {}
         with self.engine.connect() as conn:
-            for r in conn.execute(query):
+            for r in (row for q in batches for row in conn.execute(q)):
                 out.setdefault(r.account_key, {})[r.field] = Fact(
                     value=r.value,
                     source=r.source,
@@ -339,9 +345,14 @@ class Store:
                 )
 
     def snapshot_values(
-        self, days: Collection[date], fields: Collection[str]
+        self,
+        days: Collection[date],
+        fields: Collection[str],
+        *,
+        accounts: Collection[str] | None = None,
     ) -> dict[date, dict[str, dict[str, Any]]]:
-        """Some fields of the snapshots of some days: day → account → field → value."""
+        """Some fields of the snapshots of some days (and accounts): day → account → field →
+        value."""
         out: dict[date, dict[str, dict[str, Any]]] = {}
         if not days or not fields:
             return out
@@ -351,10 +362,21 @@ class Store:
             t.profile_snapshots.c.account_key,
             t.profile_snapshots.c.profile,
         ).where(t.profile_snapshots.c.day.in_(sorted(days)))
+        keys = sorted(accounts) if accounts is not None else None
+        queries = (
+            [q]
+            if keys is None
+            else [
+                q.where(t.profile_snapshots.c.account_key.in_(keys[i : i + BATCH]))
+                for i in range(0, len(keys), BATCH)
+            ]
+        )
         with self.engine.connect() as conn:
-            for day, account, profile in conn.execution_options(yield_per=2000).execute(q):
-                values = {k: v for k, v in (profile or {}).items() if k in wanted}
-                out.setdefault(day, {})[account] = values
+            for query in queries:
+                rows = conn.execution_options(yield_per=2000).execute(query)
+                for day, account, profile in rows:
+                    values = {k: v for k, v in (profile or {}).items() if k in wanted}
+                    out.setdefault(day, {})[account] = values
         return out
 
     def snapshot(self, account: str) -> tuple[date, dict[str, Any]] | None:
@@ -534,10 +556,38 @@ class Store:
             q = sa.select(t.ledger.c.payload).where(t.ledger.c.status.in_(["planned", "failed"]))
             return [WriteOp.model_validate(r[0]) for r in conn.execute(q)]
 
+    def save_plan_part(
+        self, run_id: str, part: int, ops: Sequence[WriteOp], summary: Mapping[str, Any]
+    ) -> None:
+        """Keep one shard's ops until the merge (a redelivered shard replaces its part)."""
+        row = {
+            "run_id": run_id,
+            "part": part,
+            "ops": [o.model_dump(mode="json") for o in ops],
+            "summary": _jsonable(dict(summary)),
+            "created_at": self.clock(),
+        }
+        with self.engine.begin() as conn:
+            self._upsert(conn, t.plan_parts, [row], ("run_id", "part"))
+
+    def plan_parts(self, run_id: str) -> list[tuple[list[WriteOp], dict[str, Any]]]:
+        """Every shard's ops and summary of a run, in part order."""
+        query = (
+            sa.select(t.plan_parts.c.ops, t.plan_parts.c.summary)
+            .where(t.plan_parts.c.run_id == run_id)
+            .order_by(t.plan_parts.c.part)
+        )
+        with self.engine.connect() as conn:
+            return [
+                ([WriteOp.model_validate(o) for o in ops], dict(summary))
+                for ops, summary in conn.execute(query)
+            ]
+
     def save_plan(self, run_id: str, ops: Sequence[WriteOp]) -> str:
         """Keep a plan so that `apply` executes exactly it; returns its id."""
         plan_id = f"plan-{run_id}"
         with self.engine.begin() as conn:
+            conn.execute(t.plans.delete().where(t.plans.c.plan_id == plan_id))  # a re-merge
             conn.execute(
                 t.plans.insert().values(
                     plan_id=plan_id,

@@ -134,3 +134,13 @@ identity_issues = Table(
     Column("run_id", String(64), nullable=False),
     Column("seen_at", TS, nullable=False),
 )
+
+plan_parts = Table(
+    "plan_parts",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("part", Integer, primary_key=True),
+    Column("ops", JSON, nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
