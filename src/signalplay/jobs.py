@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -17,6 +17,7 @@ from signalplay.episodes import Episode, advance_episodes
 from signalplay.errors import ConfigError
 from signalplay.evaluator import (
     base_row,
+    batch_gc,
     cleared,
     compile_definitions,
     derive,
@@ -28,7 +29,7 @@ from signalplay.identity import IdentityMap
 from signalplay.mapping import StreamMapper, build_identity
 from signalplay.models import Fact, SourceRecord, WriteAction, WriteOp, WriteResult
 from signalplay.orchestration import FINAL, Decision, RecentActions, decide
-from signalplay.plan import Plan, plan_writes
+from signalplay.plan import Plan, action_key, plan_writes
 from signalplay.plays import ActionIntent, consolidate, intents_for
 from signalplay.profile import (
     Coverage,
@@ -383,19 +384,34 @@ def _suppressed_by(defs: Definitions, frame: Frame) -> dict[str, set[str]]:
 
 
 def action_intents(
-    ctx: Context, profiles: Mapping[str, Mapping[str, Any]], episodes: Sequence[Episode]
+    ctx: Context,
+    profiles: Mapping[str, Mapping[str, Any]],
+    episodes: Sequence[Episode],
+    applied: Collection[str] = frozenset(),
 ) -> list[ActionIntent]:
-    """The rendered actions of every open, actioned episode (consolidated per account when
-    the routing file asks for it)."""
+    """The rendered actions of every open, actioned episode that are not applied yet
+    (consolidated per account when the routing file asks for it)."""
     defs = ctx.definitions
     known = {t.id for t in defs.triggers.triggers}
+    crm = ctx.crm_name
+    consolidating = defs.routing.consolidate
     intents: list[ActionIntent] = []
     for ep in episodes:
         if ep.trigger_id not in known or ep.decision.get("status") != "actioned":
             continue
         decision = Decision.from_dict(ep.decision)
-        intents.extend(intents_for(ep, decision, profiles.get(ep.account, {}), defs))
-    return consolidate(intents) if defs.routing.consolidate else intents
+        intents.extend(
+            intents_for(
+                ep,
+                decision,
+                profiles.get(ep.account, {}),
+                defs,
+                skip=None
+                if consolidating
+                else (lambda kind, key: action_key(crm, kind, key) in applied),
+            )
+        )
+    return consolidate(intents) if consolidating else intents
 
 
 def plan_ops(ctx: Context, profiles: Profiles) -> Plan:
@@ -404,7 +420,8 @@ def plan_ops(ctx: Context, profiles: Profiles) -> Plan:
     defs = ctx.definitions
     values = profiles.values
     episodes = [e for e in ctx.store.episodes(status="open") if e.account in values]
-    intents = action_intents(ctx, values, episodes)
+    applied = ctx.store.applied_keys()
+    intents = action_intents(ctx, values, episodes, applied)
     wanted = {
         a: {crm_f: p.get(f) for crm_f, f in defs.writeback.account_fields.items()}
         for a, p in values.items()
@@ -420,7 +437,7 @@ def plan_ops(ctx: Context, profiles: Profiles) -> Plan:
         intents=intents,
         fields=wanted,
         current=current,
-        applied=ctx.store.applied_keys(),
+        applied=applied,
     )
     result.ops.sort(key=lambda o: (o.action.value, o.target, o.op_key))
     return result
@@ -455,11 +472,12 @@ def evaluate_shard(ctx: Context, run_id: str, part: int, accounts: Sequence[str]
     as part `part` of the run's plan. Safe to repeat: episodes, decisions and the part upsert."""
     stored = ctx.store.load_facts(accounts)
     facts = {a: stored.get(a, {}) for a in accounts}
-    frame = derive_profiles(ctx, facts)
-    values = dict(zip(frame.accounts, frame.rows, strict=True))
-    profiles = Profiles(values, facts, {}, {}, {}, Coverage(len(values), {}, {}), frame)
-    evaluation = evaluate(ctx, profiles)
-    result = plan_ops(ctx, profiles)
+    with batch_gc():
+        frame = derive_profiles(ctx, facts)
+        values = dict(zip(frame.accounts, frame.rows, strict=True))
+        profiles = Profiles(values, facts, {}, {}, {}, Coverage(len(values), {}, {}), frame)
+        evaluation = evaluate(ctx, profiles)
+        result = plan_ops(ctx, profiles)
     bands = Counter(str(p.get("health_band")) for p in values.values())
     summary = {
         **evaluation,
@@ -566,9 +584,10 @@ def run(ctx: Context, *, dry_run: bool = False) -> dict[str, Any]:
     started: datetime = ctx.clock()
     try:
         streams = pull(ctx, run_id)
-        profiles = build_profiles(ctx, run_id)
-        evaluation = evaluate(ctx, profiles)
-        plan_id, ops, plan_stats = plan(ctx, profiles, run_id)
+        with batch_gc():
+            profiles = build_profiles(ctx, run_id)
+            evaluation = evaluate(ctx, profiles)
+            plan_id, ops, plan_stats = plan(ctx, profiles, run_id)
         applied = dict(NOTHING_APPLIED) if dry_run else apply(ctx, ops)
         if not dry_run:
             ctx.store.mark_plan(plan_id, "applied")

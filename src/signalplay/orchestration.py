@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from signalplay.calendar import calendar_for
+from signalplay.calendar import BusinessCalendar, calendar_for
 from signalplay.definitions.loader import Definitions
 from signalplay.definitions.schema import Experiment, RoutingFile, Trigger
 from signalplay.episodes import Episode
@@ -136,9 +136,8 @@ class RecentActions:
 
 def override(trigger: Trigger, profile: Mapping[str, Any]) -> tuple[str, str]:
     """The SLA and priority of `trigger` for this account's segment."""
-    best = most_specific(
-        profile, [o for o in trigger.segments if o.sla or o.priority], lambda o: o.match
-    )
+    routed = [o for o in trigger.segments if o.sla or o.priority]
+    best = most_specific(profile, routed, lambda o: o.match) if routed else None
     sla = best.sla if best and best.sla else trigger.sla
     priority = best.priority if best and best.priority else trigger.priority
     return sla, priority
@@ -169,6 +168,7 @@ def decide(
     only for the record: due dates count from each episode's opening."""
     del now
     triggers = {t.id: t for t in defs.triggers.triggers}
+    calendars = {name: calendar_for(spec) for name, spec in defs.routing.calendars.items()}
     drafts = [
         (
             ep,
@@ -179,6 +179,7 @@ def decide(
                 profile=profiles.get(ep.account, {}),
                 open_pairs=open_pairs,
                 suppressed_by=suppressed_by,
+                calendars=calendars,
             ),
         )
         for ep in episodes
@@ -208,6 +209,7 @@ def _draft(
     profile: Mapping[str, Any],
     open_pairs: Collection[tuple[str, str]],
     suppressed_by: Mapping[str, Collection[str]],
+    calendars: Mapping[str, BusinessCalendar],
 ) -> Decision:
     """Play (or variant), holdout, suppression, owner and due date of one episode."""
     routing = defs.routing
@@ -226,9 +228,8 @@ def _draft(
         if why:
             status, reason = SUPPRESSED, why
     owner = resolve_owner(trig.owner, profile, routing)
-    cal_name = owner if owner in routing.owner_calendars else None
-    cal_name = routing.owner_calendars[cal_name] if cal_name else "default"
-    cal = calendar_for(routing.calendars.get(cal_name) or routing.calendars["default"])
+    cal_name = routing.owner_calendars.get(owner or "", "default")
+    cal = calendars.get(cal_name) or calendars["default"]
     return Decision(
         status=status,
         reason=reason,
@@ -284,4 +285,4 @@ def _capped(routing: RoutingFile, account: str, dec: Decision, recent: RecentAct
 
 
 def _replace(dec: Decision, **changes: Any) -> Decision:
-    return Decision(**{**asdict(dec), **changes})
+    return replace(dec, **changes)

@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from signalplay.models import RecordRef, WriteAction, WriteOp
 from signalplay.plays import TASK_KINDS, ActionIntent
@@ -62,11 +63,10 @@ def plan_writes(
     """Ops for the tasks and field values wanted, minus what the ledger or the CRM already has."""
     plan = Plan()
     for intent in intents:
-        op = _intent_op(crm, intent, account_object)
-        if op.op_key in applied:
+        if intent_key(crm, intent) in applied:
             plan.skipped_applied += 1
             continue
-        plan.ops.append(op)
+        plan.ops.append(_intent_op(crm, intent, account_object))
     for account in sorted(fields):
         now = current.get(account, {})
         wanted = {f: crm_text(v) for f, v in fields[account].items()}
@@ -82,7 +82,7 @@ def plan_writes(
             continue
         reason = ", ".join(f"{f}: {now.get(f)!r} → {v!r}" for f, v in sorted(changed.items()))
         plan.ops.append(
-            WriteOp(
+            _construct(
                 op_key=key,
                 action=WriteAction.UPDATE_FIELDS,
                 object_type=account_object,
@@ -95,9 +95,33 @@ def plan_writes(
     return plan
 
 
+def action_key(crm: str, kind: str, key: str) -> str:
+    """The op key of an episode's action: stable whatever its rendered content."""
+    if kind in TASK_KINDS:
+        return op_key(crm, "task", key)
+    if kind == "sequence":
+        return op_key(crm, "enroll", key)
+    return op_key("webhook", key)
+
+
+def intent_key(crm: str, intent: ActionIntent) -> str:
+    """The op key of an intent."""
+    return action_key(crm, intent.kind, intent.key)
+
+
+def _construct(**fields: Any) -> WriteOp:
+    """A WriteOp (pydantic-core validates faster than model_construct copies defaults)."""
+    return WriteOp(**fields)
+
+
+def _ref(object_type: str, record_id: str) -> RecordRef:
+    return RecordRef(object_type=object_type, record_id=record_id)
+
+
 def _intent_op(crm: str, intent: ActionIntent, account_object: str) -> WriteOp:
-    account = RecordRef(object_type=account_object, record_id=intent.account)
-    contacts = tuple(RecordRef(object_type="contacts", record_id=c) for c in intent.contact_ids)
+    account = _ref(account_object, intent.account)
+    contacts = tuple(_ref("contacts", c) for c in intent.contact_ids)
+    key = intent_key(crm, intent)
     why = (
         f"trigger {', '.join(intent.trigger_ids)} opened episode "
         f"{', '.join(intent.episode_keys)}; play {intent.play_id}, action {intent.action_id}"
@@ -113,8 +137,8 @@ def _intent_op(crm: str, intent: ActionIntent, account_object: str) -> WriteOp:
             "status": "open",
             "kind": intent.kind,
         }
-        return WriteOp(
-            op_key=op_key(crm, "task", intent.key),
+        return _construct(
+            op_key=key,
             action=WriteAction.UPSERT_TASK,
             object_type="tasks",
             target=intent.key,
@@ -124,8 +148,8 @@ def _intent_op(crm: str, intent: ActionIntent, account_object: str) -> WriteOp:
             reason=why,
         )
     if intent.kind == "sequence":
-        return WriteOp(
-            op_key=op_key(crm, "enroll", intent.key),
+        return _construct(
+            op_key=key,
             action=WriteAction.ENROLL,
             object_type="sequences",
             target=intent.key,
@@ -135,8 +159,8 @@ def _intent_op(crm: str, intent: ActionIntent, account_object: str) -> WriteOp:
             reason=why,
         )
     payload: dict[str, JSONValue] = {k: _json(v) for k, v in intent.payload.items()}
-    return WriteOp(
-        op_key=op_key("webhook", intent.key),
+    return _construct(
+        op_key=key,
         action=WriteAction.SEND_WEBHOOK,
         object_type="events",
         target=intent.key,

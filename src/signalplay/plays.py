@@ -9,7 +9,7 @@ Imports: stdlib, definitions, templates, episodes, orchestration.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from signalplay.definitions.loader import Definitions
 from signalplay.definitions.schema import Action, PlaysFile
 from signalplay.episodes import Episode
 from signalplay.orchestration import PRIORITY_RANK, Decision, resolve_owner
-from signalplay.templates import render
+from signalplay.templates import attributes_used, render
 
 TASK_KINDS = frozenset({"task", "meeting", "enablement", "escalation", "sales_task"})
 KIND_OWNER = {"sales_task": "sales", "escalation": "escalation"}
@@ -58,12 +58,19 @@ def contacts_for(profile: Mapping[str, Any], roles: Sequence[str]) -> list[dict[
 
 
 def content_blocks(
-    plays: PlaysFile, *, stage: str | None, role: str | None, context: Mapping[str, Any]
+    plays: PlaysFile,
+    *,
+    stage: str | None,
+    role: str | None,
+    context: Mapping[str, Any],
+    only: frozenset[str] | None = None,
 ) -> dict[str, str]:
-    """Every content block rendered for this stage and role: (stage, role), then (stage, any),
-    (any, role), (any, any); a block with none of them is empty."""
+    """The content blocks (all, or `only` these) rendered for this stage and role: (stage,
+    role), then (stage, any), (any, role), (any, any); a block with none of them is empty."""
     out: dict[str, str] = {}
     for name, by_stage in plays.content.items():
+        if only is not None and name not in only:
+            continue
         text = ""
         for s, r in ((stage, role), (stage, "any"), ("any", role), ("any", "any")):
             found = by_stage.get(s or "", {}).get(r or "")
@@ -89,18 +96,26 @@ def _context(
         "evidence": episode.evidence,
         "contacts": contacts,
         "episode_key": episode.key,
-        "decision": decision.as_dict(),
+        "decision": decision,
         "stage": profile.get("stage"),
     }
 
 
 def intents_for(
-    episode: Episode, decision: Decision, profile: Mapping[str, Any], defs: Definitions
+    episode: Episode,
+    decision: Decision,
+    profile: Mapping[str, Any],
+    defs: Definitions,
+    *,
+    skip: Callable[[str, str], bool] | None = None,
 ) -> list[ActionIntent]:
-    """The actions of one actioned episode's play, rendered."""
+    """The actions of one actioned episode's play, rendered; `skip(kind, key)` leaves out
+    (without rendering) actions already done."""
     play = defs.play(decision.play_id)
     out = []
     for action in play.actions:
+        if skip is not None and skip(action.kind, f"{episode.key}:{action.id}"):
+            continue
         audience = [
             c
             for c in contacts_for(profile, action.audience)
@@ -111,8 +126,15 @@ def intents_for(
         role = audience[0].get("role") if audience else None
         context = _context(episode, defs, profile, decision, audience)
         context["role"] = role
+        used = frozenset().union(
+            *(attributes_used(t, "content") for t in (action.subject, action.body) if t)
+        )
         context["content"] = content_blocks(
-            defs.plays, stage=profile.get("stage"), role=role, context=context
+            defs.plays,
+            stage=profile.get("stage"),
+            role=role,
+            context=context,
+            only=None if action.kind == "webhook" else used,
         )
         owner_rule = action.owner or KIND_OWNER.get(action.kind)
         owner = (

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -51,6 +52,7 @@ class Frame:
     today: date
     columns: dict[str, Val] = field(default_factory=dict)
     overlay: dict[str, Val] = field(default_factory=dict)
+    _pending: dict[str, None] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -60,22 +62,44 @@ class Frame:
         if name in self.overlay:
             return self.overlay[name]
         col = self.columns.get(name)
-        if col is None:
-            col = self.columns[name] = _build(self.rows, name, vtype or self.types.get(name))
+        if col is None:  # a stored field: computed ones are in `columns` from `put` on
+            values = [r.get(name) for r in self.rows]
+            col = self.columns[name] = _build(values, vtype or self.types.get(name))
         return col
 
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Build the columns of `names` in one pass over the rows (a row's values sit together
+        in memory; one column at a time would visit every row again)."""
+        self.flush()
+        missing = [n for n in dict.fromkeys(names) if n not in self.columns]
+        if not missing or not self.rows:
+            return
+        getters = [r.get for r in self.rows]
+        table = [[get(n) for n in missing] for get in getters]
+        for name, values in zip(missing, zip(*table, strict=True), strict=True):
+            self.columns[name] = _build(list(values), self.types.get(name))
+
     def put(self, name: str, val: Val, vtype: ValueType | None = None) -> None:
-        """Store a computed column and write its values into the rows."""
-        n = len(self.rows)
-        val = _broadcast(val, n)
-        self.columns[name] = val
-        for row, value in zip(self.rows, python_values(val, n), strict=True):
-            row[name] = value
+        """Store a computed column; the rows get its values at the next `flush`."""
+        self.columns[name] = _broadcast(val, len(self.rows))
+        self._pending[name] = None
         if vtype is not None and name not in self.types and isinstance(self.types, dict):
             self.types[name] = vtype
 
+    def flush(self) -> None:
+        """Write the computed columns into the rows, one pass over the rows for all of them."""
+        if not self._pending:
+            return
+        names = list(self._pending)
+        self._pending.clear()
+        n = len(self.rows)
+        columns = [python_values(self.columns[name], n) for name in names]
+        for row, values in zip(self.rows, zip(*columns, strict=True), strict=True):
+            row.update(zip(names, values, strict=True))
+
     def scope(self, i: int) -> Mapping[str, Any]:
         """Row `i` as the per-row closures read it, with the overlay's values laid over."""
+        self.flush()
         if not self.overlay:
             return self.rows[i]
         n = len(self.rows)
@@ -84,6 +108,7 @@ class Frame:
 
     def put_values(self, name: str, values: Sequence[Any], vtype: ValueType) -> None:
         """Store per-row Python values (the rows get them as they are)."""
+        self.flush()
         for row, value in zip(self.rows, values, strict=True):
             row[name] = value
         self.columns.pop(name, None)
@@ -108,13 +133,19 @@ def _broadcast(val: Val, n: int) -> Val:
 
 
 def python_values(val: Val, n: int) -> list[Any]:
-    """The column's values as the per-row closures give them (None for missing)."""
+    """The column's values as the per-row closures give them (None for missing, whole numbers
+    as int)."""
     val = _broadcast(val, n)
     data = val.data
     if val.kind == BOOL:
         return [bool(v) for v in data.tolist()]
     if val.kind == NUM:
-        return [None if math.isnan(v) else _plain(v) for v in data.tolist()]
+        out = data.astype(object)
+        missing = np.isnan(data)
+        whole = ~missing & (np.abs(data) < 2**53) & (data == np.floor(np.where(missing, 0, data)))
+        out[whole] = data[whole].astype(np.int64)
+        out[missing] = None
+        return list(out.tolist())
     if val.kind == DATE:
         return [None if math.isnan(v) else date.fromordinal(int(v)) for v in data.tolist()]
     return list(data.tolist())
@@ -149,23 +180,61 @@ def _ordinal(value: Any) -> float:
     raise FallbackError
 
 
-def _build(rows: list[dict[str, Any]], name: str, vtype: ValueType | None) -> Val:
+EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+
+
+def _object_column(values: list[Any], kind: str = OBJ) -> Val:
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return Val(arr, kind)
+
+
+def _build(values: list[Any], vtype: ValueType | None) -> Val:
     kind = vtype.kind if vtype is not None else "any"
-    values = [r.get(name) for r in rows]
+    if kind == "list":
+        return _object_column(values)
     if kind in ("number", "bool"):
-        return Val(np.fromiter((_number(v) for v in values), float, len(values)), NUM)
+        return Val(_floats(values), NUM)
     if kind in ("date", "datetime"):
-        return Val(np.fromiter((_ordinal(v) for v in values), float, len(values)), DATE)
+        return Val(_ordinals(values), DATE)
     if kind == "text":
-        if any(v is not None and not isinstance(v, str) for v in values):
-            return Val(np.array(values, dtype=object), OBJ)
-        return Val(np.array(values, dtype=object), TEXT)
+        return _object_column(values, OBJ if set(map(type, values)) - {str, type(None)} else TEXT)
     try:
-        return Val(np.fromiter((_number(v) for v in values), float, len(values)), NUM)
+        return Val(_floats(values), NUM)
     except FallbackError:
-        arr = np.empty(len(values), dtype=object)
-        arr[:] = values
-        return Val(arr, OBJ)
+        return _object_column(values)
+
+
+def _floats(values: list[Any]) -> Any:
+    """Numbers as float64, None as NaN (text is not a number here, even "12")."""
+    if str in set(map(type, values)):
+        raise FallbackError
+    try:
+        return np.array(values, dtype=float)
+    except (TypeError, ValueError):
+        return np.fromiter((_number(v) for v in values), float, len(values))
+
+
+def _ordinals(values: list[Any]) -> Any:
+    """Dates (ISO text, date or datetime) as day ordinals, None as NaN."""
+    kinds = set(map(type, values))
+    if str in kinds:
+        texts = [v for v in values if type(v) is str]
+        if texts and min(map(len, texts)) < 10:
+            return np.fromiter((_ordinal(v) for v in values), float, len(values))
+        values = [v[:10] if type(v) is str else v for v in values]
+    if kinds - {str, date, type(None)}:
+        values = [v.date() if isinstance(v, datetime) else v for v in values]
+    days = values
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = np.array(days, dtype="datetime64[D]")
+    except (TypeError, ValueError):
+        return np.fromiter((_ordinal(v) for v in values), float, len(values))
+    out = parsed.astype(np.int64).astype(float) + EPOCH_ORDINAL
+    out[np.isnat(parsed)] = np.nan
+    return out
 
 
 # --- compilation -------------------------------------------------------------------------------
@@ -192,6 +261,7 @@ def evaluate(expr: Expression, vec: VecFn | None, frame: Frame) -> tuple[Val, in
             pass
     out: list[Any] = []
     failed = 0
+    frame.flush()
     if frame.overlay:
         n = len(frame)
         extra = {k: python_values(v, n) for k, v in frame.overlay.items()}
@@ -390,11 +460,59 @@ class _Vec:
         name = node.func.id
         if name in HISTORY:
             return self._history(node, name)
+        if name in ("count_where", "last_where"):
+            return self._over_items(node, name)
         args = [self.visit(a) for a in node.args]
         maker = _CALLS.get(name)
         if maker is None or not _CALL_ARITY[name](len(args)):
             raise FallbackError
         return maker(args)
+
+    def _over_items(self, node: ast.Call, how: str) -> VecFn:
+        """count_where / last_where over a list column, with constant field names."""
+        items = self.visit(node.args[0])
+        consts = node.args[1:]
+        if not all(isinstance(c, ast.Constant) for c in consts):
+            raise FallbackError
+        args: list[Any] = [c.value for c in consts if isinstance(c, ast.Constant)]
+        if how == "count_where":
+            field, value = [*args, None, None][:2]
+
+            @_records_only
+            def count(f: Frame) -> Val:
+                lists = _lists(items(f))
+                if field is None:
+                    return Val(np.array([len(x) for x in lists], dtype=float), NUM)
+                return Val(
+                    np.array(
+                        [sum(1 for i in x if i.get(field) == value) for x in lists], dtype=float
+                    ),
+                    NUM,
+                )
+
+            return count
+        date_field, field, value = [*args, None, None][:3]
+
+        @_records_only
+        def last(f: Frame) -> Val:
+            lists = _lists(items(f))
+            found = [
+                max(
+                    (
+                        d
+                        for i in x
+                        if (field is None or i.get(field) == value)
+                        and (d := i.get(date_field)) not in (None, "")
+                    ),
+                    default=None,
+                )
+                for x in lists
+            ]
+            if any(v is not None and type(v) is not str for v in found):
+                raise FallbackError
+            return Val(_ordinals(found), DATE)
+
+        return last
 
     def _history(self, node: ast.Call, how: str) -> VecFn:
         field_node, days_node = node.args
@@ -403,6 +521,28 @@ class _Vec:
         key = history_key(how, field_node.id, int(str(days_node.value)))
         vtype = self.types.get(field_node.id) if how == "ago" else ValueType("number")
         return lambda f: f.column(key, vtype)
+
+
+def _records_only(fn: VecFn) -> VecFn:
+    """An item that is not a record (no .get) sends the expression to the per-row path."""
+
+    def run(f: Frame) -> Val:
+        try:
+            return fn(f)
+        except (AttributeError, TypeError):
+            raise FallbackError from None
+
+    return run
+
+
+def _lists(val: Val) -> list[list[dict[str, Any]]]:
+    """A column of lists of records (None as an empty list); anything else is not one."""
+    if val.kind == CONST:
+        raise FallbackError
+    out: list[list[dict[str, Any]]] = [[] if x is None else x for x in val.data.tolist()]
+    if not all(type(x) is list for x in out):
+        raise FallbackError
+    return out
 
 
 def _dates(val: Val) -> Any:

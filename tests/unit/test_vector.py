@@ -145,6 +145,7 @@ def test_shipped_expressions_are_all_vectorised() -> None:
 
     defs = shipped()
     exprs = {
+        **{f"signal {k}": e for k, e in defs.signals.items()},
         **{f"trigger {k}": e for k, e in defs.trigger_conditions.items()},
         **{f"close {k}": e for k, e in defs.close_conditions.items()},
         **{f"measure {k}": e for k, e in defs.health_values.items()},

@@ -107,11 +107,19 @@ class Definitions:
 
     def trigger(self, trigger_id: str) -> Trigger:
         """The trigger with this id."""
-        return next(t for t in self.triggers.triggers if t.id == trigger_id)
+        return self._triggers_by_id[trigger_id]
 
     def play(self, play_id: str) -> Play:
         """The play with this id."""
-        return next(p for p in self.plays.plays if p.id == play_id)
+        return self._plays_by_id[play_id]
+
+    @cached_property
+    def _triggers_by_id(self) -> dict[str, Trigger]:
+        return {t.id: t for t in self.triggers.triggers}
+
+    @cached_property
+    def _plays_by_id(self) -> dict[str, Play]:
+        return {p.id: p for p in self.plays.plays}
 
     @property
     def master(self) -> CompiledMapping:
