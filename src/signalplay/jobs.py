@@ -25,6 +25,7 @@ from signalplay.evaluator import (
     firings,
     new_frame,
 )
+from signalplay.explain import explain_account
 from signalplay.identity import IdentityMap
 from signalplay.mapping import StreamMapper, build_identity
 from signalplay.models import Fact, SourceRecord, WriteAction, WriteOp, WriteResult
@@ -248,18 +249,28 @@ def map_profiles(ctx: Context, run_id: str) -> Mapped:
     )
 
 
-def derive_profiles(ctx: Context, facts: dict[str, dict[str, Fact]]) -> Frame:
-    """Signals, segments, health and stage of these accounts today; their snapshot is saved."""
+def derive_profiles(ctx: Context, facts: dict[str, dict[str, Fact]], *, save: bool = True) -> Frame:
+    """Signals, segments, health and stage of these accounts today; their snapshot is saved
+    (unless `save` is false: a read-only look such as `explain`)."""
     today = ctx.clock().date()
     needs = ctx.definitions.history
     snapshots = ctx.store.snapshot_values(
         history_days(needs, today), history_fields(needs), accounts=list(facts)
     )
     frame = _day_frame(ctx.definitions, facts, today, snapshots)
-    ctx.store.save_snapshots(
-        today, {a: public_values(v) for a, v in zip(frame.accounts, frame.rows, strict=True)}
-    )
+    if save:
+        ctx.store.save_snapshots(
+            today, {a: public_values(v) for a, v in zip(frame.accounts, frame.rows, strict=True)}
+        )
     return frame
+
+
+def explain(ctx: Context, account: str) -> dict[str, Any]:
+    """Why signalplay does what it does for one account, from the stored facts (writes nothing)."""
+    facts = ctx.store.load_facts([account])
+    frame = derive_profiles(ctx, {account: facts.get(account, {})}, save=False)
+    episodes = [e for e in ctx.store.episodes() if e.account == account]
+    return explain_account(ctx.definitions, frame, 0, episodes)
 
 
 def build_profiles(ctx: Context, run_id: str) -> Profiles:

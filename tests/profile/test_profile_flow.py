@@ -276,3 +276,43 @@ def test_mapping_preview_of_a_broken_file_names_its_line(project: Path) -> None:
     assert result.exit_code == 2
     assert "broken.yaml:" in result.output
     assert "Traceback" not in result.output
+
+
+def test_explain_shows_clauses_thresholds_health_and_decisions(
+    built: tuple[jobs.Context, jobs.Profiles], project: Path
+) -> None:
+    ctx, profiles = built
+    jobs.evaluate(ctx, profiles)
+    episodes = ctx.store.episodes(status="open")
+    account = episodes[0].account
+    fired_here = {e.trigger_id for e in episodes if e.account == account}
+    snapshots_before = ctx.store.snapshot_days()
+
+    result = CliRunner().invoke(app, ["explain", account, "-p", str(project), "--json"])
+
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["account"] == account
+    fired = {t["trigger"] for t in shown["triggers"] if t["fired"]}
+    assert fired_here <= fired
+    by_id = {t["trigger"]: t for t in shown["triggers"]}
+    assert len(by_id) == 22
+    drop = by_id["low_active_users"]
+    assert [c["clause"] for c in drop["clauses"]] == [
+        "tenure_days >= 60",
+        "seat_utilization < min_utilization",
+    ]
+    tier = profiles.values[account]["tier"]
+    expected = {"enterprise": 0.35, "mid_market": 0.30, "smb": 0.25}[tier]
+    assert drop["thresholds"]["min_utilization"]["value"] == expected
+    assert ("segment tier=" in drop["thresholds"]["min_utilization"]["from"]) == (tier != "smb")
+    assert shown["health"]["score"] == profiles.values[account]["health_score"]
+    assert {m["measure"] for m in shown["health"]["measures"]} >= {"usage_trend", "billing"}
+    assert {e["trigger"] for e in shown["episodes"]} == fired_here
+    assert all(e["decision"]["status"] for e in shown["episodes"])
+    assert ctx.store.snapshot_days() == snapshots_before  # explain writes nothing
+
+    text = CliRunner().invoke(app, ["explain", account, "-p", str(project)])
+    assert text.exit_code == 0
+    assert "health measures" in text.output
+    assert "triggers" in text.output

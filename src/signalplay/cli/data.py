@@ -33,6 +33,8 @@ def _json(value: Any) -> None:
 
 
 def _short(value: Any, width: int = 60) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -228,3 +230,74 @@ def backfill(
             f"backfilled {result['days']} day(s) ({result['from']} … {result['to']}) for "
             f"{result['accounts']} accounts: {result['snapshots']} snapshots"
         )
+
+
+@app.command("explain")
+def explain(
+    account: Annotated[str, typer.Argument(help="CRM account id, domain or exact name.")],
+    project: ProjectOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Why each trigger fired or not for an account (its clauses against the segment's
+    thresholds), its health breakdown, segments, and the decisions on its episodes."""
+
+    def go() -> dict[str, Any]:
+        ctx = context(project)
+        try:
+            key = views.find_account(ctx.store, ctx.definitions, account)
+            return jobs.explain(ctx, key)
+        finally:
+            ctx.close()
+
+    result = guard(go)
+    if as_json:
+        _json(result)
+        return
+    _print_explanation(result)
+
+
+def _print_explanation(result: dict[str, Any]) -> None:
+    health = result["health"]
+    segments = ", ".join(f"{k} {v}" for k, v in result["segments"].items())
+    out.print(
+        f"[bold]{result['name']}[/bold] ({result['account']}): stage {result['stage']}, "
+        f"risk {result['risk']}, {segments}"
+    )
+    out.print(f"health {health['score']} ({health['band']}): {health['drivers']}")
+    table = Table(title="health measures")
+    for column in ("measure", "value", "score", "weight"):
+        table.add_column(column)
+    for m in health["measures"]:
+        table.add_row(m["label"], _short(m["value"]), str(m["score"]), str(m["weight"]))
+    out.print(table)
+    triggers = Table(title="triggers")
+    for column in ("trigger", "fired", "clauses", "thresholds"):
+        triggers.add_column(column, overflow="fold")
+    for t in sorted(result["triggers"], key=lambda t: not t["fired"]):
+        clauses = "\n".join(f"{c['clause']} → {_short(c['value'])}" for c in t["clauses"])
+        values = ", ".join(f"{k}={_short(v)}" for k, v in t["values"].items())
+        limits = ", ".join(f"{k}={v['value']:g} ({v['from']})" for k, v in t["thresholds"].items())
+        triggers.add_row(
+            t["trigger"], "yes" if t["fired"] else "no", f"{clauses}\n[dim]{values}[/dim]", limits
+        )
+    out.print(triggers)
+    if result["episodes"]:
+        episodes = Table(title="episodes")
+        for column in ("trigger", "status", "decision", "play / owner / due", "why"):
+            episodes.add_column(column, overflow="fold")
+        for e in result["episodes"]:
+            d = e["decision"] or {}
+            episodes.add_row(
+                e["trigger"],
+                e["status"],
+                str(d.get("status", "")),
+                " / ".join(
+                    (
+                        str(d.get("play_id", "")),
+                        str(d.get("owner_id", "")),
+                        str(d.get("due_at", ""))[:16],
+                    )
+                ),
+                str(d.get("reason", "")),
+            )
+        out.print(episodes)
