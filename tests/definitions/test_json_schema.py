@@ -47,3 +47,14 @@ def test_schema_rejects_a_typo_as_an_editor_would(tmp_path: Path) -> None:
     doc["fields"]["seats"]["cats"] = "int"
     with pytest.raises(jsonschema.ValidationError, match="cats"):
         jsonschema.validate(doc, schema)
+
+
+def test_trigger_reference_table_is_fresh() -> None:
+    from signalplay.definitions.loader import load_definitions
+    from signalplay.docs import END, START, trigger_table
+
+    text = (SHIPPED.parent / "docs" / "triggers.md").read_text()
+    section = text.split(START, 1)[1].split(END, 1)[0].strip()
+    table = trigger_table(load_definitions(SHIPPED))
+    assert section == table, "run `python -m signalplay.docs docs/triggers.md` and commit"
+    assert len(table.splitlines()) == 2 + 22
