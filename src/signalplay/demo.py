@@ -209,7 +209,7 @@ def usage_rows(acct: DemoAccount, *, today: date, rng: random.Random) -> list[di
             continue
         level = {
             "healthy": 1.0 + 0.1 * (DAYS - back) / DAYS,
-            "power": 1.3,
+            "power": 1.45,
             "declining": max(0.2, 1.0 - 0.7 * (DAYS - back) / DAYS),
             "cliff": 1.0 if back >= 7 else 0.45,
             "stalled": 0.25,
