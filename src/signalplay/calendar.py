@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import holidays as holiday_data
 
 from signalplay.definitions.schema import Calendar
+from signalplay.expr import ExprRuntimeError, as_date
 
 _SLA = re.compile(r"^(?:(\d+)(h|bh|d|bd)|by ([a-z][a-z0-9_]*)(?: - (\d+)d)?)$")
 MAX_DAYS_AHEAD = 3660
@@ -146,16 +147,10 @@ class BusinessCalendar:
 
 
 def _as_date(value: Any) -> date | None:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value[:10])
-        except ValueError:
-            return None
-    return None
+    try:
+        return as_date(value)
+    except ExprRuntimeError:
+        return None
 
 
 @lru_cache(maxsize=64)

@@ -62,7 +62,8 @@ class Expression:
         return self.fn(scope)
 
 
-def _as_date(value: Any) -> date | None:
+def as_date(value: Any) -> date | None:
+    """A date from a date, a datetime or ISO text (its first ten characters); None for None."""
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -78,7 +79,7 @@ def _as_date(value: Any) -> date | None:
 
 
 def _days_until(scope: Scope, value: Any) -> int | None:
-    day, today = _as_date(value), _as_date(scope.get("today"))
+    day, today = as_date(value), as_date(scope.get("today"))
     return None if day is None or today is None else (day - today).days
 
 
