@@ -23,7 +23,7 @@ import numpy.typing as npt
 from signalplay.definitions.loader import Definitions
 from signalplay.definitions.schema import Trigger
 from signalplay.expr import Expression, ValueType, history_key
-from signalplay.health import drivers_text, score_health
+from signalplay.health import drivers_texts, score_health
 from signalplay.segments import dimension, resolve_column, risk, stage
 from signalplay.vector import (
     NUM,
@@ -210,22 +210,14 @@ def _put_health(defs: Definitions, cd: CompiledDefinitions, frame: Frame, out: D
         key = history_key("ago", f"health_{m.id}", card.trend_days)
         before[m.id] = frame.column(key, ValueType("number")).data
     ids = [m.id for m in card.measures]
-    texts = []
-    scores, trends = hc.score.tolist(), hc.trend.tolist()
-    now_cols = {m: hc.measures[m].tolist() for m in ids}
-    before_cols = {m: np.asarray(before[m], dtype=float).tolist() for m in ids}
-    weight_cols = {m: hc.weights[m].tolist() for m in ids}
-    for i in range(len(frame)):
-        texts.append(
-            drivers_text(
-                card,
-                score=scores[i],
-                trend=trends[i],
-                measures={m: now_cols[m][i] for m in ids},
-                before={m: before_cols[m][i] for m in ids},
-                weights={m: weight_cols[m][i] for m in ids},
-            )
-        )
+    texts = drivers_texts(
+        card,
+        score=hc.score,
+        trend=hc.trend,
+        measures=np.column_stack([hc.measures[m] for m in ids]),
+        before=np.column_stack([np.asarray(before[m], dtype=float) for m in ids]),
+        weights=np.column_stack([hc.weights[m] for m in ids]),
+    )
     frame.put_values("health_drivers", texts, ValueType("text"))
 
 

@@ -134,3 +134,55 @@ def drivers_text(
     if not weak:
         return f"{head}: every measure healthy"
     return f"{head}: weakest " + "; ".join(f"{labels[m]} {int(v)}/100" for v, m in weak)
+
+
+def drivers_texts(
+    card: HealthFile,
+    *,
+    score: Floats,
+    trend: Floats,
+    measures: Floats,
+    before: Floats,
+    weights: Floats,
+) -> list[str]:
+    """`drivers_text` for every account at once (`measures`, `before`, `weights`: one row per
+    account, one column per measure in the card's order); orderings are computed column-wise."""
+    ids = [m.id for m in card.measures]
+    labels = [m.label or m.id.replace("_", " ") for m in card.measures]
+    rank = np.broadcast_to(
+        np.array(sorted(range(len(ids)), key=ids.__getitem__)).argsort(), measures.shape
+    )
+    with np.errstate(invalid="ignore"):
+        moved_ok = ~np.isnan(measures) & ~np.isnan(before) & (measures != before)
+        delta = np.where(moved_ok, np.abs(measures - before) * weights, -1.0)
+        weak_ok = ~np.isnan(measures) & (measures < WEAK_BELOW)
+    by_delta = np.lexsort((rank, -delta), axis=-1).tolist()
+    by_score = np.lexsort((rank, np.where(weak_ok, measures, np.inf)), axis=-1).tolist()
+    moved_rows, weak_rows = moved_ok.tolist(), weak_ok.tolist()
+    now_rows, before_rows = measures.tolist(), before.tolist()
+    out = []
+    for i, (s, t) in enumerate(zip(score.tolist(), trend.tolist(), strict=True)):
+        if math.isnan(s):
+            out.append("No health data")
+            continue
+        head = f"Health {int(s)}"
+        if not math.isnan(t):
+            head += f" ({'+' if t > 0 else ''}{int(t)} in {card.trend_days}d)"
+            moved = [j for j in by_delta[i] if moved_rows[i][j]][:3]
+            if moved:
+                out.append(
+                    f"{head}: "
+                    + "; ".join(
+                        f"{labels[j]} {int(before_rows[i][j])}→{int(now_rows[i][j])}" for j in moved
+                    )
+                )
+                continue
+        weak = [j for j in by_score[i] if weak_rows[i][j]][:3]
+        if not weak:
+            out.append(f"{head}: every measure healthy")
+        else:
+            out.append(
+                f"{head}: weakest "
+                + "; ".join(f"{labels[j]} {int(now_rows[i][j])}/100" for j in weak)
+            )
+    return out

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import math
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -216,25 +215,16 @@ def _floats(values: list[Any]) -> Any:
 
 
 def _ordinals(values: list[Any]) -> Any:
-    """Dates (ISO text, date or datetime) as day ordinals, None as NaN."""
-    kinds = set(map(type, values))
-    if str in kinds:
-        texts = [v for v in values if type(v) is str]
-        if texts and min(map(len, texts)) < 10:
-            return np.fromiter((_ordinal(v) for v in values), float, len(values))
-        values = [v[:10] if type(v) is str else v for v in values]
-    if kinds - {str, date, type(None)}:
-        values = [v.date() if isinstance(v, datetime) else v for v in values]
-    days = values
+    """Dates (ISO text, date or datetime) as day ordinals, None or "" as NaN. Each distinct
+    value is parsed once (a column holds few distinct dates)."""
+    lookup: dict[Any, float] = {}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parsed = np.array(days, dtype="datetime64[D]")
-    except (TypeError, ValueError):
-        return np.fromiter((_ordinal(v) for v in values), float, len(values))
-    out = parsed.astype(np.int64).astype(float) + EPOCH_ORDINAL
-    out[np.isnat(parsed)] = np.nan
-    return out
+        distinct = set(values)
+    except TypeError:  # a list or a record where a date belongs
+        raise FallbackError from None
+    for v in distinct:
+        lookup[v] = math.nan if v is None or v == "" else _ordinal(v)
+    return np.fromiter(map(lookup.__getitem__, values), float, len(values))
 
 
 # --- compilation -------------------------------------------------------------------------------
@@ -495,19 +485,15 @@ class _Vec:
 
         @_records_only
         def last(f: Frame) -> Val:
-            lists = _lists(items(f))
-            found = [
-                max(
-                    (
-                        d
-                        for i in x
-                        if (field is None or i.get(field) == value)
-                        and (d := i.get(date_field)) not in (None, "")
-                    ),
-                    default=None,
-                )
-                for x in lists
-            ]
+            found: list[Any] = []
+            for records in _lists(items(f)):
+                best = None
+                for record in records:
+                    if field is None or record.get(field) == value:
+                        day = record.get(date_field)
+                        if day not in (None, "") and (best is None or day > best):
+                            best = day
+                found.append(best)
             if any(v is not None and type(v) is not str for v in found):
                 raise FallbackError
             return Val(_ordinals(found), DATE)
