@@ -147,7 +147,7 @@ def run_library(
         stages[name] = round(t - mark, 3)
         mark = t
 
-    rows = [base_row(a, v, TODAY) for a, v in accounts]
+    rows = [base_row(a, v if before is None else dict(v), TODAY) for a, v in accounts]
     frame = new_frame(defs, [a for a, _ in accounts], rows, TODAY)
     lap("frame")
     derive(defs, frame)

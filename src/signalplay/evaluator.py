@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -123,10 +123,11 @@ def new_frame(
     return Frame(list(accounts), list(rows), dict(defs.types), today)
 
 
-def base_row(account: str, values: Mapping[str, Any], today: date) -> dict[str, Any]:
-    """A profile row: the account's fact values, its key and today's date. A whole float is
-    an int, as every computed value is, so a value reads the same after a trip through JSON."""
-    row = dict(values)
+def base_row(account: str, values: dict[str, Any], today: date) -> dict[str, Any]:
+    """A profile row made of `values` (taken over, not copied: at 100k accounts a copy is
+    hundreds of MB): the account's fact values, its key and today's date. A whole float is an
+    int, as every computed value is, so a value reads the same after a trip through JSON."""
+    row = values
     for k, v in values.items():
         if type(v) is float and v.is_integer() and abs(v) < 2**53:
             row[k] = int(v)

@@ -9,6 +9,7 @@ Imports: stdlib, definitions, templates, episodes, orchestration.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from signalplay.definitions.loader import Definitions
 from signalplay.definitions.schema import Action, PlaysFile
 from signalplay.episodes import Episode
 from signalplay.orchestration import PRIORITY_RANK, Decision, resolve_owner
-from signalplay.templates import attributes_used, render
+from signalplay.templates import render
 
 TASK_KINDS = frozenset({"task", "meeting", "enablement", "escalation", "sales_task"})
 KIND_OWNER = {"sales_task": "sales", "escalation": "escalation"}
@@ -81,6 +82,89 @@ def content_blocks(
     return out
 
 
+SEP = "\x1e"  # between the parts of one combined template (an ASCII record separator)
+_BLOCK_REF = re.compile(r"\bcontent\.([a-z][a-z0-9_]*)\b")
+_COMBINED: dict[tuple[int, str, str], str] = {}
+
+
+def _block_macro(name: str, by_stage: Mapping[str, Mapping[str, str]]) -> str:
+    """A content block as a macro choosing its text by `stage` and `role` in the fallback
+    order of `content_blocks`: (stage, role), (stage, any), (any, role), (any, any)."""
+    branches: list[tuple[str, str]] = []
+    for s, roles in by_stage.items():
+        for r, text in roles.items():
+            if s != "any" and r != "any":
+                branches.append((f"stage == {s!r} and role == {r!r}", text))
+    for s, roles in by_stage.items():
+        if s != "any" and "any" in roles:
+            branches.append((f"stage == {s!r}", roles["any"]))
+    for r, text in by_stage.get("any", {}).items():
+        if r != "any":
+            branches.append((f"role == {r!r}", text))
+    fallback = by_stage.get("any", {}).get("any")
+    body = "".join(
+        f"{{% {'if' if i == 0 else 'elif'} {cond} %}}{text}"
+        for i, (cond, text) in enumerate(branches)
+    )
+    if fallback is not None:
+        body += f"{{% else %}}{fallback}" if branches else fallback
+    if branches:
+        body += "{% endif %}"
+    return f"{{% macro sp_block_{name}() %}}{body}{{% endmacro %}}"
+
+
+def combined_template(plays: PlaysFile, play_id: str, action: Action) -> str:
+    """Subject and body of an action as one template (rendered once), with the content blocks
+    they use inlined as macros; the parts are separated by SEP."""
+    key = (id(plays), play_id, action.id)
+    text = _COMBINED.get(key)
+    if text is None:
+        parts = [action.subject or "", action.body or ""]
+        used = sorted({m for p in parts for m in _BLOCK_REF.findall(p)})
+        macros = "".join(_block_macro(n, plays.content.get(n, {})) for n in used)
+        inlined = [_BLOCK_REF.sub(r"(sp_block_\1() | trim)", p) for p in parts]
+        text = _COMBINED[key] = macros + SEP.join(inlined)
+    return text
+
+
+def _render_parts(
+    plays: PlaysFile, play_id: str, action: Action, context: dict[str, Any]
+) -> list[str]:
+    """The action's subject and body, rendered in one pass (separately when that fails, so an
+    error marker names the part it comes from)."""
+    out = render(combined_template(plays, play_id, action), context)
+    parts = out.split(SEP)
+    if len(parts) == 2 and not out.startswith("[template error"):
+        return parts
+    blocks = content_blocks(
+        plays, stage=context.get("stage"), role=context.get("role"), context=context
+    )
+    scoped = {**context, "content": blocks}
+    return [render(t, scoped) if t else "" for t in (action.subject, action.body)]
+
+
+def _blocks_one_by_one(plays: PlaysFile, context: Mapping[str, Any]) -> dict[str, str]:
+    return content_blocks(
+        plays, stage=context.get("stage"), role=context.get("role"), context=context
+    )
+
+
+def _all_blocks(plays: PlaysFile, context: Mapping[str, Any]) -> dict[str, str]:
+    """Every content block for the context's stage and role, rendered in one pass."""
+    names = list(plays.content)
+    key = (id(plays), "", "*all*")
+    text = _COMBINED.get(key)
+    if text is None:
+        macros = "".join(_block_macro(n, plays.content[n]) for n in names)
+        text = _COMBINED[key] = macros + SEP.join(f"{{{{ sp_block_{n}() | trim }}}}" for n in names)
+    parts = render(text, context).split(SEP) if names else []
+    if len(parts) != len(names):
+        return content_blocks(
+            plays, stage=context.get("stage"), role=context.get("role"), context=context
+        )
+    return dict(zip(names, parts, strict=True))
+
+
 def _context(
     episode: Episode,
     defs: Definitions,
@@ -126,21 +210,12 @@ def intents_for(
         role = audience[0].get("role") if audience else None
         context = _context(episode, defs, profile, decision, audience)
         context["role"] = role
-        used = frozenset().union(
-            *(attributes_used(t, "content") for t in (action.subject, action.body) if t)
-        )
-        context["content"] = content_blocks(
-            defs.plays,
-            stage=profile.get("stage"),
-            role=role,
-            context=context,
-            only=None if action.kind == "webhook" else used,
-        )
+        subject_text, body_text = _render_parts(defs.plays, play.id, action, context)
         owner_rule = action.owner or KIND_OWNER.get(action.kind)
         owner = (
             resolve_owner(owner_rule, profile, defs.routing) if owner_rule else decision.owner_id
         )
-        subject = render(action.subject, context).strip()[:255] if action.subject else ""
+        subject = subject_text.strip()[:255]
         if decision.of > 1 and subject and not defs.routing.consolidate:
             subject = f"[{decision.rank}/{decision.of}] {subject}"[:255]
         out.append(
@@ -153,7 +228,7 @@ def intents_for(
                 play_id=play.id,
                 action_id=action.id,
                 subject=subject,
-                body=render(action.body, context).strip() if action.body else "",
+                body=body_text.strip(),
                 priority=decision.priority,
                 task_type=action.type,
                 owner_id=owner,
@@ -163,6 +238,7 @@ def intents_for(
                 event=action.event,
                 payload=_payload(
                     action,
+                    plays=defs.plays,
                     episode=episode,
                     decision=decision,
                     profile=profile,
@@ -179,6 +255,7 @@ def intents_for(
 def _payload(
     action: Action,
     *,
+    plays: PlaysFile,
     episode: Episode,
     decision: Decision,
     profile: Mapping[str, Any],
@@ -201,7 +278,7 @@ def _payload(
             }
             for c in audience
         ],
-        "content": dict(context.get("content") or {}),
+        "content": _all_blocks(plays, context),
     }
 
 

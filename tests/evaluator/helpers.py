@@ -91,7 +91,7 @@ def quiet(**changes: Any) -> dict[str, Any]:
 
 def frame_of(*profiles: dict[str, Any], defs: Definitions | None = None) -> Frame:
     defs = defs or shipped()
-    rows = [base_row(f"a{i}", p, TODAY) for i, p in enumerate(profiles)]
+    rows = [base_row(f"a{i}", dict(p), TODAY) for i, p in enumerate(profiles)]
     frame = new_frame(defs, [f"a{i}" for i in range(len(rows))], rows, TODAY)
     derive(defs, frame)
     return frame

@@ -235,3 +235,32 @@ def test_every_trigger_decides_and_renders_without_template_errors(trigger: str)
     for intent in intents_for(ep, dec, prof, defs):
         assert "[template error" not in intent.subject + intent.body
         assert intent.kind == "webhook" or intent.subject
+
+
+@pytest.mark.parametrize("stage", ["onboarding", "adoption", "value_proof", "renewal", "expansion"])
+def test_one_pass_rendering_equals_rendering_each_part_and_block(stage: str) -> None:
+    from signalplay.plays import _all_blocks, combined_template, content_blocks
+    from signalplay.templates import render
+
+    defs = shipped()
+    prof = dict(profiles(a={})["a"], stage=stage)
+    for role in ("admin", "champion", "exec_sponsor", "finance", "other", None):
+        context = {
+            "account": prof,
+            "stage": stage,
+            "role": role,
+            "contacts": [],
+            "evidence": {},
+            "trigger": {"id": "t", "name": "T", "group": "support", "why": ""},
+            "play": {"id": "p", "name": "P"},
+        }
+        blocks = content_blocks(defs.plays, stage=stage, role=role, context=context)
+        assert _all_blocks(defs.plays, context) == blocks
+        for play in defs.plays.plays:
+            for action in play.actions:
+                if not (action.subject or action.body):
+                    continue
+                one = render(combined_template(defs.plays, play.id, action), context).split("\x1e")
+                scoped = {**context, "content": blocks}
+                each = [render(t, scoped) if t else "" for t in (action.subject, action.body)]
+                assert [p.strip() for p in one] == [p.strip() for p in each], (play.id, action.id)
