@@ -67,16 +67,11 @@ class Frame:
         return col
 
     def prefetch(self, names: Iterable[str]) -> None:
-        """Build the columns of `names` in one pass over the rows (a row's values sit together
-        in memory; one column at a time would visit every row again)."""
+        """Build the columns of `names` up front (before anything is computed into the rows)."""
         self.flush()
-        missing = [n for n in dict.fromkeys(names) if n not in self.columns]
-        if not missing or not self.rows:
-            return
-        getters = [r.get for r in self.rows]
-        table = [[get(n) for n in missing] for get in getters]
-        for name, values in zip(missing, zip(*table, strict=True), strict=True):
-            self.columns[name] = _build(list(values), self.types.get(name))
+        for name in dict.fromkeys(names):
+            if name not in self.columns:
+                self.column(name)
 
     def put(self, name: str, val: Val, vtype: ValueType | None = None) -> None:
         """Store a computed column; the rows get its values at the next `flush`."""
@@ -106,11 +101,8 @@ class Frame:
         return {**self.rows[i], **extra}
 
     def put_values(self, name: str, values: Sequence[Any], vtype: ValueType) -> None:
-        """Store per-row Python values (the rows get them as they are)."""
-        self.flush()
-        for row, value in zip(self.rows, values, strict=True):
-            row[name] = value
-        self.columns.pop(name, None)
+        """Store per-row Python values (the rows get them as they are at the next `flush`)."""
+        self.put(name, _object_column(list(values), TEXT if vtype.kind == "text" else OBJ))
         if isinstance(self.types, dict):
             self.types[name] = vtype
 
