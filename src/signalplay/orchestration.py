@@ -164,9 +164,9 @@ def decide(
     now: datetime,
 ) -> dict[str, Decision]:
     """Decide every episode given; `suppressed_by` maps a suppression rule to the accounts its
-    condition holds for, `open_pairs` are the episodes open after this evaluation. `now` is
-    only for the record: due dates count from each episode's opening."""
-    del now
+    condition holds for, `open_pairs` are the episodes open after this evaluation. Due dates
+    count from an episode's opening, or from `now` for one held back on an earlier run (its
+    owner starts working on it now)."""
     triggers = {t.id: t for t in defs.triggers.triggers}
     calendars = {name: calendar_for(spec) for name, spec in defs.routing.calendars.items()}
     drafts = [
@@ -180,6 +180,7 @@ def decide(
                 open_pairs=open_pairs,
                 suppressed_by=suppressed_by,
                 calendars=calendars,
+                start=now if ep.decision else ep.opened_at,
             ),
         )
         for ep in episodes
@@ -210,6 +211,7 @@ def _draft(
     open_pairs: Collection[tuple[str, str]],
     suppressed_by: Mapping[str, Collection[str]],
     calendars: Mapping[str, BusinessCalendar],
+    start: datetime,
 ) -> Decision:
     """Play (or variant), holdout, suppression, owner and due date of one episode."""
     routing = defs.routing
@@ -238,7 +240,7 @@ def _draft(
         owner_rule=trig.owner,
         priority=priority,
         sla=sla,
-        due_at=cal.due(ep.opened_at, sla, profile).isoformat(),
+        due_at=cal.due(start, sla, profile).isoformat(),
         calendar=cal_name,
         experiment=exp.id if exp else None,
         variant=variant,

@@ -264,3 +264,16 @@ def test_one_pass_rendering_equals_rendering_each_part_and_block(stage: str) -> 
                 scoped = {**context, "content": blocks}
                 each = [render(t, scoped) if t else "" for t in (action.subject, action.body)]
                 assert [p.strip() for p in one] == [p.strip() for p in each], (play.id, action.id)
+
+
+def test_an_episode_released_from_a_cap_is_due_from_now() -> None:
+    earlier = NOW - timedelta(days=3)
+    ep = episode("a", "low_csat", opened=earlier, status=CAPPED, reason="capped")
+    dec = run(shipped(), [ep], profiles(a={}))[ep.key]
+    assert dec.status == ACTIONED
+    assert dec.due_at == (NOW + timedelta(hours=48)).isoformat()
+    fresh = episode("a", "low_nps", opened=earlier)
+    assert (
+        run(shipped(), [fresh], profiles(a={}))[fresh.key].due_at
+        == (earlier + timedelta(hours=48)).isoformat()
+    )
