@@ -22,10 +22,11 @@ def test_map_profiles_benchmark_short_form_maps_every_record() -> None:
 def test_evaluate_benchmark_short_form_runs_every_stage_and_compares() -> None:
     import evaluate
 
-    result = evaluate.main(["--accounts", "600", "--rule-engine-sample", "200"])
+    result = evaluate.main(["--accounts", "600", "--rule-engine-sample", "200", "--workers", "2"])
     assert result["episodes"] > 0
     assert result["ops"] > 0
     assert set(result["stages"]) >= {"triggers", "decisions", "plays", "plan"}
     assert result["second_run"]["episodes"] == 0
     assert result["rule_engine"]["agree_on_unsegmented_triggers"]
     assert result["rule_engine"]["ratio"] > 1
+    assert result["sharded"]["episodes"] == result["episodes"]
