@@ -15,11 +15,12 @@ from signalplay.models import RecordRef, WriteAction, WriteOp
 from signalplay.plays import TASK_KINDS, ActionIntent
 from signalplay.types import JSONValue
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
 
 def op_key(*parts: JSONValue) -> str:
     """A stable key: sha256 of the canonical JSON of the op's identifying parts."""
-    raw = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(list(parts)).encode()).hexdigest()
 
 
 def crm_text(value: JSONValue) -> str | None:
@@ -63,10 +64,11 @@ def plan_writes(
     """Ops for the tasks and field values wanted, minus what the ledger or the CRM already has."""
     plan = Plan()
     for intent in intents:
-        if intent_key(crm, intent) in applied:
+        key = intent_key(crm, intent)
+        if key in applied:
             plan.skipped_applied += 1
             continue
-        plan.ops.append(_intent_op(crm, intent, account_object))
+        plan.ops.append(_intent_op(key, intent, account_object))
     for account in sorted(fields):
         now = current.get(account, {})
         wanted = {f: crm_text(v) for f, v in fields[account].items()}
@@ -118,10 +120,9 @@ def _ref(object_type: str, record_id: str) -> RecordRef:
     return RecordRef(object_type=object_type, record_id=record_id)
 
 
-def _intent_op(crm: str, intent: ActionIntent, account_object: str) -> WriteOp:
+def _intent_op(key: str, intent: ActionIntent, account_object: str) -> WriteOp:
     account = _ref(account_object, intent.account)
     contacts = tuple(_ref("contacts", c) for c in intent.contact_ids)
-    key = intent_key(crm, intent)
     why = (
         f"trigger {', '.join(intent.trigger_ids)} opened episode "
         f"{', '.join(intent.episode_keys)}; play {intent.play_id}, action {intent.action_id}"
@@ -158,7 +159,7 @@ def _intent_op(crm: str, intent: ActionIntent, account_object: str) -> WriteOp:
             episode_key=intent.episode_keys[0],
             reason=why,
         )
-    payload: dict[str, JSONValue] = {k: _json(v) for k, v in intent.payload.items()}
+    payload: dict[str, JSONValue] = dict(intent.payload)  # built from JSON values only
     return _construct(
         op_key=key,
         action=WriteAction.SEND_WEBHOOK,
@@ -169,7 +170,3 @@ def _intent_op(crm: str, intent: ActionIntent, account_object: str) -> WriteOp:
         episode_key=intent.episode_keys[0],
         reason=why,
     )
-
-
-def _json(value: object) -> JSONValue:
-    return json.loads(json.dumps(value, default=str))  # type: ignore[no-any-return]
