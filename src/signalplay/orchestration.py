@@ -197,8 +197,9 @@ def decide(
             per_account.setdefault(ep.account, []).append(ep.key)
         decided[ep.key] = dec
     for keys in per_account.values():
-        for rank, key in enumerate(keys, 1):
-            decided[key] = _replace(decided[key], rank=rank, of=len(keys))
+        if len(keys) > 1:
+            for rank, key in enumerate(keys, 1):
+                decided[key] = _replace(decided[key], rank=rank, of=len(keys))
     return decided
 
 
@@ -280,9 +281,10 @@ def _capped(routing: RoutingFile, account: str, dec: Decision, recent: RecentAct
         )
     if caps.per_contact:
         limit = caps.per_contact.max
-        kept = tuple(c for c in dec.contacts if recent.contacts[c] < limit)
-        dropped = tuple(c for c in dec.contacts if c not in kept)
-        return _replace(dec, contacts=kept, capped_contacts=dropped)
+        dropped = tuple(c for c in dec.contacts if recent.contacts[c] >= limit)
+        if dropped:
+            kept = tuple(c for c in dec.contacts if c not in dropped)
+            return _replace(dec, contacts=kept, capped_contacts=dropped)
     return dec
 
 
