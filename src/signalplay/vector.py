@@ -42,6 +42,50 @@ class Val:
 
 
 @dataclass
+class RecordTable:
+    """Lists of records (one list per row) flattened: `rows[k]` is the row of record k."""
+
+    records: list[Mapping[str, Any]]
+    rows: Any
+    _fields: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, lists: list[Any]) -> RecordTable:
+        """Flatten; anything but lists of records (or None) is not a record list."""
+        records: list[Mapping[str, Any]] = []
+        rows: list[int] = []
+        for i, items in enumerate(lists):
+            if items is None:
+                continue
+            if type(items) is not list:
+                raise FallbackError
+            records.extend(items)
+            rows.extend([i] * len(items))
+        if not all(isinstance(r, dict) for r in records):
+            raise FallbackError
+        return cls(records, np.array(rows, dtype=np.int64))
+
+    def values(self, name: str) -> Any:
+        """Field `name` of every record, as an object array."""
+        col = self._fields.get(name)
+        if col is None:
+            col = self._fields[name] = _object_column([r.get(name) for r in self.records]).data
+        return col
+
+    def equals(self, name: str, value: Any) -> Any:
+        """Which records hold `value` in field `name`."""
+        return np.asarray(self.values(name) == value, dtype=bool)
+
+    def dates(self, name: str) -> Any:
+        """Field `name` of every record as day ordinals (NaN when missing)."""
+        key = "@dates:" + name
+        col = self._fields.get(key)
+        if col is None:
+            col = self._fields[key] = _ordinals(list(self.values(name)))
+        return col
+
+
+@dataclass
 class Frame:
     """Many accounts' profile values, as rows and as typed columns built once on demand."""
 
@@ -52,6 +96,7 @@ class Frame:
     columns: dict[str, Val] = field(default_factory=dict)
     overlay: dict[str, Val] = field(default_factory=dict)
     _pending: dict[str, None] = field(default_factory=dict, repr=False)
+    _records: dict[str, RecordTable] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -66,12 +111,23 @@ class Frame:
             col = self.columns[name] = _build(values, vtype or self.types.get(name))
         return col
 
+    def records(self, name: str) -> RecordTable:
+        """The lists of records in column `name` (the contacts) flattened, built once."""
+        table = self._records.get(name)
+        if table is None:
+            table = self._records[name] = RecordTable.of([r.get(name) for r in self.rows])
+        return table
+
     def prefetch(self, names: Iterable[str]) -> None:
-        """Build the columns of `names` up front (before anything is computed into the rows)."""
+        """Build the columns of `names` in one pass over the rows: each row's dict is visited
+        once while it is in cache (a pass per column costs ~0.5 us a row in cache misses)."""
         self.flush()
-        for name in dict.fromkeys(names):
-            if name not in self.columns:
-                self.column(name)
+        missing = [n for n in dict.fromkeys(names) if n not in self.columns]
+        if not missing or not self.rows:
+            return
+        table = [[row.get(n) for n in missing] for row in self.rows]
+        for name, values in zip(missing, zip(*table, strict=True), strict=True):
+            self.columns[name] = _build(list(values), self.types.get(name))
 
     def put(self, name: str, val: Val, vtype: ValueType | None = None) -> None:
         """Store a computed column; the rows get its values at the next `flush`."""
@@ -451,8 +507,12 @@ class _Vec:
         return maker(args)
 
     def _over_items(self, node: ast.Call, how: str) -> VecFn:
-        """count_where / last_where over a list column, with constant field names."""
-        items = self.visit(node.args[0])
+        """count_where / last_where over a list column, with constant field names: computed
+        on the records flattened once per frame (a record index per row, columns of their
+        fields), with grouped numpy reductions."""
+        if not isinstance(node.args[0], ast.Name):
+            raise FallbackError
+        column = node.args[0].id
         consts = node.args[1:]
         if not all(isinstance(c, ast.Constant) for c in consts):
             raise FallbackError
@@ -460,35 +520,23 @@ class _Vec:
         if how == "count_where":
             field, value = [*args, None, None][:2]
 
-            @_records_only
             def count(f: Frame) -> Val:
-                lists = _lists(items(f))
-                if field is None:
-                    return Val(np.array([len(x) for x in lists], dtype=float), NUM)
-                return Val(
-                    np.array(
-                        [sum(1 for i in x if i.get(field) == value) for x in lists], dtype=float
-                    ),
-                    NUM,
-                )
+                table = f.records(column)
+                rows = table.rows if field is None else table.rows[table.equals(field, value)]
+                return Val(np.bincount(rows, minlength=len(f)).astype(float), NUM)
 
             return count
         date_field, field, value = [*args, None, None][:3]
 
-        @_records_only
         def last(f: Frame) -> Val:
-            found: list[Any] = []
-            for records in _lists(items(f)):
-                best = None
-                for record in records:
-                    if field is None or record.get(field) == value:
-                        day = record.get(date_field)
-                        if day not in (None, "") and (best is None or day > best):
-                            best = day
-                found.append(best)
-            if any(v is not None and type(v) is not str for v in found):
-                raise FallbackError
-            return Val(_ordinals(found), DATE)
+            table = f.records(column)
+            days = table.dates(date_field)
+            chosen = ~np.isnan(days)
+            if field is not None:
+                chosen &= table.equals(field, value)
+            out = np.full(len(f), np.nan)
+            np.fmax.at(out, table.rows[chosen], days[chosen])
+            return Val(out, DATE)
 
         return last
 
@@ -499,28 +547,6 @@ class _Vec:
         key = history_key(how, field_node.id, int(str(days_node.value)))
         vtype = self.types.get(field_node.id) if how == "ago" else ValueType("number")
         return lambda f: f.column(key, vtype)
-
-
-def _records_only(fn: VecFn) -> VecFn:
-    """An item that is not a record (no .get) sends the expression to the per-row path."""
-
-    def run(f: Frame) -> Val:
-        try:
-            return fn(f)
-        except (AttributeError, TypeError):
-            raise FallbackError from None
-
-    return run
-
-
-def _lists(val: Val) -> list[list[dict[str, Any]]]:
-    """A column of lists of records (None as an empty list); anything else is not one."""
-    if val.kind == CONST:
-        raise FallbackError
-    out: list[list[dict[str, Any]]] = [[] if x is None else x for x in val.data.tolist()]
-    if not all(type(x) is list for x in out):
-        raise FallbackError
-    return out
 
 
 def _dates(val: Val) -> Any:
