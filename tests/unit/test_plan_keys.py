@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from signalplay.plan import op_key
 
+TASK_KEY = "25a3704670af51e2ed5799c768610e4788ae4c685d7d6d763f5604bae2f4c9b8"
+FIELDS_KEY = "b15e368d587b18a6f6dce9170ed12d8d3936745dadff959c693278a5ae3ef63e"
+
 
 def test_op_keys_are_stable_across_releases() -> None:
-    assert op_key("hubspot", "task", "sp_abc:review_call") == "25a3704670af51e2ed5799c768610e4788ae4c685d7d6d763f5604bae2f4c9b8"
-    assert op_key("hubspot", "companies", "123", "update", {"b": "2", "a": "1"}) == "b15e368d587b18a6f6dce9170ed12d8d3936745dadff959c693278a5ae3ef63e"
+    assert op_key("hubspot", "task", "sp_abc:review_call") == TASK_KEY
+    assert op_key("hubspot", "companies", "123", "update", {"b": "2", "a": "1"}) == FIELDS_KEY
