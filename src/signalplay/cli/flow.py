@@ -110,6 +110,10 @@ def _print_summary(summary: dict[str, Any], directory: Path | None = None) -> No
         ", ".join(f"{k}: {v}" for k, v in summary.get("triggers_fired", {}).items()) or "none",
     )
     table.add_row(
+        "decisions",
+        ", ".join(f"{k}: {v}" for k, v in summary.get("decisions", {}).items()) or "none",
+    )
+    table.add_row(
         "health bands", ", ".join(f"{k}: {v}" for k, v in summary.get("health_bands", {}).items())
     )
     if "crm_requests" in summary:
@@ -232,7 +236,8 @@ def mappings_check(project: ProjectOpt = Path()) -> None:
 
     count = guard(go)
     out.print(
-        f"ok: {count} mapping files and the trigger, play, health and write-back files are valid"
+        f"ok: {count} mapping files and the signal, segment, health, trigger, play, routing "
+        "and write-back files are valid"
     )
 
 
