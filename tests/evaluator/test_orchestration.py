@@ -208,6 +208,10 @@ def test_plays_address_contacts_by_role_with_content_for_stage_and_role() -> Non
     task = intents[0]
     assert task.contact_ids == ("c2", "c4", "c1")  # exec sponsor, finance, champion
     assert "Ahead of the renewal on 2027-02-01" in task.body
+    lines = task.body.splitlines()
+    assert lines[0].startswith("Renewal on 2027-02-01; confidence low")
+    assert lines[1].startswith("Health ")
+    assert lines[2].startswith("Play: renewal plan")
     sales = intents[1]
     assert (sales.kind, sales.owner_id) == ("sales_task", "201")
     assert task.due_at == dec.due_at
@@ -277,3 +281,13 @@ def test_an_episode_released_from_a_cap_is_due_from_now() -> None:
         run(shipped(), [fresh], profiles(a={}))[fresh.key].due_at
         == (earlier + timedelta(hours=48)).isoformat()
     )
+
+
+def test_a_missing_evidence_value_prints_no_sentence() -> None:
+    defs = shipped()
+    prof = profiles(a={"active_users_7d": 20.0, "active_users_prev_7d": 20.0})["a"]
+    ep = episode("a", "low_active_users")  # usage_review, without a week-over-week drop
+    dec = run(defs, [ep], {"a": prof})[ep.key]
+    body = intents_for(ep, dec, prof, defs)[0].body
+    assert "fell" not in body
+    assert body.splitlines()[0] == "20% of 100 seats active."
