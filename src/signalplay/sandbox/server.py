@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable
 from socketserver import ThreadingMixIn
@@ -23,13 +24,15 @@ class _QuietHandler(WSGIRequestHandler):
 class Server:
     """A running loopback server; `url` is where clients reach it."""
 
-    def __init__(self, app: WSGIApp, *, port: int = 0) -> None:
+    def __init__(self, app: WSGIApp, *, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
         # Loopback only: the sandbox never listens on another interface.
         self._httpd = make_server(
             "127.0.0.1", port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
         )
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self.port = self._httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name=f"sandbox-{self.port}", daemon=True
         )
@@ -53,6 +56,7 @@ class Server:
         self.stop()
 
 
-def serve(app: WSGIApp, *, port: int = 0) -> Server:
-    """Start `app` on 127.0.0.1 (a free port unless given); usable as a context manager."""
-    return Server(app, port=port).start()
+def serve(app: WSGIApp, *, port: int = 0, tls: ssl.SSLContext | None = None) -> Server:
+    """Start `app` on 127.0.0.1 (a free port unless given; HTTPS with `tls`); usable as a
+    context manager."""
+    return Server(app, port=port, tls=tls).start()
