@@ -327,6 +327,14 @@ class SalesforceSandbox:
                 raise RecordError(
                     "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}", [name]
                 )
+            if (
+                spec.type == "reference"
+                and value not in (None, "")
+                and not self._exists(spec.reference_to, value)
+            ):
+                raise RecordError(
+                    "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {value}", [name]
+                )
             if spec.restricted and value not in spec.picklist and value is not None:
                 raise RecordError(
                     "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
@@ -363,6 +371,12 @@ class SalesforceSandbox:
                     f"Required fields are missing: [{', '.join(missing)}]",
                     missing,
                 )
+
+    def _exists(self, types: Iterable[str], rid: Any) -> bool:
+        return any(
+            rid in self.state.objects.get(t, {}) and not self.state.objects[t][rid]["IsDeleted"]
+            for t in types
+        )
 
     def _create(self, sobject: str, values: dict[str, Any]) -> str:
         values = {k: v for k, v in values.items() if k != "attributes"}

@@ -1,0 +1,345 @@
+"""Salesforce through simple-salesforce 1.12, in a typed facade.
+
+Reads Accounts, Contacts, AccountContactRoles, Users, Opportunities and the Tasks signalplay
+wrote, incrementally on SystemModstamp through queryAll (so deletes arrive with IsDeleted), and
+writes Tasks by sObject Collections upsert on the external-id field holding the episode key (200
+per call) and Account fields by Collections update. simple-salesforce has no timeout and no
+retry of its own: a transport adapter puts a timeout on every request, and our one retry policy
+(connectors/_retry.py) wraps each call; an expired session is an AuthError (a direct session
+cannot be refreshed). Facts: shared/reference/salesforce.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+import requests
+from pydantic import BaseModel, ConfigDict, SecretStr
+from requests.adapters import HTTPAdapter
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import SalesforceError
+
+from connectors._retry import call_with_retry
+from signalplay.errors import AuthError, FatalError, RateLimitedError, RetriableError, SyncError
+from signalplay.models import (
+    Page,
+    RecordRef,
+    SourceRecord,
+    StreamSpec,
+    WriteAction,
+    WriteOp,
+    WriteResult,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BATCH_CAP = 200  # records per sObject Collections call
+STREAMS = {
+    "accounts": "Account",
+    "contacts": "Contact",
+    "contact_roles": "AccountContactRole",
+    "users": "User",
+    "opportunities": "Opportunity",
+    "tasks": "Task",
+}
+PRIORITY = {"low": "Low", "medium": "Normal", "high": "High", "urgent": "High"}
+RETRIABLE_CODES = {"UNABLE_TO_LOCK_ROW", "QUERY_TIMEOUT", "SERVER_UNAVAILABLE"}
+EPOCH = "1970-01-01T00:00:00Z"
+
+
+class SalesforceSettings(BaseModel):
+    """The `crm:` block for Salesforce; the token comes from SIGNALPLAY_CRM__ACCESS_TOKEN."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connector: str = "salesforce"
+    instance_url: str
+    access_token: SecretStr
+    api_version: str = "59.0"
+    ca_bundle: str | None = None  # the sandbox's test CA; None: the system's trust store
+    task_key_field: str = "Signalplay_Key__c"
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    max_retry_seconds: float = 60.0
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """Every request gets a timeout (simple-salesforce passes none on most calls)."""
+
+    def __init__(self, timeout: tuple[float, float]) -> None:
+        super().__init__()
+        self._timeout = timeout
+
+    def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Send with the default timeout unless one is given."""
+        kwargs["timeout"] = kwargs.get("timeout") or self._timeout
+        return super().send(request, **kwargs)
+
+
+def classify(exc: Exception, operation: str) -> SyncError:
+    """A simple-salesforce or transport failure as one of our error kinds."""
+    if isinstance(exc, requests.Timeout | requests.ConnectionError):
+        return RetriableError("salesforce", operation, f"transport: {exc}")
+    if isinstance(exc, SalesforceError):
+        raw: Any = exc.content  # typed as bytes, but the client hands over the parsed JSON list
+        content: list[Any] = raw if isinstance(raw, list) else []
+        code = content[0].get("errorCode", "") if content and isinstance(content[0], dict) else ""
+        message = content[0].get("message", str(exc)) if code else str(exc)[:300]
+        detail = f"{code}: {message}" if code else message
+        if exc.status == 401:
+            return AuthError("salesforce", operation, detail, status=401)
+        if code == "REQUEST_LIMIT_EXCEEDED":
+            # The rolling 24-hour allocation: waiting minutes does not help; stop and resume later.
+            return RateLimitedError("salesforce", operation, detail, status=exc.status)
+        if exc.status >= 500 or exc.status in (420, 429) or code in RETRIABLE_CODES:
+            return RetriableError("salesforce", operation, detail, status=exc.status)
+        return FatalError("salesforce", operation, detail, status=exc.status)
+    return FatalError("salesforce", operation, f"{type(exc).__name__}: {exc}")
+
+
+class SalesforceConnector:
+    """Salesforce as a source of accounts, contacts and roles, and the CRM plays are written to."""
+
+    settings_model: ClassVar[type[BaseModel]] = SalesforceSettings
+    max_batch = BATCH_CAP
+
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        *,
+        source: str = "crm",
+        root: object = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        session = requests.Session()
+        session.trust_env = False  # env CA bundles and proxies must not capture these calls
+        if settings.ca_bundle:
+            session.verify = settings.ca_bundle
+        adapter = _TimeoutAdapter((settings.connect_timeout, settings.read_timeout))
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        self._session = session
+        self.sf = Salesforce(
+            instance_url=settings.instance_url,
+            session_id=settings.access_token.get_secret_value(),
+            session=session,
+            version=settings.api_version,
+        )
+        self._sleep = sleep
+        self._fields: dict[str, list[str]] = {}
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._session.close()
+
+    def _call(self, operation: str, fn: Callable[[], T]) -> T:
+        def attempt() -> T:
+            try:
+                return fn()
+            except (SalesforceError, requests.RequestException) as exc:
+                raise classify(exc, operation) from None
+
+        kwargs: dict[str, Any] = {"max_delay": self.settings.max_retry_seconds}
+        if self._sleep is not None:
+            kwargs["sleep"] = self._sleep
+        return call_with_retry(attempt, **kwargs)
+
+    # reading ------------------------------------------------------------------------------------
+    def streams(self) -> Sequence[StreamSpec]:
+        """Accounts, contacts, contact roles, users, opportunities and signalplay's tasks."""
+        return [StreamSpec(name=n, cursor_field="SystemModstamp") for n in STREAMS]
+
+    def _field_names(self, sobject: str) -> list[str]:
+        if sobject not in self._fields:
+            described = self._call(f"describe {sobject}", getattr(self.sf, sobject).describe)
+            self._fields[sobject] = [f["name"] for f in described["fields"]]
+        return self._fields[sobject]
+
+    def read(self, stream: str, *, cursor: str | None, until: datetime) -> Iterator[Page]:
+        """Records changed after `cursor` up to `until`, deletes included (IsDeleted), oldest
+        first; each page's cursor is its last SystemModstamp."""
+        sobject = STREAMS[stream]
+        names = self._field_names(sobject)
+        since = cursor or EPOCH
+        upto = until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # >= : a record stamped in the same second as the cursor is read again, never missed
+        where = f"SystemModstamp >= {since} AND SystemModstamp <= {upto}"
+        if stream == "tasks":
+            where += f" AND {self.settings.task_key_field} != null"
+        soql = f"SELECT {', '.join(names)} FROM {sobject} WHERE {where} ORDER BY SystemModstamp, Id"  # noqa: S608 - SOQL from our own field names
+        page = self._call(
+            f"query {sobject}", functools.partial(self.sf.query, soql, include_deleted=True)
+        )
+        while True:
+            records = tuple(self._record(stream, r) for r in page["records"])
+            last = records[-1].data["SystemModstamp"] if records else cursor
+            yield Page(records=records, cursor=_soql_time(last) if last else cursor)
+            if page.get("done", True):
+                return
+            page = self._call(
+                f"query more {sobject}",
+                functools.partial(
+                    self.sf.query_more,
+                    page["nextRecordsUrl"],
+                    identifier_is_url=True,
+                    include_deleted=True,
+                ),
+            )
+
+    def _record(self, stream: str, raw: Mapping[str, Any]) -> SourceRecord:
+        data = {k: v for k, v in raw.items() if k != "attributes"}
+        data["id"] = data.get("Id")
+        stamp = data.get("SystemModstamp")
+        return SourceRecord(
+            source=self.source,
+            stream=stream,
+            record_id=str(data["Id"]),
+            data=data,
+            updated_at=_parse_time(stamp) if stamp else None,
+        )
+
+    def fetch_current(
+        self, refs: Sequence[RecordRef], *, fields: Sequence[str]
+    ) -> Mapping[RecordRef, dict[str, str | None]]:
+        """Current Account values by SOQL, 200 ids per query; missing records are left out."""
+        ids = [r.record_id for r in refs if r.object_type in ("companies", "accounts", "Account")]
+        out: dict[RecordRef, dict[str, str | None]] = {}
+        by_id = {r.record_id: r for r in refs}
+        for start in range(0, len(ids), BATCH_CAP):
+            chunk = ids[start : start + BATCH_CAP]
+            quoted = ", ".join(f"'{i}'" for i in chunk if _safe_id(i))
+            if not quoted:
+                continue
+            soql = f"SELECT Id, {', '.join(fields)} FROM Account WHERE Id IN ({quoted})"  # noqa: S608
+            result = self._call("read accounts", functools.partial(self.sf.query_all, soql))
+            for row in result["records"]:
+                out[by_id[row["Id"]]] = {f: _text(row.get(f)) for f in fields}
+        return out
+
+    def ensure_schema(self, account_fields: Sequence[str] = ()) -> list[str]:
+        """Check that the fields signalplay writes exist (creating them is `crm setup`, through
+        the Metadata API); returns nothing created, raises naming what is missing."""
+        missing = [f for f in account_fields if f not in self._field_names("Account")]
+        if self.settings.task_key_field not in self._field_names("Task"):
+            missing.append(f"Task.{self.settings.task_key_field}")
+        if missing:
+            raise FatalError(
+                "salesforce", "check fields", f"missing custom fields: {', '.join(missing)}"
+            )
+        return []
+
+    # writing ------------------------------------------------------------------------------------
+    def write(self, ops: Sequence[WriteOp]) -> Sequence[WriteResult]:
+        """Apply ops in collections of 200; one result per op, in the order given."""
+        results: dict[str, WriteResult] = {}
+        tasks = [o for o in ops if o.action is WriteAction.UPSERT_TASK]
+        fields = [o for o in ops if o.action is WriteAction.UPDATE_FIELDS]
+        key = self.settings.task_key_field
+        for start in range(0, len(tasks), BATCH_CAP):
+            chunk = tasks[start : start + BATCH_CAP]
+            results.update(
+                self._collection(
+                    "upsert tasks",
+                    f"composite/sobjects/Task/{key}",
+                    chunk,
+                    [self._task_record(o) for o in chunk],
+                )
+            )
+        for start in range(0, len(fields), BATCH_CAP):
+            chunk = fields[start : start + BATCH_CAP]
+            records = [
+                {"attributes": {"type": "Account"}, "id": o.target, **o.values} for o in chunk
+            ]
+            results.update(
+                self._collection("update accounts", "composite/sobjects", chunk, records)
+            )
+        return [
+            results.get(o.op_key)
+            or WriteResult(op_key=o.op_key, ok=False, error=f"unsupported action {o.action}")
+            for o in ops
+        ]
+
+    def _task_record(self, op: WriteOp) -> dict[str, Any]:
+        values = op.values
+        record: dict[str, Any] = {
+            "attributes": {"type": "Task"},
+            self.settings.task_key_field: op.target,
+            "Subject": str(values.get("subject") or "")[:255],
+            "Description": str(values.get("body") or "")[:32000],
+            "Priority": PRIORITY.get(str(values.get("priority")), "Normal"),
+            "ActivityDate": str(values.get("due_at") or "")[:10] or None,
+        }
+        if values.get("status") == "open":
+            record["Status"] = "Not Started"
+        if values.get("owner_id"):
+            record["OwnerId"] = str(values["owner_id"])
+        accounts = [r.record_id for r in op.associations if r.object_type != "contacts"]
+        contacts = [r.record_id for r in op.associations if r.object_type == "contacts"]
+        if accounts:
+            record["WhatId"] = accounts[0]
+        if contacts:
+            record["WhoId"] = contacts[0]  # a Task names one contact; the play lists the rest
+        return record
+
+    def _collection(
+        self, operation: str, path: str, ops: Sequence[WriteOp], records: list[dict[str, Any]]
+    ) -> dict[str, WriteResult]:
+        body = {"allOrNone": False, "records": records}
+        try:
+            answer = self._call(
+                operation, functools.partial(self.sf.restful, path, method="PATCH", json=body)
+            )
+        except SyncError as exc:
+            retriable = isinstance(exc, RetriableError)
+            return {
+                o.op_key: WriteResult(
+                    op_key=o.op_key, ok=False, error=str(exc), retriable=retriable
+                )
+                for o in ops
+            }
+        out: dict[str, WriteResult] = {}
+        for op, result in zip(ops, answer or [], strict=False):
+            if result.get("success"):
+                out[op.op_key] = WriteResult(
+                    op_key=op.op_key,
+                    ok=True,
+                    crm_id=result.get("id"),
+                    created=bool(result.get("created")),
+                )
+                continue
+            errors = result.get("errors") or [{}]
+            code = errors[0].get("statusCode", "")
+            out[op.op_key] = WriteResult(
+                op_key=op.op_key,
+                ok=False,
+                error=f"{code}: {errors[0].get('message', '')}",
+                retriable=code in RETRIABLE_CODES,
+            )
+        return out
+
+
+def _soql_time(value: str) -> str:
+    """An API datetime (`2026-01-02T10:00:00.000+0000`) as a SOQL literal (`...Z`)."""
+    return _parse_time(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: str) -> datetime:
+    text = value.replace("Z", "+00:00")
+    if len(text) > 5 and text[-5] in "+-" and ":" not in text[-5:]:
+        text = text[:-2] + ":" + text[-2:]
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _safe_id(value: str) -> bool:
+    return value.isalnum() and len(value) in (15, 18)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
