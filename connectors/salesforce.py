@@ -241,6 +241,7 @@ class SalesforceConnector:
         results: dict[str, WriteResult] = {}
         tasks = [o for o in ops if o.action is WriteAction.UPSERT_TASK]
         fields = [o for o in ops if o.action is WriteAction.UPDATE_FIELDS]
+        enrolls = [o for o in ops if o.action is WriteAction.ENROLL]
         key = self.settings.task_key_field
         for start in range(0, len(tasks), BATCH_CAP):
             chunk = tasks[start : start + BATCH_CAP]
@@ -260,6 +261,8 @@ class SalesforceConnector:
             results.update(
                 self._collection("update accounts", "composite/sobjects", chunk, records)
             )
+        for start in range(0, len(enrolls), BATCH_CAP):
+            results.update(self._enroll(enrolls[start : start + BATCH_CAP]))
         return [
             results.get(o.op_key)
             or WriteResult(op_key=o.op_key, ok=False, error=f"unsupported action {o.action}")
@@ -287,6 +290,76 @@ class SalesforceConnector:
         if contacts:
             record["WhoId"] = contacts[0]  # a Task names one contact; the play lists the rest
         return record
+
+    def _enroll(self, ops: Sequence[WriteOp]) -> dict[str, WriteResult]:
+        """Cadence enrollment of each op's contacts through the standard invocable action;
+        contacts already in an active cadence are skipped (a re-run enrolls nobody twice)."""
+        targets = sorted(
+            {r.record_id for o in ops for r in o.associations if _safe_id(r.record_id)}
+        )
+        try:
+            active = self._active_targets(targets)
+        except SyncError as exc:
+            return {o.op_key: _failed(o, exc) for o in ops}
+        inputs: list[dict[str, Any]] = []
+        owners: list[WriteOp] = []
+        for op in ops:
+            for ref in op.associations:
+                if ref.object_type == "contacts" and ref.record_id not in active:
+                    item = {
+                        "salesCadenceNameOrId": op.values.get("sequence"),
+                        "targetId": ref.record_id,
+                    }
+                    if op.values.get("owner_id"):
+                        item["userId"] = op.values["owner_id"]
+                    inputs.append(item)
+                    owners.append(op)
+        answers: list[dict[str, Any]] = []
+        if inputs:
+            try:
+                answers = self._invoke("assignTargetToSalesCadence", inputs)
+            except SyncError as exc:
+                return {o.op_key: _failed(o, exc) for o in ops}
+        errors: dict[str, str] = {}
+        for op, answer in zip(owners, answers, strict=False):
+            if not answer.get("isSuccess") and op.op_key not in errors:
+                first = (answer.get("errors") or [{}])[0]
+                errors[op.op_key] = f"{first.get('statusCode', '')}: {first.get('message', '')}"
+        return {
+            o.op_key: WriteResult(
+                op_key=o.op_key, ok=o.op_key not in errors, error=errors.get(o.op_key)
+            )
+            for o in ops
+        }
+
+    def _active_targets(self, targets: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(targets), BATCH_CAP):
+            quoted = ", ".join(f"'{t}'" for t in targets[start : start + BATCH_CAP])
+            soql = (
+                "SELECT TargetId FROM ActionCadenceTracker WHERE TargetId IN "  # noqa: S608
+                f"({quoted}) AND State IN ('Initializing', 'Running')"
+            )
+            rows = self._call("read cadence trackers", functools.partial(self.sf.query_all, soql))
+            found.update(r["TargetId"] for r in rows["records"])
+        return found
+
+    def _invoke(self, action: str, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """An invocable action; when every input fails Salesforce answers 400 with the same
+        per-input array, which is read as results, not as a failed call."""
+        path = f"actions/standard/{action}"
+
+        def call() -> Any:
+            try:
+                return self.sf.restful(path, method="POST", json={"inputs": inputs})
+            except SalesforceError as exc:
+                raw: Any = exc.content
+                if exc.status == 400 and isinstance(raw, list) and raw and "isSuccess" in raw[0]:
+                    return raw
+                raise
+
+        answer = self._call(action, call)
+        return list(answer or [])
 
     def _collection(
         self, operation: str, path: str, ops: Sequence[WriteOp], records: list[dict[str, Any]]
@@ -323,6 +396,12 @@ class SalesforceConnector:
                 retriable=code in RETRIABLE_CODES,
             )
         return out
+
+
+def _failed(op: WriteOp, exc: SyncError) -> WriteResult:
+    return WriteResult(
+        op_key=op.op_key, ok=False, error=str(exc), retriable=isinstance(exc, RetriableError)
+    )
 
 
 def _soql_time(value: str) -> str:

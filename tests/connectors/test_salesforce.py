@@ -160,3 +160,34 @@ def test_missing_custom_fields_are_named(org: SalesforceSandbox, conn: Salesforc
     with pytest.raises(Exception, match="Nope__c"):
         conn.ensure_schema(["Signalplay_Health_Score__c", "Nope__c"])
     assert conn.ensure_schema(["Signalplay_Health_Score__c"]) == []
+
+
+def enroll_op(key: str, contacts: list[str], cadence: str = "Renewal outreach") -> WriteOp:
+    return WriteOp(
+        op_key=f"enroll-{key}",
+        action=WriteAction.ENROLL,
+        object_type="sequences",
+        target=key,
+        values={"sequence": cadence, "owner_id": None},
+        associations=tuple(RecordRef(object_type="contacts", record_id=c) for c in contacts),
+        reason="test",
+    )
+
+
+def test_cadence_enrollment_is_idempotent_and_reports_bad_targets(
+    org: SalesforceSandbox, conn: SalesforceConnector
+) -> None:
+    org.seed("ActionCadence", {"Name": "Renewal outreach", "State": "Active"})
+    a = org.seed("Contact", {"LastName": "A"})
+    b = org.seed("Contact", {"LastName": "B"})
+    first = conn.write([enroll_op("e1", [a, b])])
+    assert [r.ok for r in first] == [True]
+    assert {t["TargetId"] for t in org.records("ActionCadenceTracker")} == {a, b}
+    again = conn.write([enroll_op("e1", [a, b])])
+    assert [r.ok for r in again] == [True]
+    assert len(org.records("ActionCadenceTracker")) == 2
+    missing = conn.write([enroll_op("e2", ["003000000000999AAA"])])  # every input fails: HTTP 400
+    assert not missing[0].ok
+    assert "INVALID_CROSS_REFERENCE_KEY" in (missing[0].error or "")
+    unknown = conn.write([enroll_op("e3", [org.seed("Contact", {"LastName": "C"})], "Nope")])
+    assert "No sales cadence found" in (unknown[0].error or "")

@@ -45,6 +45,8 @@ PREFIX = {
     "Opportunity": "006",
     "Task": "00T",
     "AccountContactRole": "02Z",
+    "ActionCadence": "77C",
+    "ActionCadenceTracker": "0tt",
 }
 COMMON = ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted")
 MAX_COLLECTION = 200
@@ -142,6 +144,14 @@ def _schema() -> dict[str, dict[str, Field]]:
             Field("ContactId", "reference", nillable=False, reference_to=("Contact",)),
             Field("Role", "picklist"),
             Field("IsPrimary", "boolean"),
+        ),
+        "ActionCadence": fields(Field("Name", nillable=False), Field("State", "picklist")),
+        "ActionCadenceTracker": fields(
+            Field("ActionCadenceId", "reference", reference_to=("ActionCadence",)),
+            Field("TargetId", "reference", reference_to=("Contact",)),
+            Field("AssignedToId", "reference", reference_to=("User",)),
+            Field("State", "picklist", picklist=("Initializing", "Running", "Complete", "Error")),
+            Field("CompletionReason", "picklist"),
         ),
         "Task": fields(
             Field("Subject", "combobox"),
@@ -251,6 +261,7 @@ class SalesforceSandbox:
         self.page_size = page_size
         self.daily_max = daily_max
         self.clock = clock
+        self.cadence_all_failed_status = 400
         self.state = OrgState()
         self.requests: list[Logged] = []
         self.api_usage = 0
@@ -575,6 +586,8 @@ class SalesforceSandbox:
             return self._sobjects(method, rest[1:], body, version)
         if rest[:2] == ["composite", "sobjects"]:
             return self._collections(method, rest[2:], body)
+        if rest[:2] == ["actions", "standard"] and len(rest) == 3 and method == "POST":
+            return self._cadence_action(rest[2], body)
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
 
     def _sobjects(
@@ -646,6 +659,93 @@ class SalesforceSandbox:
         rid, created = self._upsert(sobject, ext, {**(body or {}), ext: value})
         result = {"id": rid, "success": True, "errors": [], "created": created}
         return (201 if created else 200), result, 1
+
+    def _cadence_action(self, action: str, body: Any) -> tuple[int, Any, int]:
+        """assignTargetToSalesCadence / removeTargetFromSalesCadence: one result per input; an
+        active enrollment of the same target is a per-input failure. When every input fails the
+        HTTP status is `self.cadence_all_failed_status` (400 is what users report)."""
+        handlers = {
+            "assignTargetToSalesCadence": self._assign,
+            "removeTargetFromSalesCadence": self._remove,
+        }
+        handler = handlers.get(action)
+        if handler is None:
+            raise ApiError(404, "NOT_FOUND", f"Invalid action: {action}")
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(inputs, list) or not inputs:
+            raise ApiError(400, "JSON_PARSER_ERROR", "inputs is required")
+        results: list[dict[str, Any]] = []
+        for item in inputs:
+            try:
+                handler(item if isinstance(item, dict) else {})
+                results.append(
+                    {"actionName": action, "errors": None, "isSuccess": True, "outputValues": None}
+                )
+            except RecordError as exc:
+                results.append(
+                    {
+                        "actionName": action,
+                        "errors": [exc.error],
+                        "isSuccess": False,
+                        "outputValues": None,
+                    }
+                )
+        all_failed = not any(r["isSuccess"] for r in results)
+        return (self.cadence_all_failed_status if all_failed else 200), results, len(inputs)
+
+    def _cadence(self, name_or_id: Any) -> dict[str, Any]:
+        for cadence in self.records("ActionCadence"):
+            if name_or_id in (cadence["Id"], cadence.get("Name")):
+                return cadence
+        raise RecordError(
+            "INVALID_INPUT", f"No sales cadence found: {name_or_id}", ["salesCadenceNameOrId"]
+        )
+
+    def _active_trackers(self, target: Any) -> list[dict[str, Any]]:
+        return [
+            t
+            for t in self.records("ActionCadenceTracker")
+            if t["TargetId"] == target and t["State"] in ("Initializing", "Running")
+        ]
+
+    def _assign(self, item: dict[str, Any]) -> None:
+        for required in ("salesCadenceNameOrId", "targetId"):
+            if not item.get(required):
+                raise RecordError(
+                    "REQUIRED_FIELD_MISSING", f"Missing required input: {required}", [required]
+                )
+        cadence = self._cadence(item["salesCadenceNameOrId"])
+        target = item["targetId"]
+        if not self._exists(("Contact",), target):
+            raise RecordError(
+                "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {target}", ["targetId"]
+            )
+        if self._active_trackers(target):
+            raise RecordError(
+                "INVALID_OPERATION",
+                "The target is already assigned to an active sales cadence.",
+                ["targetId"],
+            )
+        self._insert(
+            "ActionCadenceTracker",
+            {
+                "ActionCadenceId": cadence["Id"],
+                "TargetId": target,
+                "AssignedToId": item.get("userId"),
+                "State": "Running",
+            },
+        )
+
+    def _remove(self, item: dict[str, Any]) -> None:
+        active = self._active_trackers(item.get("targetId"))
+        if not active:
+            raise RecordError(
+                "INVALID_OPERATION", "The target is not in an active sales cadence.", ["targetId"]
+            )
+        for tracker in active:
+            tracker["State"] = "Complete"
+            tracker["CompletionReason"] = item.get("completionReasonCode") or "ManuallyRemoved"
+            tracker["SystemModstamp"] = _api_time(self.clock())
 
     def _collections(self, method: str, rest: list[str], body: Any) -> tuple[int, Any, int]:
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
