@@ -59,7 +59,9 @@ class SalesforceSettings(BaseModel):
 
     connector: str = "salesforce"
     instance_url: str
-    access_token: SecretStr
+    access_token: SecretStr | None = None  # a session id; or a connected app's credentials:
+    client_id: str | None = None  # client-credentials flow, a fresh token on an expired one
+    client_secret: SecretStr | None = None
     api_version: str = "59.0"
     ca_bundle: str | None = None  # the sandbox's test CA; None: the system's trust store
     task_key_field: str = "Signalplay_Key__c"
@@ -126,9 +128,14 @@ class SalesforceConnector:
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         self._session = session
+        token = (
+            settings.access_token.get_secret_value()
+            if settings.access_token is not None
+            else self._new_token()
+        )
         self.sf = Salesforce(
             instance_url=settings.instance_url,
-            session_id=settings.access_token.get_secret_value(),
+            session_id=token,
             session=session,
             version=settings.api_version,
         )
@@ -138,6 +145,44 @@ class SalesforceConnector:
     def close(self) -> None:
         """Close the HTTP connection pool."""
         self._session.close()
+
+    def _new_token(self) -> str:
+        """A token by the OAuth client-credentials flow of the configured connected app."""
+        s = self.settings
+        if not s.client_id or s.client_secret is None:
+            raise AuthError(
+                "salesforce",
+                "login",
+                "set SIGNALPLAY_CRM__ACCESS_TOKEN, or client_id and SIGNALPLAY_CRM__CLIENT_SECRET",
+            )
+        url = s.instance_url.rstrip("/") + "/services/oauth2/token"
+        try:
+            resp = self._session.post(
+                url,
+                data={"grant_type": "client_credentials"},
+                auth=(s.client_id, s.client_secret.get_secret_value()),
+            )
+        except requests.RequestException as exc:
+            raise RetriableError("salesforce", "login", f"transport: {exc}") from None
+        body: Any = (
+            resp.json()
+            if resp.headers.get("Content-Type", "").startswith("application/json")
+            else {}
+        )
+        if resp.status_code != 200 or "access_token" not in body:
+            detail = f"{body.get('error', resp.status_code)}: {body.get('error_description', '')}"
+            raise AuthError("salesforce", "login", detail, status=resp.status_code)
+        return str(body["access_token"])
+
+    def _refresh(self) -> bool:
+        """Replace an expired session by a fresh token; False when there is no way to."""
+        if not self.settings.client_id or self.settings.client_secret is None:
+            return False
+        token = self._new_token()
+        self.sf.session_id = token
+        self.sf.headers["Authorization"] = "Bearer " + token
+        log.info("salesforce session renewed")
+        return True
 
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
         def attempt() -> T:
@@ -149,7 +194,13 @@ class SalesforceConnector:
         kwargs: dict[str, Any] = {"max_delay": self.settings.max_retry_seconds}
         if self._sleep is not None:
             kwargs["sleep"] = self._sleep
-        return call_with_retry(attempt, **kwargs)
+        try:
+            return call_with_retry(attempt, **kwargs)
+        except AuthError:
+            # One fresh session, then the call once more: a second 401 is final (no login loop).
+            if not self._refresh():
+                raise
+            return call_with_retry(attempt, **kwargs)
 
     # reading ------------------------------------------------------------------------------------
     def streams(self) -> Sequence[StreamSpec]:

@@ -191,3 +191,54 @@ def test_cadence_enrollment_is_idempotent_and_reports_bad_targets(
     assert "INVALID_CROSS_REFERENCE_KEY" in (missing[0].error or "")
     unknown = conn.write([enroll_op("e3", [org.seed("Contact", {"LastName": "C"})], "Nope")])
     assert "No sales cadence found" in (unknown[0].error or "")
+
+
+@pytest.fixture
+def app_conn(org: SalesforceSandbox, tmp_path: Path) -> Iterator[SalesforceConnector]:
+    org.add_client("signalplay-app", "s3cret")
+    context, ca = tls(tmp_path)
+    with serve(org, tls=context) as server:
+        settings = SalesforceSettings(
+            instance_url=server.url,
+            client_id="signalplay-app",
+            client_secret=SecretStr("s3cret"),
+            ca_bundle=ca,
+        )
+        connector = SalesforceConnector(settings, sleep=lambda s: None)
+        yield connector
+        connector.close()
+
+
+def test_an_expired_session_gets_one_fresh_token_by_client_credentials(
+    org: SalesforceSandbox, app_conn: SalesforceConnector
+) -> None:
+    account = org.seed("Account", {"Name": "Acme"})
+    assert org.tokens_issued == 1
+    org.expire_session()
+    (result,) = app_conn.write([task_op("k", account)])
+    assert result.ok
+    assert org.tokens_issued == 2
+
+
+def test_a_401_after_a_fresh_token_is_final_not_a_login_loop(
+    org: SalesforceSandbox, app_conn: SalesforceConnector
+) -> None:
+    org.fail_next(401, code="INVALID_SESSION_ID", message="Session expired or invalid", times=10)
+    with pytest.raises(AuthError):
+        list(app_conn.read("accounts", cursor=None, until=later()))
+    assert org.tokens_issued == 2
+
+
+def test_wrong_client_credentials_are_an_auth_error(org: SalesforceSandbox, tmp_path: Path) -> None:
+    org.add_client("signalplay-app", "s3cret")
+    context, ca = tls(tmp_path)
+    with serve(org, tls=context) as server:
+        settings = SalesforceSettings(
+            instance_url=server.url,
+            client_id="signalplay-app",
+            client_secret=SecretStr("xq-9-not-it"),
+            ca_bundle=ca,
+        )
+        with pytest.raises(AuthError, match="invalid_client"):
+            SalesforceConnector(settings)
+    assert "xq-9-not-it" not in repr(settings)

@@ -26,6 +26,7 @@ Imports: stdlib, sandbox.soql.
 
 from __future__ import annotations
 
+import base64
 import functools
 import itertools
 import json
@@ -262,6 +263,8 @@ class SalesforceSandbox:
         self.daily_max = daily_max
         self.clock = clock
         self.cadence_all_failed_status = 400
+        self.clients: dict[str, str] = {}
+        self.tokens_issued = 0
         self.state = OrgState()
         self.requests: list[Logged] = []
         self.api_usage = 0
@@ -529,9 +532,59 @@ class SalesforceSandbox:
         start_response(f"{status} {reason.get(status, 'Error')}", headers)
         return [text]
 
+    def add_client(self, client_id: str, secret: str) -> None:
+        """A connected app that may get tokens by the client-credentials flow."""
+        with self._lock:
+            self.clients[client_id] = secret
+
+    def _token(self, environ: dict[str, Any], raw: bytes) -> tuple[int, Any, int]:
+        """POST /services/oauth2/token, grant_type=client_credentials with HTTP Basic auth."""
+        form = parse_qs(raw.decode())
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        try:
+            client, _, secret = (
+                base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+            )
+        except (ValueError, UnicodeDecodeError):
+            client, secret = "", ""
+        grant = (form.get("grant_type") or [""])[0]
+        if grant != "client_credentials":
+            return (
+                400,
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "grant type not supported",
+                },
+                0,
+            )
+        if not client or self.clients.get(client) != secret:
+            return (
+                400,
+                {"error": "invalid_client", "error_description": "invalid client credentials"},
+                0,
+            )
+        self.token = f"00Dsandbox!token-{next(self._ids)}"
+        self.tokens_issued += 1
+        return (
+            200,
+            {
+                "access_token": self.token,
+                "instance_url": environ.get("signalplay.instance_url", ""),
+                "id": "https://login.salesforce.com/id/00Dsandbox/005sandbox",
+                "token_type": "Bearer",
+                "issued_at": str(int(self.clock().timestamp() * 1000)),
+                "signature": "sandbox",
+            },
+            0,
+        )
+
     def _answer(
         self, method: str, path: str, environ: dict[str, Any], raw: bytes
     ) -> tuple[int, Any, int]:
+        if path.rstrip("/") == "/services/oauth2/token" and method == "POST":
+            host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "127.0.0.1")
+            environ["signalplay.instance_url"] = f"https://{host}"
+            return self._token(environ, raw)
         try:
             self._admit(path, environ)
             parts = [unquote(p) for p in path.strip("/").split("/")]
