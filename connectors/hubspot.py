@@ -327,7 +327,7 @@ class HubSpotConnector:
     def write(self, ops: Sequence[WriteOp]) -> Sequence[WriteResult]:
         """Apply ops in batches of 100; one result per op, in the order given."""
         results: dict[str, WriteResult] = {}
-        tasks = [o for o in ops if o.action is WriteAction.UPSERT_TASK]
+        tasks = [o for o in ops if o.action in (WriteAction.UPSERT_TASK, WriteAction.CLOSE_TASK)]
         fields = [o for o in ops if o.action is WriteAction.UPDATE_FIELDS]
         for start in range(0, len(tasks), BATCH_CAP):
             results.update(self._write_tasks(tasks[start : start + BATCH_CAP]))
@@ -486,6 +486,8 @@ class HubSpotConnector:
 
 
 def _task_properties(op: WriteOp) -> dict[str, str]:
+    if op.action is WriteAction.CLOSE_TASK:
+        return {"hs_task_status": "COMPLETED"}
     values = op.values
     props = {
         "hs_timestamp": str(values.get("due_at") or ""),

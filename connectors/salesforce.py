@@ -290,9 +290,10 @@ class SalesforceConnector:
     def write(self, ops: Sequence[WriteOp]) -> Sequence[WriteResult]:
         """Apply ops in collections of 200; one result per op, in the order given."""
         results: dict[str, WriteResult] = {}
-        tasks = [o for o in ops if o.action is WriteAction.UPSERT_TASK]
+        tasks = [o for o in ops if o.action in (WriteAction.UPSERT_TASK, WriteAction.CLOSE_TASK)]
         fields = [o for o in ops if o.action is WriteAction.UPDATE_FIELDS]
         enrolls = [o for o in ops if o.action is WriteAction.ENROLL]
+        removals = [o for o in ops if o.action is WriteAction.UNENROLL]
         key = self.settings.task_key_field
         for start in range(0, len(tasks), BATCH_CAP):
             chunk = tasks[start : start + BATCH_CAP]
@@ -314,6 +315,8 @@ class SalesforceConnector:
             )
         for start in range(0, len(enrolls), BATCH_CAP):
             results.update(self._enroll(enrolls[start : start + BATCH_CAP]))
+        for start in range(0, len(removals), BATCH_CAP):
+            results.update(self._unenroll(removals[start : start + BATCH_CAP]))
         return [
             results.get(o.op_key)
             or WriteResult(op_key=o.op_key, ok=False, error=f"unsupported action {o.action}")
@@ -321,6 +324,12 @@ class SalesforceConnector:
         ]
 
     def _task_record(self, op: WriteOp) -> dict[str, Any]:
+        if op.action is WriteAction.CLOSE_TASK:
+            return {
+                "attributes": {"type": "Task"},
+                self.settings.task_key_field: op.target,
+                "Status": "Completed",
+            }
         values = op.values
         record: dict[str, Any] = {
             "attributes": {"type": "Task"},
@@ -382,6 +391,36 @@ class SalesforceConnector:
             )
             for o in ops
         }
+
+    def _unenroll(self, ops: Sequence[WriteOp]) -> dict[str, WriteResult]:
+        """End the cadences of each op's contacts; a contact no longer in one is already done."""
+        targets = sorted(
+            {r.record_id for o in ops for r in o.associations if _safe_id(r.record_id)}
+        )
+        try:
+            active = self._active_targets(targets)
+            inputs = [
+                {"targetId": t, "completionReasonCode": "ManuallyRemoved"}
+                for t in targets
+                if t in active
+            ]
+            answers = self._invoke("removeTargetFromSalesCadence", inputs) if inputs else []
+        except SyncError as exc:
+            return {o.op_key: _failed(o, exc) for o in ops}
+        failed = {
+            i["targetId"]: a
+            for i, a in zip(inputs, answers, strict=False)
+            if not a.get("isSuccess")
+        }
+        out: dict[str, WriteResult] = {}
+        for op in ops:
+            bad = [failed[r.record_id] for r in op.associations if r.record_id in failed]
+            error = None
+            if bad:
+                first = (bad[0].get("errors") or [{}])[0]
+                error = f"{first.get('statusCode', '')}: {first.get('message', '')}"
+            out[op.op_key] = WriteResult(op_key=op.op_key, ok=not bad, error=error)
+        return out
 
     def _active_targets(self, targets: Sequence[str]) -> set[str]:
         found: set[str] = set()

@@ -30,7 +30,7 @@ from signalplay.identity import IdentityMap
 from signalplay.mapping import StreamMapper, build_identity
 from signalplay.models import Fact, SourceRecord, WriteAction, WriteOp, WriteResult
 from signalplay.orchestration import FINAL, Decision, RecentActions, decide
-from signalplay.plan import Plan, action_key, plan_writes
+from signalplay.plan import Plan, action_key, closing_ops, plan_writes
 from signalplay.plays import ActionIntent, consolidate, intents_for
 from signalplay.profile import (
     Coverage,
@@ -450,8 +450,35 @@ def plan_ops(ctx: Context, profiles: Profiles) -> Plan:
         current=current,
         applied=applied,
     )
+    result.ops.extend(_closing_ops(ctx, values, applied))
     result.ops.sort(key=lambda o: (o.action.value, o.target, o.op_key))
     return result
+
+
+def _closing_ops(
+    ctx: Context, values: Mapping[str, Any], applied: Collection[str]
+) -> list[WriteOp]:
+    """Close the tasks and end the enrollments of actioned episodes that resolved."""
+    defs = ctx.definitions
+    out: list[WriteOp] = []
+    for ep in ctx.store.episodes(status="resolved"):
+        if ep.account not in values or ep.decision.get("status") != "actioned":
+            continue
+        play_id = ep.decision.get("play_id")
+        if play_id not in {p.id for p in defs.plays.plays}:
+            continue
+        actions = [(a.kind, a.id) for a in defs.play(str(play_id)).actions]
+        out.extend(
+            closing_ops(
+                ctx.crm_name,
+                episode_key=ep.key,
+                actions=actions,
+                reason=ep.resolution or "condition_cleared",
+                applied=applied,
+                contacts=tuple(ep.decision.get("contacts") or ()),
+            )
+        )
+    return out
 
 
 def _plan_stats(result: Plan) -> dict[str, int]:

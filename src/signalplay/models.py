@@ -57,6 +57,8 @@ class WriteAction(StrEnum):
     UPDATE_FIELDS = "update_fields"
     ENROLL = "enroll"
     SEND_WEBHOOK = "send_webhook"
+    CLOSE_TASK = "close_task"
+    UNENROLL = "unenroll"
 
 
 class WriteOp(Frozen):

@@ -106,6 +106,54 @@ def action_key(crm: str, kind: str, key: str) -> str:
     return op_key("webhook", key)
 
 
+def closing_ops(
+    crm: str,
+    *,
+    episode_key: str,
+    actions: Sequence[tuple[str, str]],
+    reason: str,
+    applied: Collection[str],
+    contacts: Sequence[str] = (),
+) -> list[WriteOp]:
+    """For a resolved episode, the ops that close what it opened: its tasks marked completed
+    with the closure reason, its sequence enrollments removed. Only what was applied, once."""
+    ops: list[WriteOp] = []
+    for kind, action_id in actions:
+        key = f"{episode_key}:{action_id}"
+        if action_key(crm, kind, key) not in applied:
+            continue
+        if kind in TASK_KINDS:
+            close = op_key(crm, "task", key, "close")
+            if close not in applied:
+                ops.append(
+                    WriteOp(
+                        op_key=close,
+                        action=WriteAction.CLOSE_TASK,
+                        object_type="tasks",
+                        target=key,
+                        values={"status": "completed", "closure_reason": reason},
+                        episode_key=episode_key,
+                        reason=f"episode {episode_key} resolved ({reason}): close its task",
+                    )
+                )
+        elif kind == "sequence":
+            close = op_key(crm, "enroll", key, "remove")
+            if close not in applied:
+                ops.append(
+                    WriteOp(
+                        op_key=close,
+                        action=WriteAction.UNENROLL,
+                        object_type="sequences",
+                        target=key,
+                        values={"closure_reason": reason},
+                        associations=tuple(_ref("contacts", c) for c in contacts),
+                        episode_key=episode_key,
+                        reason=f"episode {episode_key} resolved ({reason}): end the enrollment",
+                    )
+                )
+    return ops
+
+
 def intent_key(crm: str, intent: ActionIntent) -> str:
     """The op key of an intent."""
     return action_key(crm, intent.kind, intent.key)

@@ -242,3 +242,36 @@ def test_wrong_client_credentials_are_an_auth_error(org: SalesforceSandbox, tmp_
         with pytest.raises(AuthError, match="invalid_client"):
             SalesforceConnector(settings)
     assert "xq-9-not-it" not in repr(settings)
+
+
+def test_closing_an_episode_completes_its_task_and_ends_its_cadence(
+    org: SalesforceSandbox, conn: SalesforceConnector
+) -> None:
+    account = org.seed("Account", {"Name": "Acme"})
+    org.seed("ActionCadence", {"Name": "Renewal outreach"})
+    contact = org.seed("Contact", {"LastName": "A"})
+    conn.write([task_op("sp_1:call", account), enroll_op("sp_1:seq", [contact])])
+    close = WriteOp(
+        op_key="close-1",
+        action=WriteAction.CLOSE_TASK,
+        object_type="tasks",
+        target="sp_1:call",
+        values={"status": "completed", "closure_reason": "condition_cleared"},
+        reason="test",
+    )
+    remove = WriteOp(
+        op_key="remove-1",
+        action=WriteAction.UNENROLL,
+        object_type="sequences",
+        target="sp_1:seq",
+        values={"closure_reason": "condition_cleared"},
+        associations=(RecordRef(object_type="contacts", record_id=contact),),
+        reason="test",
+    )
+    results = conn.write([close, remove])
+    assert [r.ok for r in results] == [True, True]
+    (task,) = org.records("Task")
+    assert (task["Status"], task["Subject"]) == ("Completed", "Call sp_1:call")
+    (tracker,) = org.records("ActionCadenceTracker")
+    assert tracker["State"] == "Complete"
+    assert [r.ok for r in conn.write([remove])] == [True]  # already ended: nothing to do

@@ -176,3 +176,40 @@ def test_demo_cli_json_twice(tmp_path: Path) -> None:
     assert second["tasks_created"] == 0
     assert second["duplicates_found"] == 0
     assert not any(k.startswith(("POST", "PATCH")) for k in second["crm_requests"])
+
+
+def test_a_resolved_episode_closes_its_tasks_once(
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server, hooks: Server
+) -> None:
+    import csv
+
+    root = _project(tmp_path, sandbox, server, hooks)
+    first = _run(root)
+    assert first["triggers_fired"].get("support_p1", 0) > 0
+    tickets = root / "data" / "tickets.csv"
+    with tickets.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        if row["priority"] == "urgent":
+            row["status"] = "solved"
+            row["updated_at"] = "2026-11-18T11:00:00"  # after the last pull: read again
+    with tickets.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    second = _run(root)
+    third = _run(root)
+
+    assert second["episodes_resolved"] >= first["triggers_fired"]["support_p1"]
+    assert second["plan"].get("close_task", 0) > 0
+    assert second["failed"] == 0
+    completed = [
+        t
+        for t in sandbox.state.objects["tasks"].values()
+        if t["properties"].get("hs_task_status") == "COMPLETED"
+    ]
+    assert len(completed) == second["plan"]["close_task"]
+    assert all(":swat" in t["properties"]["signalplay_episode_key"] or ":comms" in
+               t["properties"]["signalplay_episode_key"] for t in completed)  # fmt: skip
+    assert third["plan"].get("close_task", 0) == 0
