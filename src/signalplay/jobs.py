@@ -566,8 +566,8 @@ NOTHING_APPLIED = {
 def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -> dict[str, int]:
     """Write ops to the CRM (events to the webhook) and record each outcome in the ledger;
     failed ops stay for retry."""
-    applied = ctx.store.applied_keys()
-    todo = {o.op_key: o for o in ops if o.op_key not in applied}
+    settled = ctx.store.settled_keys()
+    todo = {o.op_key: o for o in ops if o.op_key not in settled}
     if retry_pending:
         for op in ctx.store.pending_ops():
             todo.setdefault(op.op_key, op)
@@ -582,7 +582,7 @@ def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -
         results.extend(ctx.crm.write(writes))
     if events:
         results.extend(_send_events(ctx, events))
-    ctx.store.record_results(results)
+    ctx.store.record_results(results, max_attempts=ctx.project.settings.max_attempts)
     by_key = {o.op_key: o for o in ops_list}
     ok = [(r, by_key[r.op_key]) for r in results if r.ok]
     for r in results:

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     definitions: str = "mappings"
     schedule_minutes: int = Field(default=60, ge=1)
     shard_size: int = Field(default=5000, ge=1, le=1_000_000)
+    max_attempts: int = Field(default=5, ge=1, le=100)  # then an op goes to the dead letters
     # Evaluate as of this moment instead of now (reproducible runs, backtests): SIGNALPLAY_AS_OF.
     as_of: AwareDatetime | None = None
     secret_key: SecretStr | None = None

@@ -213,3 +213,37 @@ def test_a_resolved_episode_closes_its_tasks_once(
     assert all(":swat" in t["properties"]["signalplay_episode_key"] or ":comms" in
                t["properties"]["signalplay_episode_key"] for t in completed)  # fmt: skip
     assert third["plan"].get("close_task", 0) == 0
+
+
+def test_an_op_failing_too_often_goes_to_the_dead_letters_until_requeued(
+    tmp_path: Path,
+    sandbox: HubSpotSandbox,
+    server: Server,
+    hooks: Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SIGNALPLAY_MAX_ATTEMPTS", "2")
+    root = _project(tmp_path, sandbox, server, hooks)
+    sandbox.fail_next(400, path_contains="/tasks/batch/upsert", times=1000)
+    first, second = _run(root), _run(root)
+    sandbox.faults.clear()
+    assert first["failed"] > 0
+    assert second["failed"] == first["failed"]
+    runner = CliRunner()
+    shown = json.loads(runner.invoke(app, ["status", "-p", str(root), "--json"]).stdout)
+    assert shown["ledger"]["dead"] == first["failed"]
+    assert len(shown["dead_letters"]) == min(first["failed"], 100)  # the newest 100
+    upserts = sum(1 for r in sandbox.requests if r.template == "/crm/v3/objects/tasks/batch/upsert")
+    third = _run(root)
+    assert third["failed"] == 0
+    assert third["tasks_created"] == 0  # dead letters are not retried by themselves
+    assert upserts == sum(
+        1 for r in sandbox.requests if r.template == "/crm/v3/objects/tasks/batch/upsert"
+    )
+    prefix = shown["dead_letters"][0]["op_key"][:12]
+    assert "requeued 1 " in runner.invoke(app, ["requeue", prefix, "-p", str(root)]).stdout
+    rest = first["failed"] - 1
+    assert f"requeued {rest} " in runner.invoke(app, ["requeue", "-p", str(root)]).stdout
+    fourth = _run(root)
+    assert fourth["tasks_created"] == first["failed"]
+    assert sandbox.duplicate_tasks("signalplay_episode_key") == 0

@@ -301,3 +301,72 @@ def _print_explanation(result: dict[str, Any]) -> None:
                 str(d.get("reason", "")),
             )
         out.print(episodes)
+
+
+@app.command("status")
+def status(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
+    """The ledger (applied, planned, failed, dead), the latest runs and the dead letters: CRM
+    changes that failed too often to be retried automatically (`signalplay requeue`)."""
+
+    def go() -> dict[str, Any]:
+        ctx = context(project)
+        try:
+            return {
+                "ledger": ctx.store.ledger_counts(),
+                "runs": ctx.store.recent_runs(),
+                "dead_letters": ctx.store.dead_letters(),
+                "max_attempts": ctx.project.settings.max_attempts,
+            }
+        finally:
+            ctx.close()
+
+    result = guard(go)
+    if as_json:
+        _json(result)
+        return
+    ledger = result["ledger"]
+    out.print("ledger: " + (", ".join(f"{k} {v}" for k, v in sorted(ledger.items())) or "empty"))
+    runs = Table(title="latest runs")
+    for column in ("run", "kind", "status", "started", "accounts", "failed"):
+        runs.add_column(column)
+    for r in result["runs"]:
+        summary = r.get("summary") or {}
+        runs.add_row(
+            str(r["run_id"])[:12],
+            str(r["kind"]),
+            str(r["status"]),
+            str(r["started_at"])[:19],
+            str(summary.get("accounts", "")),
+            str(summary.get("failed", "")),
+        )
+    out.print(runs)
+    dead = result["dead_letters"]
+    if not dead:
+        out.print("dead letters: none")
+        return
+    table = Table(title=f"dead letters (failed {result['max_attempts']} times)")
+    for column in ("op", "action", "target", "attempts", "error"):
+        table.add_column(column, overflow="fold")
+    for d in dead:
+        table.add_row(
+            d["op_key"][:12], d["action"], d["target"], str(d["attempts"]), str(d["error"])
+        )
+    out.print(table)
+
+
+@app.command("requeue")
+def requeue(
+    op_keys: Annotated[list[str] | None, typer.Argument(help="Op keys; all when none.")] = None,
+    project: ProjectOpt = Path(),
+) -> None:
+    """Put dead letters back in the retries (after fixing what made them fail)."""
+
+    def go() -> int:
+        ctx = context(project)
+        try:
+            return ctx.store.requeue(op_keys or None)
+        finally:
+            ctx.close()
+
+    count = guard(go)
+    out.print(f"requeued {count} op(s): the next run or apply retries them")

@@ -487,22 +487,17 @@ class Store:
             return {r[0] for r in conn.execute(q)}
 
     def record_planned(self, run_id: str, crm: str, ops: Sequence[WriteOp]) -> None:
-        """Write each op to the ledger as planned (kept as it was if already applied)."""
+        """Write each new op to the ledger as planned; an op already there keeps its status and
+        attempts (applied stays applied, failed keeps counting towards the dead letters)."""
         now = self.clock()
+        keys = [o.op_key for o in ops]
         with self.engine.begin() as conn:
-            applied = (
-                {
-                    r[0]
-                    for r in conn.execute(
-                        sa.select(t.ledger.c.op_key).where(
-                            t.ledger.c.op_key.in_([o.op_key for o in ops]),
-                            t.ledger.c.status == "applied",
-                        )
-                    )
-                }
-                if ops
-                else set()
-            )
+            known: set[str] = set()
+            for start in range(0, len(keys), BATCH):
+                q = sa.select(t.ledger.c.op_key).where(
+                    t.ledger.c.op_key.in_(keys[start : start + BATCH])
+                )
+                known.update(r[0] for r in conn.execute(q))
             rows = [
                 {
                     "op_key": o.op_key,
@@ -522,27 +517,68 @@ class Store:
                     "updated_at": now,
                 }
                 for o in ops
-                if o.op_key not in applied
+                if o.op_key not in known
             ]
             for start in range(0, len(rows), BATCH):
-                self._upsert(conn, t.ledger, rows[start : start + BATCH], ("op_key",))
+                conn.execute(t.ledger.insert(), rows[start : start + BATCH])
 
-    def record_results(self, results: Sequence[WriteResult]) -> None:
-        """Mark ops applied or failed with their error."""
+    def settled_keys(self) -> set[str]:
+        """Op keys not to send again: applied, or in the dead letters."""
+        with self.engine.connect() as conn:
+            q = sa.select(t.ledger.c.op_key).where(t.ledger.c.status.in_(["applied", "dead"]))
+            return {r[0] for r in conn.execute(q)}
+
+    def record_results(self, results: Sequence[WriteResult], *, max_attempts: int = 5) -> None:
+        """Mark ops applied, or failed with their error; an op that has failed `max_attempts`
+        times goes to the dead-letter list (`dead`), out of the automatic retries."""
         now = self.clock()
+        failed = sa.case((t.ledger.c.attempts + 1 >= max_attempts, "dead"), else_="failed")
         with self.engine.begin() as conn:
             for r in results:
                 conn.execute(
                     t.ledger.update()
                     .where(t.ledger.c.op_key == r.op_key)
                     .values(
-                        status="applied" if r.ok else "failed",
+                        status="applied" if r.ok else failed,
                         crm_id=r.crm_id,
                         error=None if r.ok else (r.error or "")[:2000],
                         attempts=t.ledger.c.attempts + 1,
                         updated_at=now,
                     )
                 )
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Ops that failed too often to be retried automatically, newest first."""
+        q = (
+            sa.select(
+                t.ledger.c.op_key,
+                t.ledger.c.action,
+                t.ledger.c.target,
+                t.ledger.c.attempts,
+                t.ledger.c.error,
+                t.ledger.c.updated_at,
+            )
+            .where(t.ledger.c.status == "dead")
+            .order_by(t.ledger.c.updated_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def requeue(self, op_keys: Collection[str] | None = None) -> int:
+        """Put dead ops (all, or those whose key starts with one given) back in the retries
+        with a fresh count."""
+        stmt = t.ledger.update().where(t.ledger.c.status == "dead")
+        if op_keys is not None:  # full keys or the prefixes `status` shows
+            stmt = stmt.where(sa.or_(*(t.ledger.c.op_key.startswith(k) for k in op_keys)))
+        with self.engine.begin() as conn:
+            return int(conn.execute(stmt.values(status="failed", attempts=0)).rowcount)
+
+    def recent_runs(self, limit: int = 5) -> list[dict[str, Any]]:
+        """The latest runs: kind, status, times and summary."""
+        q = sa.select(t.runs).order_by(t.runs.c.started_at.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
 
     def ledger_counts(self) -> dict[str, int]:
         """Ledger entries per status."""
