@@ -22,7 +22,8 @@ from simple_salesforce.exceptions import (
 from signalplay.sandbox.salesforce import Field, SalesforceSandbox, tls
 from signalplay.sandbox.server import Server, serve
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "salesforce"
+# Copied unchanged from shared/fixtures/salesforce (restforce test fixtures, MIT: LICENSE there).
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "salesforce"
 TOKEN = "00Dtest!session"
 
 
