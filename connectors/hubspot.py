@@ -136,6 +136,7 @@ class HubSpotConnector:
         self._timeout = (settings.connect_timeout, settings.read_timeout)
         self._sleep = sleep
         self._catalogue: dict[str, list[str]] = {}
+        self._owners_by_id: dict[str, dict[str, Any]] | None = None
 
     def close(self) -> None:
         """Nothing to release: urllib3 pools close with the process."""
@@ -329,10 +330,13 @@ class HubSpotConnector:
         results: dict[str, WriteResult] = {}
         tasks = [o for o in ops if o.action in (WriteAction.UPSERT_TASK, WriteAction.CLOSE_TASK)]
         fields = [o for o in ops if o.action is WriteAction.UPDATE_FIELDS]
+        enrolls = [o for o in ops if o.action is WriteAction.ENROLL]
         for start in range(0, len(tasks), BATCH_CAP):
             results.update(self._write_tasks(tasks[start : start + BATCH_CAP]))
         for start in range(0, len(fields), BATCH_CAP):
             results.update(self._write_fields(fields[start : start + BATCH_CAP]))
+        for op in enrolls:
+            results[op.op_key] = self._enroll(op)
         return [
             results.get(o.op_key)
             or WriteResult(op_key=o.op_key, ok=False, error=f"unsupported action {o.action}")
@@ -449,6 +453,94 @@ class HubSpotConnector:
                         )
         return failures
 
+    # ---- sequences (v4, not wrapped by the client: its generated ApiClient calls them) -------
+    def _automation(
+        self, method: str, path: str, query: list[tuple[str, str]], body: Any = None
+    ) -> Any:
+        api_client = self._tasks.basic_api.api_client
+        return api_client.call_api(
+            path,
+            method,
+            {},
+            query,
+            {"Accept": "application/json", "Content-Type": "application/json"},
+            body=body,
+            response_types_map={200: "object"},
+            auth_settings=["oauth2"],
+            _return_http_data_only=True,
+            _request_timeout=self._timeout,
+        )
+
+    def _sender(self, owner_id: str | None) -> tuple[str, str] | None:
+        """The enrolling user's userId and inbox for a record owner (owner id is not user id)."""
+        if not owner_id:
+            return None
+        if self._owners_by_id is None:
+            self._owners_by_id = {
+                str(r.record_id): r.data for p in self._read_owners() for r in p.records
+            }
+        owner = self._owners_by_id.get(str(owner_id))
+        if owner is None or owner.get("user_id") is None:
+            return None
+        return str(owner["user_id"]), str(owner.get("email") or "")
+
+    def _sequence_id(self, user_id: str, name_or_id: str) -> str | None:
+        listed = self._call(
+            "list sequences",
+            partial(self._automation, "GET", "/automation/v4/sequences", [("userId", user_id)]),
+        )
+        for seq in (listed or {}).get("results", []):
+            if name_or_id in (str(seq.get("id")), seq.get("name")):
+                return str(seq["id"])
+        return None
+
+    def _enroll(self, op: WriteOp) -> WriteResult:
+        """Each contact of the op into the sequence, as the owner; a contact already enrolled
+        is left alone (one sequence at a time), so a re-run enrolls nobody twice."""
+        sender = self._sender(str(op.values.get("owner_id") or "") or None)
+        if sender is None:
+            return WriteResult(
+                op_key=op.op_key, ok=False, error="enrollment needs an owner with a HubSpot user"
+            )
+        user_id, inbox = sender
+        try:
+            sequence = self._sequence_id(user_id, str(op.values.get("sequence") or ""))
+            if sequence is None:
+                return WriteResult(
+                    op_key=op.op_key,
+                    ok=False,
+                    error=f"no sequence {op.values.get('sequence')!r} for user {user_id}",
+                )
+            for ref in op.associations:
+                if ref.object_type != "contacts":
+                    continue
+                path = f"/automation/v4/sequences/enrollments/contact/{ref.record_id}"
+                try:
+                    self._call("read enrollment", partial(self._automation, "GET", path, []))
+                    continue  # already in a sequence
+                except SyncError as exc:
+                    if not _is_404(exc):
+                        raise
+                body = {"sequenceId": sequence, "contactId": ref.record_id, "senderEmail": inbox}
+                self._call(
+                    "enroll contact",
+                    partial(
+                        self._automation,
+                        "POST",
+                        "/automation/v4/sequences/enrollments",
+                        [("userId", user_id)],
+                        body,
+                    ),
+                )
+        except SyncError as exc:
+            return WriteResult(
+                op_key=op.op_key,
+                ok=False,
+                error=str(exc),
+                retriable=isinstance(exc, RetriableError),
+            )
+        return WriteResult(op_key=op.op_key, ok=True)
+
     def _write_fields(self, ops: Sequence[WriteOp]) -> dict[str, WriteResult]:
         from hubspot.crm.companies import (
             BatchInputSimplePublicObjectBatchInput,
@@ -483,6 +575,10 @@ class HubSpotConnector:
             )
             for o in ops
         }
+
+
+def _is_404(exc: SyncError) -> bool:
+    return exc.status == 404
 
 
 def _task_properties(op: WriteOp) -> dict[str, str]:

@@ -243,11 +243,22 @@ class HubSpotState:
     )
     owners: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 1000
+    sequences: dict[str, dict[str, Any]] = field(default_factory=dict)
+    enrollments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by contact id
 
     def to_json(self) -> dict[str, Any]:
         return {
             k: getattr(self, k)
-            for k in ("objects", "associations", "properties", "groups", "owners", "next_id")
+            for k in (
+                "objects",
+                "associations",
+                "properties",
+                "groups",
+                "owners",
+                "next_id",
+                "sequences",
+                "enrollments",
+            )
         }
 
 
@@ -309,8 +320,16 @@ class HubSpotSandbox:
                     r"/crm/v4/objects/(?P<otype>[^/]+)/(?P<oid>[^/]+)/associations/(?P<ttype>[^/]+)",
                     self._assoc_list,
                 ),
+                ("GET", r"/automation/v4/sequences/?", self._sequences),
+                ("POST", r"/automation/v4/sequences/enrollments/?", self._enroll),
+                (
+                    "GET",
+                    r"/automation/v4/sequences/enrollments/contact/(?P<contact_id>[^/]+)",
+                    self._enrollment,
+                ),
             )
         ]
+        self.daily_enrollment_cap: int | None = None
 
     # ---- persistence and seeding ----------------------------------------------------------
     def _load(self) -> HubSpotState:
@@ -376,6 +395,19 @@ class HubSpotSandbox:
                 )
                 return str(existing["id"])
             return str(self._insert(otype, properties)["id"])
+
+    def seed_sequence(self, *, sequence_id: str, name: str, user_id: int) -> None:
+        """A sequence the user (owner.userId) may enroll contacts in."""
+        with self._lock:
+            now = _now_iso(self.clock())
+            self.state.sequences[sequence_id] = {
+                "id": sequence_id,
+                "name": name,
+                "userId": str(user_id),
+                "folderId": "1",
+                "createdAt": now,
+                "updatedAt": now,
+            }
 
     def seed_association(
         self, ftype: str, fid: str, ttype: str, tid: str, type_id: int | None = None
@@ -470,6 +502,81 @@ class HubSpotSandbox:
                 0,
             )
 
+    # ---- Sequences v4 (shared/specs/hubspot/sequences-v4-contract.json) -------------------------
+    def _user(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        user_id = (query.get("userId") or [""])[0]
+        if not user_id:
+            raise HubSpotError(400, "VALIDATION_ERROR", "userId is required")
+        owner = next((o for o in self.state.owners if str(o["userId"]) == user_id), None)
+        if owner is None:
+            raise HubSpotError(400, "VALIDATION_ERROR", f"No user with id {user_id}")
+        return owner
+
+    def _sequences(self, *, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        owner = self._user(query)
+        results = [
+            s
+            for s in self.state.sequences.values()
+            if s["userId"] == str(owner["userId"])
+            and (not query.get("name") or s["name"] == query["name"][0])
+        ]
+        return 200, {"total": len(results), "results": results}
+
+    def _enroll(self, *, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        owner = self._user(query)
+        if not isinstance(body, dict):
+            raise HubSpotError(400, "VALIDATION_ERROR", "Invalid input JSON")
+        missing = [k for k in ("contactId", "sequenceId", "senderEmail") if not body.get(k)]
+        if missing:
+            raise HubSpotError(400, "VALIDATION_ERROR", f"Missing required fields: {missing}")
+        sequence = self.state.sequences.get(str(body["sequenceId"]))
+        if sequence is None:
+            raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Sequence {body['sequenceId']} not found")
+        contact = self.state.objects["contacts"].get(str(body["contactId"]))
+        if contact is None:
+            raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Contact {body['contactId']} not found")
+        if body["senderEmail"] != owner["email"]:
+            raise HubSpotError(
+                400, "VALIDATION_ERROR", "senderEmail is not a connected inbox of the user"
+            )
+        if str(body["contactId"]) in self.state.enrollments:
+            raise HubSpotError(
+                400,
+                "VALIDATION_ERROR",
+                "Contact is already enrolled in a sequence",
+                extra={"subCategory": "ALREADY_ENROLLED"},
+            )
+        today = self.clock().date().isoformat()
+        sent = sum(
+            1
+            for e in self.state.enrollments.values()
+            if e["enrolledBy"] == str(owner["userId"]) and e["enrolledAt"][:10] == today
+        )
+        if self.daily_enrollment_cap is not None and sent >= self.daily_enrollment_cap:
+            raise HubSpotError(429, "RATE_LIMIT", "Daily enrollment limit reached for this user")
+        now = _now_iso(self.clock())
+        enrollment = {
+            "id": str(self._next_id()),
+            "toEmail": contact["properties"].get("email") or "",
+            "enrolledAt": now,
+            "updatedAt": now,
+            "enrolledBy": str(owner["userId"]),
+            "enrolledByEmail": owner["email"],
+            "sequenceId": sequence["id"],
+            "sequenceName": sequence["name"],
+        }
+        self.state.enrollments[str(body["contactId"])] = enrollment
+        lite = {k: enrollment[k] for k in ("id", "toEmail", "enrolledAt", "updatedAt")}
+        return 200, lite
+
+    def _enrollment(
+        self, *, query: dict[str, list[str]], body: Any, contact_id: str
+    ) -> tuple[int, Any]:
+        enrollment = self.state.enrollments.get(contact_id)
+        if enrollment is None:
+            raise HubSpotError(404, "OBJECT_NOT_FOUND", f"No enrollment for contact {contact_id}")
+        return 200, enrollment
+
     def _check_auth(self, auth: str) -> None:
         ok = (
             auth.startswith("Bearer ")
@@ -559,6 +666,10 @@ class HubSpotSandbox:
                 400, "VALIDATION_ERROR", f"Unable to infer object type from: {otype}"
             )
         return name
+
+    def _next_id(self) -> int:
+        self.state.next_id += 1
+        return self.state.next_id
 
     def _insert(self, otype: str, properties: dict[str, Any]) -> dict[str, Any]:
         self.state.next_id += 1
