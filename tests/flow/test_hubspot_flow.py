@@ -247,3 +247,28 @@ def test_an_op_failing_too_often_goes_to_the_dead_letters_until_requeued(
     fourth = _run(root)
     assert fourth["tasks_created"] == first["failed"]
     assert sandbox.duplicate_tasks("signalplay_episode_key") == 0
+
+
+def test_plan_prints_each_change_with_its_fields_and_apply_executes_exactly_it(
+    tmp_path: Path,
+    sandbox: HubSpotSandbox,
+    server: Server,
+    hooks: Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SIGNALPLAY_CRM__ACCESS_TOKEN", TOKEN)
+    root = _project(tmp_path, sandbox, server, hooks, accounts=40)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["plan", "-p", str(root)], catch_exceptions=False).stdout
+    assert "upsert_task" in shown
+    assert "    owner 1" in shown
+    assert ", due 20" in shown
+    assert "update_fields  companies/" in shown
+    assert "    signalplay_health_score: None → '" in shown
+    writes = sum(1 for r in sandbox.requests if r.method != "GET")
+    dry = json.loads(runner.invoke(app, ["apply", "--dry-run", "-p", str(root)]).stdout)
+    assert dry["would_apply"] > 0
+    assert sum(1 for r in sandbox.requests if r.method != "GET") == writes
+    applied = json.loads(runner.invoke(app, ["apply", "-p", str(root)]).stdout)
+    assert applied["failed"] == 0
+    assert applied["tasks_created"] == len(sandbox.state.objects["tasks"]) > 0

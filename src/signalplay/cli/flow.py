@@ -190,12 +190,33 @@ def plan(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
         )
         return
     for op in ops:
-        out.print(
-            f"{op.action.value:14} {op.object_type}/{op.target}: {op.reason}", highlight=False
-        )
+        out.print(_describe_op(op), highlight=False)
     out.print(
         f"{len(ops)} change(s) planned; saved as {plan_id}. Apply with: signalplay apply {plan_id}"
     )
+
+
+def _describe_op(op: Any) -> str:
+    """One planned change as a CSM or RevOps reviewer reads it: the record and each field."""
+    v = op.values
+    head = f"{op.action.value:14} {op.object_type}/{op.target}"
+    if op.action.value == "upsert_task":
+        lines = [
+            f"{head}: {v.get('subject')!s}",
+            f"    owner {v.get('owner_id')}, due {str(v.get('due_at'))[:16]}, "
+            f"priority {v.get('priority')}, type {v.get('type')}",
+            f"    links {', '.join(f'{r.object_type}/{r.record_id}' for r in op.associations)}",
+        ]
+        return "\n".join(lines)
+    if op.action.value == "update_fields":
+        changes = [f"    {f}: {op.previous.get(f)!r} → {new!r}" for f, new in sorted(v.items())]
+        return "\n".join([head, *changes])
+    if op.action.value == "close_task":
+        return f"{head}: completed ({v.get('closure_reason')})"
+    if op.action.value in ("enroll", "unenroll"):
+        who = ", ".join(r.record_id for r in op.associations)
+        return f"{head}: {v.get('sequence') or ''} contacts {who}"
+    return f"{head}: {op.reason}"
 
 
 @app.command()
