@@ -21,7 +21,7 @@ from tenacity import (
     stop_after_delay,
 )
 
-from signalplay.errors import RateLimitedError, RetriableError
+from signalplay.errors import RateLimitedError, RetriableError, SyncError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -85,3 +85,28 @@ def call_with_retry(
         reraise=True,
     )
     return retrying(fn)
+
+
+def call_translated(
+    fn: Callable[[], T],
+    *,
+    operation: str,
+    translate: Callable[[Exception, str], SyncError | None],
+    max_delay: float,
+    sleep: Callable[[float], None] | None = None,
+) -> T:
+    """`call_with_retry` around a vendor call whose exceptions `translate` turns into our error
+    kinds (None: not the vendor's; raised as it is)."""
+
+    def attempt() -> T:
+        try:
+            return fn()
+        except Exception as exc:
+            error = translate(exc, operation)
+            if error is None:
+                raise
+            raise error from exc
+
+    if sleep is None:
+        return call_with_retry(attempt, max_delay=max_delay)
+    return call_with_retry(attempt, max_delay=max_delay, sleep=sleep)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
-from connectors._retry import call_with_retry, parse_retry_after
+from connectors._retry import call_translated, parse_retry_after
 from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
 from signalplay.models import (
     Page,
@@ -84,6 +84,13 @@ def classify(exc: Exception, operation: str) -> SyncError:
     return FatalError("hubspot", operation, message, status=status, request_id=request_id)
 
 
+def _translate(exc: Exception, operation: str) -> SyncError | None:
+    """An SDK ApiException (it has a status) or a urllib3 failure; anything else is ours."""
+    if not hasattr(exc, "status") and not isinstance(exc, Urllib3Error):
+        return None
+    return classify(exc, operation)
+
+
 def _errors_by_id(response: Any) -> dict[str, str]:
     """Per-input errors of a 207 answer, keyed by the input id they name."""
     out: dict[str, str] = {}
@@ -142,18 +149,13 @@ class HubSpotConnector:
         """Nothing to release: urllib3 pools close with the process."""
 
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
-        def attempt() -> T:
-            try:
-                return fn()
-            except Exception as exc:
-                if not hasattr(exc, "status") and not isinstance(exc, Urllib3Error):
-                    raise
-                raise classify(exc, operation) from exc
-
-        kwargs: dict[str, Any] = {"max_delay": self.settings.max_retry_seconds}
-        if self._sleep is not None:
-            kwargs["sleep"] = self._sleep
-        return call_with_retry(attempt, **kwargs)
+        return call_translated(
+            fn,
+            operation=operation,
+            translate=_translate,
+            max_delay=self.settings.max_retry_seconds,
+            sleep=self._sleep,
+        )
 
     # ---- reading ---------------------------------------------------------------------------
     def streams(self) -> Sequence[StreamSpec]:

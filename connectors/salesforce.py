@@ -23,7 +23,7 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
-from connectors._retry import call_with_retry
+from connectors._retry import call_translated
 from signalplay.errors import AuthError, FatalError, RateLimitedError, RetriableError, SyncError
 from signalplay.models import (
     Page,
@@ -102,6 +102,12 @@ def classify(exc: Exception, operation: str) -> SyncError:
             return RetriableError("salesforce", operation, detail, status=exc.status)
         return FatalError("salesforce", operation, detail, status=exc.status)
     return FatalError("salesforce", operation, f"{type(exc).__name__}: {exc}")
+
+
+def _translate(exc: Exception, operation: str) -> SyncError | None:
+    if isinstance(exc, SalesforceError | requests.RequestException):
+        return classify(exc, operation)
+    return None
 
 
 class SalesforceConnector:
@@ -185,22 +191,22 @@ class SalesforceConnector:
         return True
 
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
-        def attempt() -> T:
-            try:
-                return fn()
-            except (SalesforceError, requests.RequestException) as exc:
-                raise classify(exc, operation) from None
+        def retried() -> T:
+            return call_translated(
+                fn,
+                operation=operation,
+                translate=_translate,
+                max_delay=self.settings.max_retry_seconds,
+                sleep=self._sleep,
+            )
 
-        kwargs: dict[str, Any] = {"max_delay": self.settings.max_retry_seconds}
-        if self._sleep is not None:
-            kwargs["sleep"] = self._sleep
         try:
-            return call_with_retry(attempt, **kwargs)
+            return retried()
         except AuthError:
             # One fresh session, then the call once more: a second 401 is final (no login loop).
             if not self._refresh():
                 raise
-            return call_with_retry(attempt, **kwargs)
+            return retried()
 
     # reading ------------------------------------------------------------------------------------
     def streams(self) -> Sequence[StreamSpec]:

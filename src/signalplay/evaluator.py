@@ -33,7 +33,6 @@ from signalplay.vector import (
     VecFn,
     compile_vector,
     evaluate,
-    python_values,
     truthy,
 )
 
@@ -314,8 +313,3 @@ def _plain(value: float) -> float | int | None:
     if math.isnan(value):
         return None
     return int(value) if float(value).is_integer() else float(value)
-
-
-def column_values(frame: Frame, name: str) -> list[Any]:
-    """A frame column as Python values."""
-    return python_values(frame.column(name), len(frame))

@@ -3,7 +3,7 @@ its segment (and which override supplied them), the health breakdown, the segmen
 and the decisions on its open episodes (the play chosen, and why others were suppressed,
 capped or held out).
 
-Imports: stdlib, definitions, expr, evaluator, segments, health, vector.
+Imports: stdlib, definitions, expr, evaluator, segments, vector.
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ import ast
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
-
 from signalplay.definitions.loader import Definitions
 from signalplay.definitions.schema import Trigger
 from signalplay.episodes import Episode
 from signalplay.evaluator import threshold_columns
 from signalplay.expr import NUMBER, ExprError, ExprRuntimeError, compile_expr, history_key
-from signalplay.health import score_measure
-from signalplay.segments import by_specificity, matches
+from signalplay.segments import by_specificity, matches, resolve_column
 from signalplay.vector import Frame
 
 
@@ -105,7 +102,8 @@ def explain_trigger(
 
 
 def explain_health(defs: Definitions, frame: Frame, index: int) -> dict[str, Any]:
-    """The scorecard of one account: each measure's value, score and weight."""
+    """The scorecard of one account: each measure's value, the score the evaluator gave it and
+    the weight of the account's segment."""
     row = frame.rows[index]
     card = defs.health
     measures = []
@@ -114,23 +112,15 @@ def explain_health(defs: Definitions, frame: Frame, index: int) -> dict[str, Any
             value = defs.health_values[m.id](row)
         except ExprRuntimeError:
             value = None
-        raw = value if isinstance(value, int | float) and not isinstance(value, bool) else None
-        score = score_measure(m, np.array([np.nan if raw is None else float(raw)]))[0]
-        weight = m.weight
-        for override in by_specificity(
-            [o for o in card.segments if m.id in o.weights], lambda o: o.match
-        ):
-            if matches(row, override.match):
-                weight = override.weights[m.id]
-                break
+        overrides = [(o.match, o.weights[m.id]) for o in card.segments if m.id in o.weights]
         measures.append(
             {
                 "measure": m.id,
                 "label": m.label or m.id,
                 "expression": m.value,
                 "value": value,
-                "score": None if np.isnan(score) else int(score),
-                "weight": weight,
+                "score": row.get(f"health_{m.id}"),
+                "weight": float(resolve_column(frame, m.weight, overrides)[index]),
             }
         )
     return {

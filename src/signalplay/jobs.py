@@ -269,7 +269,7 @@ def explain(ctx: Context, account: str) -> dict[str, Any]:
     """Why signalplay does what it does for one account, from the stored facts (writes nothing)."""
     facts = ctx.store.load_facts([account])
     frame = derive_profiles(ctx, {account: facts.get(account, {})}, save=False)
-    episodes = [e for e in ctx.store.episodes() if e.account == account]
+    episodes = ctx.store.episodes(account=account)
     return explain_account(ctx.definitions, frame, 0, episodes)
 
 
@@ -455,24 +455,27 @@ def plan_ops(ctx: Context, profiles: Profiles) -> Plan:
     return result
 
 
+CLOSE_WINDOW_DAYS = 30  # resolved episodes read for closing ops; failed closes retry via the ledger
+
+
 def _closing_ops(
     ctx: Context, values: Mapping[str, Any], applied: Collection[str]
 ) -> list[WriteOp]:
-    """Close the tasks and end the enrollments of actioned episodes that resolved."""
+    """Close the tasks and end the enrollments of actioned episodes that resolved lately (a
+    close planned once stays in the ledger until applied)."""
     defs = ctx.definitions
+    plays = {p.id: p for p in defs.plays.plays}
+    since = ctx.clock() - timedelta(days=CLOSE_WINDOW_DAYS)
     out: list[WriteOp] = []
-    for ep in ctx.store.episodes(status="resolved"):
-        if ep.account not in values or ep.decision.get("status") != "actioned":
+    for ep in ctx.store.episodes(status="resolved", resolved_since=since):
+        play = plays.get(str(ep.decision.get("play_id")))
+        if ep.account not in values or ep.decision.get("status") != "actioned" or play is None:
             continue
-        play_id = ep.decision.get("play_id")
-        if play_id not in {p.id for p in defs.plays.plays}:
-            continue
-        actions = [(a.kind, a.id) for a in defs.play(str(play_id)).actions]
         out.extend(
             closing_ops(
                 ctx.crm_name,
                 episode_key=ep.key,
-                actions=actions,
+                actions=[(a.kind, a.id) for a in play.actions],
                 reason=ep.resolution or "condition_cleared",
                 applied=applied,
                 contacts=tuple(ep.decision.get("contacts") or ()),

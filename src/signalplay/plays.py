@@ -84,7 +84,18 @@ def content_blocks(
 
 SEP = "\x1e"  # between the parts of one combined template (an ASCII record separator)
 _BLOCK_REF = re.compile(r"\bcontent\.([a-z][a-z0-9_]*)\b")
-_COMBINED: dict[tuple[int, str, str], str] = {}
+# Combined template texts per (plays file, play, action). The file object is kept with its
+# entries: an id() can be reused once an object is freed, and must not serve another file's text.
+_COMBINED: dict[tuple[int, str, str], tuple[PlaysFile, str]] = {}
+
+
+def _cached(plays: PlaysFile, key: tuple[int, str, str], build: Callable[[], str]) -> str:
+    hit = _COMBINED.get(key)
+    if hit is not None and hit[0] is plays:
+        return hit[1]
+    text = build()
+    _COMBINED[key] = (plays, text)
+    return text
 
 
 def _block_macro(name: str, by_stage: Mapping[str, Mapping[str, str]]) -> str:
@@ -116,15 +127,15 @@ def _block_macro(name: str, by_stage: Mapping[str, Mapping[str, str]]) -> str:
 def combined_template(plays: PlaysFile, play_id: str, action: Action) -> str:
     """Subject and body of an action as one template (rendered once), with the content blocks
     they use inlined as macros; the parts are separated by SEP."""
-    key = (id(plays), play_id, action.id)
-    text = _COMBINED.get(key)
-    if text is None:
+
+    def build() -> str:
         parts = [action.subject or "", action.body or ""]
         used = sorted({m for p in parts for m in _BLOCK_REF.findall(p)})
         macros = "".join(_block_macro(n, plays.content.get(n, {})) for n in used)
         inlined = [_BLOCK_REF.sub(r"(sp_block_\1() | trim)", p) for p in parts]
-        text = _COMBINED[key] = macros + SEP.join(inlined)
-    return text
+        return macros + SEP.join(inlined)
+
+    return _cached(plays, (id(plays), play_id, action.id), build)
 
 
 def _render_parts(
@@ -136,10 +147,7 @@ def _render_parts(
     parts = out.split(SEP)
     if len(parts) == 2 and not out.startswith("[template error"):
         return parts
-    blocks = content_blocks(
-        plays, stage=context.get("stage"), role=context.get("role"), context=context
-    )
-    scoped = {**context, "content": blocks}
+    scoped = {**context, "content": _blocks_one_by_one(plays, context)}
     return [render(t, scoped) if t else "" for t in (action.subject, action.body)]
 
 
@@ -152,16 +160,15 @@ def _blocks_one_by_one(plays: PlaysFile, context: Mapping[str, Any]) -> dict[str
 def _all_blocks(plays: PlaysFile, context: Mapping[str, Any]) -> dict[str, str]:
     """Every content block for the context's stage and role, rendered in one pass."""
     names = list(plays.content)
-    key = (id(plays), "", "*all*")
-    text = _COMBINED.get(key)
-    if text is None:
+
+    def build() -> str:
         macros = "".join(_block_macro(n, plays.content[n]) for n in names)
-        text = _COMBINED[key] = macros + SEP.join(f"{{{{ sp_block_{n}() | trim }}}}" for n in names)
+        return macros + SEP.join(f"{{{{ sp_block_{n}() | trim }}}}" for n in names)
+
+    text = _cached(plays, (id(plays), "", "*all*"), build)
     parts = render(text, context).split(SEP) if names else []
     if len(parts) != len(names):
-        return content_blocks(
-            plays, stage=context.get("stage"), role=context.get("role"), context=context
-        )
+        return _blocks_one_by_one(plays, context)
     return dict(zip(names, parts, strict=True))
 
 

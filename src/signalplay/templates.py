@@ -103,17 +103,3 @@ def render(text: str, context: Mapping[str, Any]) -> str:
         return "".join(out)[:MAX_OUTPUT]
     except (TemplateError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
         return f"[template error: {exc}]"
-
-
-@lru_cache(maxsize=4096)
-def attributes_used(text: str, name: str) -> frozenset[str]:
-    """The attributes of variable `name` a template reads (`content.opening` → opening)."""
-    try:
-        tree = ENV.parse(text)
-    except TemplateError:
-        return frozenset()
-    return frozenset(
-        node.attr
-        for node in tree.find_all(nodes.Getattr)
-        if isinstance(node.node, nodes.Name) and node.node.name == name
-    )

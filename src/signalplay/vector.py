@@ -129,12 +129,10 @@ class Frame:
         for name, values in zip(missing, zip(*table, strict=True), strict=True):
             self.columns[name] = _build(list(values), self.types.get(name))
 
-    def put(self, name: str, val: Val, vtype: ValueType | None = None) -> None:
+    def put(self, name: str, val: Val) -> None:
         """Store a computed column; the rows get its values at the next `flush`."""
         self.columns[name] = _broadcast(val, len(self.rows))
         self._pending[name] = None
-        if vtype is not None and name not in self.types and isinstance(self.types, dict):
-            self.types[name] = vtype
 
     def flush(self) -> None:
         """Write the computed columns into the rows, one pass over the rows for all of them."""
@@ -146,15 +144,6 @@ class Frame:
         columns = [python_values(self.columns[name], n) for name in names]
         for row, values in zip(self.rows, zip(*columns, strict=True), strict=True):
             row.update(zip(names, values, strict=True))
-
-    def scope(self, i: int) -> Mapping[str, Any]:
-        """Row `i` as the per-row closures read it, with the overlay's values laid over."""
-        self.flush()
-        if not self.overlay:
-            return self.rows[i]
-        n = len(self.rows)
-        extra = {k: python_values(v, n)[i] for k, v in self.overlay.items()}
-        return {**self.rows[i], **extra}
 
     def put_values(self, name: str, values: Sequence[Any], vtype: ValueType) -> None:
         """Store per-row Python values (the rows get them as they are at the next `flush`)."""

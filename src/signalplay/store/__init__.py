@@ -415,11 +415,21 @@ class Store:
             rows = conn.execute(sa.select(t.episodes).where(t.episodes.c.status == "open"))
             return {(r.account_key, r.trigger_id): _episode(r) for r in rows}
 
-    def episodes(self, *, status: str | None = None) -> list[Episode]:
-        """Every episode, optionally of one status."""
+    def episodes(
+        self,
+        *,
+        status: str | None = None,
+        account: str | None = None,
+        resolved_since: datetime | None = None,
+    ) -> list[Episode]:
+        """Every episode, optionally of one status, of one account, resolved since a moment."""
         query = sa.select(t.episodes).order_by(t.episodes.c.opened_at, t.episodes.c.episode_key)
         if status:
             query = query.where(t.episodes.c.status == status)
+        if account is not None:
+            query = query.where(t.episodes.c.account_key == account)
+        if resolved_since is not None:
+            query = query.where(t.episodes.c.resolved_at >= resolved_since)
         with self.engine.connect() as conn:
             return [_episode(r) for r in conn.execute(query)]
 
