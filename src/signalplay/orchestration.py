@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,7 +95,7 @@ class Decision:
 
     def as_dict(self) -> dict[str, Any]:
         """As stored with the episode."""
-        data = asdict(self)
+        data = {f: getattr(self, f) for f in _DECISION_FIELDS}
         data["contacts"] = list(self.contacts)
         data["capped_contacts"] = list(self.capped_contacts)
         return data
@@ -107,6 +107,9 @@ class Decision:
         values["contacts"] = tuple(values.get("contacts") or ())
         values["capped_contacts"] = tuple(values.get("capped_contacts") or ())
         return cls(**values)
+
+
+_DECISION_FIELDS = tuple(f.name for f in fields(Decision))
 
 
 @dataclass
