@@ -1,7 +1,9 @@
 """The one retry policy: tenacity around each transport or SDK call, Retry-After aware.
 
 Only `RetriableError` is retried; the wait is the larger of the server's Retry-After and an
-exponential backoff with jitter; a wait longer than the budget leaves as `RateLimitedError`.
+exponential backoff with jitter; a wait longer than the budget leaves as `RateLimitedError`
+(never retried: the run stops with its state saved and the next run resumes). With a shared
+rate budget, each attempt first takes a permit, and a 429 pauses every worker of the org.
 """
 
 from __future__ import annotations
@@ -17,15 +19,18 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     stop_after_attempt,
     stop_after_delay,
 )
 
+from connectors._ratelimit import Budget, BudgetExhaustedError, take
 from signalplay.errors import RateLimitedError, RetriableError, SyncError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_WAIT = 60.0
+PAUSE_WITHOUT_HINT = 1.0  # a 429 without Retry-After holds the org's workers this long
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -77,7 +82,8 @@ def call_with_retry(
         sleep(seconds)
 
     retrying = Retrying(
-        retry=retry_if_exception_type(RetriableError),
+        retry=retry_if_exception_type(RetriableError)
+        & retry_if_not_exception_type(RateLimitedError),
         stop=stop_after_attempt(attempts) | stop_after_delay(max_delay),
         wait=lambda s: _wait(s, base=base, rng=rng),
         sleep=guarded_sleep,
@@ -94,17 +100,27 @@ def call_translated(
     translate: Callable[[Exception, str], SyncError | None],
     max_delay: float,
     sleep: Callable[[float], None] | None = None,
+    budget: Budget | None = None,
 ) -> T:
     """`call_with_retry` around a vendor call whose exceptions `translate` turns into our error
-    kinds (None: not the vendor's; raised as it is)."""
+    kinds (None: not the vendor's; raised as it is); each attempt takes a permit of `budget`."""
 
     def attempt() -> T:
+        try:
+            take(budget, max_wait=max_delay, sleep=sleep or time.sleep)
+        except BudgetExhaustedError as exc:
+            raise RateLimitedError(
+                "rate budget", operation, str(exc), retry_after=exc.seconds
+            ) from None
         try:
             return fn()
         except Exception as exc:
             error = translate(exc, operation)
             if error is None:
                 raise
+            if budget is not None and error.status == 429:
+                hint = getattr(error, "retry_after", None)
+                budget.pause(hint if hint else PAUSE_WITHOUT_HINT)
             raise error from exc
 
     if sleep is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
@@ -20,8 +21,21 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
+from connectors._ratelimit import (
+    RateLimitSettings,
+    VirtualTime,
+    Window,
+    budget_key,
+    make_budget,
+)
 from connectors._retry import call_translated, parse_retry_after
-from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
+from signalplay.errors import (
+    AuthError,
+    FatalError,
+    RateLimitedError,
+    RetriableError,
+    SyncError,
+)
 from signalplay.models import (
     Page,
     RecordRef,
@@ -54,6 +68,10 @@ class HubSpotSettings(BaseModel):
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_retry_seconds: float = 60.0
+    # Free/Starter private apps: 100 requests per 10 s and 250k a day (raise for Pro/Enterprise).
+    rate_limit: RateLimitSettings = RateLimitSettings(
+        windows=(Window(limit=100, seconds=10), Window(limit=250_000, seconds=86_400))
+    )
 
 
 def classify(exc: Exception, operation: str) -> SyncError:
@@ -69,6 +87,9 @@ def classify(exc: Exception, operation: str) -> SyncError:
         parsed = {}
     message = parsed.get("message", body) if isinstance(parsed, dict) else body
     request_id = parsed.get("correlationId") if isinstance(parsed, dict) else None
+    if status == 429 and isinstance(parsed, dict) and parsed.get("policyName") == "DAILY":
+        # The day's quota is spent: waiting minutes will not help. Stop; the next run resumes.
+        return RateLimitedError("hubspot", operation, message, status=status, request_id=request_id)
     if status == 429 or (isinstance(status, int) and status >= 500):
         retry_after = parse_retry_after(headers.get("Retry-After"))
         return RetriableError(
@@ -114,9 +135,20 @@ class HubSpotConnector:
         source: str = "crm",
         root: object = None,
         sleep: Callable[[float], None] | None = None,
+        broker: str | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
+        token = settings.access_token.get_secret_value()
+        virtual = VirtualTime(sleep) if sleep is not None else None
+        if virtual is not None:
+            sleep = virtual.sleep
+        self.budget = make_budget(
+            settings.rate_limit,
+            key=budget_key("hubspot", settings.host, token),
+            broker=broker,
+            clock=virtual.now if virtual else time.monotonic,
+        )
         # urllib3's default Retry still honours Retry-After on GETs: switch the SDK's retries off
         # entirely so that our one retry policy (connectors/_retry.py) owns every wait.
         no_retry = Retry(
@@ -129,7 +161,7 @@ class HubSpotConnector:
             raise_on_status=False,
         )
         client = HubSpot(
-            access_token=settings.access_token.get_secret_value(),
+            access_token=token,
             host=settings.host,
             retry=no_retry,
         )
@@ -155,6 +187,7 @@ class HubSpotConnector:
             translate=_translate,
             max_delay=self.settings.max_retry_seconds,
             sleep=self._sleep,
+            budget=self.budget,
         )
 
     # ---- reading ---------------------------------------------------------------------------

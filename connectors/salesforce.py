@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
@@ -23,6 +24,13 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
+from connectors._ratelimit import (
+    RateLimitSettings,
+    VirtualTime,
+    Window,
+    budget_key,
+    make_budget,
+)
 from connectors._retry import call_translated
 from signalplay.errors import AuthError, FatalError, RateLimitedError, RetriableError, SyncError
 from signalplay.models import (
@@ -68,6 +76,10 @@ class SalesforceSettings(BaseModel):
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     max_retry_seconds: float = 60.0
+    # The smallest org's daily allocation (Developer Edition): raise it to your org's share.
+    rate_limit: RateLimitSettings = RateLimitSettings(
+        windows=(Window(limit=15_000, seconds=86_400),)
+    )
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -123,9 +135,19 @@ class SalesforceConnector:
         source: str = "crm",
         root: object = None,
         sleep: Callable[[float], None] | None = None,
+        broker: str | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
+        virtual = VirtualTime(sleep) if sleep is not None else None
+        if virtual is not None:
+            sleep = virtual.sleep
+        self.budget = make_budget(
+            settings.rate_limit,
+            key=budget_key("salesforce", settings.instance_url),
+            broker=broker,
+            clock=virtual.now if virtual else time.monotonic,
+        )
         session = requests.Session()
         session.trust_env = False  # env CA bundles and proxies must not capture these calls
         if settings.ca_bundle:
@@ -198,6 +220,7 @@ class SalesforceConnector:
                 translate=_translate,
                 max_delay=self.settings.max_retry_seconds,
                 sleep=self._sleep,
+                budget=self.budget,
             )
 
         try:

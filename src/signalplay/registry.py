@@ -4,6 +4,7 @@ positions. A third party adds a connector from its own package. Imports: stdlib,
 
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -62,4 +63,7 @@ def build_connector(
             for i in validation_issues(project.config_doc, exc, prefix=loc)
         ]
         raise ConfigError(issues) from None
+    if "broker" in inspect.signature(cls).parameters:
+        # CRM connectors share one rate budget per org through the broker's Redis.
+        kwargs.setdefault("broker", project.settings.broker)
     return cls(settings, source=source, root=Path(project.root), **kwargs)

@@ -274,17 +274,20 @@ class HubSpotSandbox:
         state_file: Path | None = None,
         token: str | None = None,
         rate_limit: int = TEN_SECONDLY,
+        daily_limit: int = DAILY,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.state_file = state_file
         self.token = token
         self.rate_limit = rate_limit
+        self.daily_limit = daily_limit
         self.clock = clock or (lambda: datetime.now(UTC))
         self.state = self._load()
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
         self._window: deque[float] = deque()
         self._daily = 0
+        self.rate_limited = 0  # 429s answered for the windows (injected faults not counted)
         self._lock = threading.RLock()
         self._assoc_index: set[tuple[str, str, str, str, int]] = {
             (str(a[0]), str(a[1]), str(a[2]), str(a[3]), int(a[4])) for a in self.state.associations
@@ -596,7 +599,20 @@ class HubSpotSandbox:
         now = time.monotonic()
         while self._window and now - self._window[0] >= 10:
             self._window.popleft()
+        if self._daily >= self.daily_limit:
+            self.rate_limited += 1
+            raise HubSpotError(
+                429,
+                "",
+                "You have reached your daily limit.",
+                extra={
+                    "errorType": "RATE_LIMIT",
+                    "policyName": "DAILY",
+                    "groupName": "publicapi:private-app",
+                },
+            )
         if len(self._window) >= self.rate_limit:
+            self.rate_limited += 1
             raise HubSpotError(
                 429,
                 "",
@@ -612,8 +628,8 @@ class HubSpotSandbox:
         if path.endswith("/search"):
             return []  # search responses carry no rate-limit headers
         return [
-            ("X-HubSpot-RateLimit-Daily", str(DAILY)),
-            ("X-HubSpot-RateLimit-Daily-Remaining", str(DAILY - self._daily)),
+            ("X-HubSpot-RateLimit-Daily", str(self.daily_limit)),
+            ("X-HubSpot-RateLimit-Daily-Remaining", str(self.daily_limit - self._daily)),
             ("X-HubSpot-RateLimit-Interval-Milliseconds", "10000"),
             ("X-HubSpot-RateLimit-Max", str(self.rate_limit)),
             ("X-HubSpot-RateLimit-Remaining", str(self.rate_limit - len(self._window))),
