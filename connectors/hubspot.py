@@ -29,6 +29,7 @@ from connectors._ratelimit import (
     make_budget,
 )
 from connectors._retry import call_translated, parse_retry_after
+from signalplay.crmschema import CrmField, CrmMetadata, FieldSpec
 from signalplay.errors import (
     AuthError,
     FatalError,
@@ -65,6 +66,7 @@ class HubSpotSettings(BaseModel):
     host: str = "https://api.hubapi.com"
     access_token: SecretStr
     episode_key_property: str = "signalplay_episode_key"
+    closure_reason_property: str = "signalplay_closure_reason"
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_retry_seconds: float = 60.0
@@ -317,48 +319,100 @@ class HubSpotConnector:
 
     # ---- writing ---------------------------------------------------------------------------
     def ensure_schema(self, account_fields: Sequence[str] = ()) -> list[str]:
-        """Create the signalplay property group and the properties it writes, when missing."""
+        """Create the properties a run writes when missing (as text: `crm setup` creates them
+        typed, with the closure reason picklist); returns what was created."""
         created: list[str] = []
-        key = self.settings.episode_key_property
-        wanted = [("tasks", key, True), *(("companies", f, False) for f in account_fields)]
-        for otype in sorted({o for o, _, _ in wanted}):
-            existing = set(self._property_names(otype))
-            groups = self._call(
-                "groups",
-                partial(self._properties.groups_api.get_all, otype, _request_timeout=self._timeout),
-            )
-            if "signalplay" not in {g.name for g in groups.results}:
-                body = {"name": "signalplay", "label": "signalplay", "displayOrder": -1}
-                self._call(
-                    "create group",
-                    partial(
-                        self._properties.groups_api.create,
-                        otype,
-                        body,
-                        _request_timeout=self._timeout,
-                    ),
-                )
-            for _, name, unique in (w for w in wanted if w[0] == otype and w[1] not in existing):
-                body = {
-                    "name": name,
-                    "label": name.replace("_", " ").title(),
-                    "type": "string",
-                    "fieldType": "text",
-                    "groupName": "signalplay",
-                    "hasUniqueValue": unique,
-                }
-                self._call(
-                    "create property",
-                    partial(
-                        self._properties.core_api.create,
-                        otype,
-                        body,
-                        _request_timeout=self._timeout,
-                    ),
-                )
-                created.append(f"{otype}.{name}")
-            self._catalogue.pop(otype, None)
+        wanted = [
+            FieldSpec(
+                object="task", name=self.settings.episode_key_property, kind="text", unique=True
+            ),
+            *(FieldSpec(object="account", name=f, kind="text") for f in account_fields),
+        ]
+        for spec in wanted:
+            otype = OBJECT_TYPES[spec.object]
+            if spec.name not in self._property_names(otype):
+                self.create_field(spec)
+                created.append(f"{otype}.{spec.name}")
         return created
+
+    # ---- provisioning and preflight (`signalplay crm setup` / `crm check`) -------------------
+    @property
+    def task_fields(self) -> dict[str, str]:
+        """The task properties signalplay owns, by role."""
+        return {
+            "episode_key": self.settings.episode_key_property,
+            "closure_reason": self.settings.closure_reason_property,
+        }
+
+    def describe_crm(self) -> CrmMetadata:
+        """Company and task properties with their kinds and options, and the active owners."""
+        fields: dict[str, dict[str, CrmField]] = {}
+        for obj, otype in OBJECT_TYPES.items():
+            api = self._properties.core_api
+            listed = self._call(
+                f"properties {otype}", partial(api.get_all, otype, _request_timeout=self._timeout)
+            )
+            fields[obj] = {
+                p.name: CrmField(
+                    name=p.name,
+                    kind=_hubspot_kind(p.type, p.field_type),
+                    options=tuple(o.value for o in p.options or ()),
+                    unique=bool(p.has_unique_value),
+                )
+                for p in listed.results
+            }
+        owners = frozenset(r.record_id for page in self._read_owners() for r in page.records)
+        return CrmMetadata(fields=fields, owners=owners)
+
+    def create_field(self, spec: FieldSpec) -> None:
+        """Create one property in the signalplay group (the group too, when missing)."""
+        otype = OBJECT_TYPES[spec.object]
+        groups = self._call(
+            "groups",
+            partial(self._properties.groups_api.get_all, otype, _request_timeout=self._timeout),
+        )
+        if "signalplay" not in {g.name for g in groups.results}:
+            group = {"name": "signalplay", "label": "signalplay", "displayOrder": -1}
+            self._call(
+                "create group",
+                partial(
+                    self._properties.groups_api.create,
+                    otype,
+                    group,
+                    _request_timeout=self._timeout,
+                ),
+            )
+        ptype, field_type = HUBSPOT_KINDS[spec.kind]
+        body: dict[str, Any] = {
+            "name": spec.name,
+            "label": spec.label or spec.name,
+            "type": ptype,
+            "fieldType": field_type,
+            "groupName": "signalplay",
+            "hasUniqueValue": spec.unique,
+        }
+        if spec.kind == "picklist":
+            body["options"] = _options(spec.options)
+        self._call(
+            "create property",
+            partial(self._properties.core_api.create, otype, body, _request_timeout=self._timeout),
+        )
+        self._catalogue.pop(otype, None)
+
+    def add_picklist_values(self, spec: FieldSpec, values: Sequence[str]) -> None:
+        """Add options to an enumeration property, keeping the ones it has."""
+        otype = OBJECT_TYPES[spec.object]
+        api = self._properties.core_api
+        prop = self._call(
+            "read property",
+            partial(api.get_by_name, otype, spec.name, _request_timeout=self._timeout),
+        )
+        have = [o.value for o in prop.options or ()]
+        body = {"options": _options([*have, *(v for v in values if v not in have)])}
+        self._call(
+            "update property",
+            partial(api.update, otype, spec.name, body, _request_timeout=self._timeout),
+        )
 
     def write(self, ops: Sequence[WriteOp]) -> Sequence[WriteResult]:
         """Apply ops in batches of 100; one result per op, in the order given."""
@@ -610,6 +664,34 @@ class HubSpotConnector:
             )
             for o in ops
         }
+
+
+OBJECT_TYPES = {"account": "companies", "task": "tasks"}
+# signalplay's field kinds as HubSpot (type, fieldType).
+HUBSPOT_KINDS = {
+    "number": ("number", "number"),
+    "text": ("string", "text"),
+    "textarea": ("string", "textarea"),
+    "picklist": ("enumeration", "select"),
+    "date": ("date", "date"),
+    "datetime": ("datetime", "date"),
+    "boolean": ("bool", "booleancheckbox"),
+}
+
+
+def _hubspot_kind(ptype: str, field_type: str) -> str:
+    if ptype == "enumeration" and field_type == "booleancheckbox":
+        return "boolean"
+    if ptype == "string":
+        return "textarea" if field_type == "textarea" else "text"
+    return {"enumeration": "picklist", "bool": "boolean"}.get(ptype, ptype)
+
+
+def _options(values: Sequence[str]) -> list[dict[str, Any]]:
+    return [
+        {"label": v.replace("_", " ").capitalize(), "value": v, "displayOrder": i, "hidden": False}
+        for i, v in enumerate(values)
+    ]
 
 
 def _is_404(exc: SyncError) -> bool:

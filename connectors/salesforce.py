@@ -15,8 +15,10 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote_plus
 
 import requests
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -32,6 +34,7 @@ from connectors._ratelimit import (
     make_budget,
 )
 from connectors._retry import call_translated
+from signalplay.crmschema import CrmField, CrmMetadata, FieldSpec
 from signalplay.errors import AuthError, FatalError, RateLimitedError, RetriableError, SyncError
 from signalplay.models import (
     Page,
@@ -73,6 +76,7 @@ class SalesforceSettings(BaseModel):
     api_version: str = "59.0"
     ca_bundle: str | None = None  # the sandbox's test CA; None: the system's trust store
     task_key_field: str = "Signalplay_Key__c"
+    closure_reason_field: str = "Signalplay_Closure_Reason__c"
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     max_retry_seconds: float = 60.0
@@ -315,6 +319,76 @@ class SalesforceConnector:
             )
         return []
 
+    # provisioning and preflight (`signalplay crm setup` / `crm check`) -------------------------
+    @property
+    def task_fields(self) -> dict[str, str]:
+        """The Task fields signalplay owns, by role."""
+        return {
+            "episode_key": self.settings.task_key_field,
+            "closure_reason": self.settings.closure_reason_field,
+        }
+
+    def describe_crm(self) -> CrmMetadata:
+        """Account and Task fields as describe reports them, and the active users (owners)."""
+        fields: dict[str, dict[str, CrmField]] = {}
+        for obj, sobject in SOBJECTS.items():
+            described = self._call(f"describe {sobject}", getattr(self.sf, sobject).describe)
+            fields[obj] = {
+                f["name"]: CrmField(
+                    name=f["name"],
+                    kind=_sf_kind(f["type"]),
+                    options=tuple(
+                        p["value"] for p in f.get("picklistValues") or () if p.get("active", True)
+                    ),
+                    unique=bool(f.get("externalId")) and bool(f.get("unique")),
+                )
+                for f in described["fields"]
+            }
+        users = self._call(
+            "list users",
+            lambda: self.sf.query_all("SELECT Id FROM User WHERE IsActive = true"),
+        )
+        return CrmMetadata(fields=fields, owners=frozenset(str(u["Id"]) for u in users["records"]))
+
+    def create_field(self, spec: FieldSpec) -> None:
+        """Deploy one custom field through the Tooling API's CustomField (Metadata) object."""
+        sobject = SOBJECTS[spec.object]
+        body = {"FullName": f"{sobject}.{spec.name}", "Metadata": _sf_metadata(spec)}
+        self._call(
+            f"create field {sobject}.{spec.name}",
+            lambda: self.sf.toolingexecute("sobjects/CustomField/", method="POST", data=body),
+        )
+        self._fields.pop(sobject, None)
+
+    def add_picklist_values(self, spec: FieldSpec, values: Sequence[str]) -> None:
+        """Extend a custom picklist field's value set (the values it has are kept)."""
+        sobject = SOBJECTS[spec.object]
+        developer_name = spec.name.removesuffix("__c")
+        name, table = _soql_text(developer_name), _soql_text(sobject)  # escaped for SOQL
+        soql = f"SELECT Id FROM CustomField WHERE DeveloperName = '{name}' AND TableEnumOrId = '{table}'"  # noqa: E501, S608
+        found = self._call(
+            "find field", lambda: self.sf.toolingexecute(f"query/?q={quote_plus(soql)}")
+        )
+        records = found.get("records") or [] if isinstance(found, dict) else []
+        if not records:
+            raise FatalError(
+                "salesforce",
+                "add picklist values",
+                f"{sobject}.{spec.name} is not a custom field signalplay can extend: add "
+                f"{', '.join(values)} to it in Setup",
+            )
+        have = self.describe_crm().fields[spec.object][spec.name].options
+        merged = [*have, *(v for v in values if v not in have)]
+        meta = _sf_metadata(replace(spec, options=tuple(merged)))
+        rid = records[0]["Id"]
+        self._call(
+            "update field",
+            lambda: self.sf.toolingexecute(
+                f"sobjects/CustomField/{rid}", method="PATCH", data={"Metadata": meta}
+            ),
+        )
+        self._fields.pop(sobject, None)
+
     # writing ------------------------------------------------------------------------------------
     def write(self, ops: Sequence[WriteOp]) -> Sequence[WriteResult]:
         """Apply ops in collections of 200; one result per op, in the order given."""
@@ -541,3 +615,54 @@ def _safe_id(value: str) -> bool:
 
 def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
+
+
+SOBJECTS = {"account": "Account", "task": "Task"}
+_SF_KINDS = {
+    "double": "number",
+    "int": "number",
+    "currency": "number",
+    "percent": "number",
+    "textarea": "textarea",
+    "picklist": "picklist",
+    "date": "date",
+    "datetime": "datetime",
+    "boolean": "boolean",
+}
+
+
+def _sf_kind(sf_type: str) -> str:
+    return _SF_KINDS.get(sf_type, "text")
+
+
+def _sf_metadata(spec: FieldSpec) -> dict[str, Any]:
+    """The CustomField Metadata for a field signalplay writes."""
+    meta: dict[str, Any] = {"label": (spec.label or spec.name)[:40]}
+    if spec.kind == "number":
+        meta |= {"type": "Number", "precision": 18, "scale": 2}
+    elif spec.kind == "textarea":
+        meta |= {"type": "LongTextArea", "length": 32768, "visibleLines": 3}
+    elif spec.kind == "picklist":
+        meta |= {
+            "type": "Picklist",
+            "valueSet": {
+                "restricted": True,
+                "valueSetDefinition": {
+                    "sorted": False,
+                    "value": [{"fullName": o, "label": o, "default": False} for o in spec.options],
+                },
+            },
+        }
+    elif spec.kind in ("date", "datetime"):
+        meta["type"] = "Date" if spec.kind == "date" else "DateTime"
+    elif spec.kind == "boolean":
+        meta |= {"type": "Checkbox", "defaultValue": "false"}
+    else:
+        meta |= {"type": "Text", "length": 255}
+        if spec.unique:
+            meta |= {"externalId": True, "unique": True, "caseSensitive": True}
+    return meta
+
+
+def _soql_text(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")

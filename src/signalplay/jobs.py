@@ -10,8 +10,10 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from signalplay.crmschema import Finding, owner_refs, preflight, wanted_fields
 from signalplay.definitions.loader import CompiledMapping, Definitions, load_definitions
 from signalplay.episodes import Episode, advance_episodes
 from signalplay.errors import ConfigError
@@ -43,7 +45,7 @@ from signalplay.profile import (
 )
 from signalplay.protocols import CrmConnector, EventSink
 from signalplay.registry import build_connector
-from signalplay.settings import Project
+from signalplay.settings import CONFIG_FILE, Project
 from signalplay.store import Store
 from signalplay.types import Clock, utc_clock
 from signalplay.vector import Frame, truthy
@@ -657,3 +659,52 @@ def run(ctx: Context, *, dry_run: bool = False) -> dict[str, Any]:
     }
     ctx.store.finish_run(run_id, status="ok", summary=summary)
     return summary
+
+
+def _locate(ctx: Context) -> Callable[[str], tuple[Path, str] | None]:
+    """Where a RevOps file named in a preflight finding lives, and how to show it."""
+    root = ctx.project.root
+
+    def locate(file: str) -> tuple[Path, str]:
+        path = root / file if file == CONFIG_FILE else ctx.project.definitions_dir / file
+        try:
+            return path, str(path.relative_to(root))
+        except ValueError:
+            return path, str(path)
+
+    return locate
+
+
+def crm_check(ctx: Context) -> list[Finding]:
+    """Preflight the CRM against the mappings: fields, picklist values, the unique episode key
+    and the owners the routing names; nothing is written."""
+    crm = ctx.crm
+    return preflight(
+        wanted_fields(ctx.definitions, crm.task_fields),
+        crm.describe_crm(),
+        owner_refs(ctx.definitions),
+        locate=_locate(ctx),
+        crm=ctx.project.settings.crm.connector,
+    )
+
+
+def crm_setup(ctx: Context, *, dry_run: bool = False) -> tuple[list[str], list[Finding]]:
+    """Create the missing fields and picklist values (`dry_run`: only say which); returns what
+    was (or would be) done and what remains for a person to fix."""
+    done: list[str] = []
+    findings = crm_check(ctx)
+    for finding in findings:
+        spec = finding.spec
+        if not finding.fixable or spec is None:
+            continue
+        what = f"{spec.object} field {spec.name}"
+        if finding.missing_options:
+            done.append(f"add {', '.join(finding.missing_options)} to {what}")
+            if not dry_run:
+                ctx.crm.add_picklist_values(spec, finding.missing_options)
+        else:
+            done.append(f"create {what} ({spec.kind})")
+            if not dry_run:
+                ctx.crm.create_field(spec)
+    remaining = [f for f in findings if not f.fixable] if dry_run else crm_check(ctx)
+    return done, remaining

@@ -8,6 +8,7 @@ from typing import ClassVar, Protocol
 
 from pydantic import BaseModel
 
+from signalplay.crmschema import CrmMetadata, FieldSpec
 from signalplay.models import Page, RecordRef, StreamSpec, WriteOp, WriteResult
 
 
@@ -53,6 +54,24 @@ class CrmConnector(Connector, Protocol):
 
     def ensure_schema(self, account_fields: Sequence[str] = ()) -> list[str]:
         """Create the custom fields signalplay writes, if missing; return what was created."""
+        ...
+
+    @property
+    def task_fields(self) -> Mapping[str, str]:
+        """The CRM names of the task fields signalplay owns, by role (`episode_key`,
+        `closure_reason`)."""
+        ...
+
+    def describe_crm(self) -> CrmMetadata:
+        """The account and task fields (kinds, picklist values, uniqueness) and the owners."""
+        ...
+
+    def create_field(self, spec: FieldSpec) -> None:
+        """Create one field signalplay writes (`crm setup`)."""
+        ...
+
+    def add_picklist_values(self, spec: FieldSpec, values: Sequence[str]) -> None:
+        """Add values to a picklist field, keeping those it has (`crm setup`)."""
         ...
 
 

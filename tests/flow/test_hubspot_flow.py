@@ -124,9 +124,17 @@ def test_health_fields_written_in_batches_of_100(
         r for r in sandbox.requests if r.template == "/crm/v3/objects/companies/batch/update"
     ]
     assert [r.inputs for r in updates] == [100, 50]
-    assert summary["fields_updated"] == 300
+    assert summary["fields_updated"] == 150 * 4  # score, band, stage and drivers
     company = next(iter(sandbox.state.objects["companies"].values()))["properties"]
     assert company["signalplay_health_band"] in {"green", "yellow", "red"}
+    assert company["signalplay_stage"] in {
+        "onboarding",
+        "adoption",
+        "value_proof",
+        "renewal",
+        "expansion",
+    }
+    assert company["signalplay_health_drivers"].startswith("Health ")
 
 
 def test_failed_write_is_kept_in_ledger_and_retried_next_run(

@@ -1,11 +1,11 @@
-"""The command line (`signalplay`): the commands live in `flow` and `data`."""
+"""The command line (`signalplay`): the commands live in `flow`, `data` and `crm`."""
 
 from __future__ import annotations
 
-from signalplay.cli import data, flow
+from signalplay.cli import crm, data, flow
 from signalplay.cli._app import app
 
-__all__ = ["app", "data", "flow", "main"]
+__all__ = ["app", "crm", "data", "flow", "main"]
 
 
 def main() -> None:

@@ -28,11 +28,15 @@ sandbox_app = typer.Typer(no_args_is_help=True, help="The loopback stand-ins of 
 profile_app = typer.Typer(no_args_is_help=True, help="The unified account profile.")
 identity_app = typer.Typer(no_args_is_help=True, help="How records join accounts.")
 quarantine_app = typer.Typer(no_args_is_help=True, help="Records that could not be used.")
+crm_app = typer.Typer(
+    no_args_is_help=True, help="Provision and preflight the CRM: fields, picklists, owners."
+)
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(profile_app, name="profile")
 app.add_typer(identity_app, name="identity")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(crm_app, name="crm")
 console = Console(stderr=True)
 out = Console()
 T = TypeVar("T")

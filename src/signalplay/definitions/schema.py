@@ -363,8 +363,14 @@ class RoutingFile(Strict):
     experiments: tuple[Experiment, ...] = ()
 
 
+CLOSURE_REASONS = ("false_positive", "resolved", "adoption_recovered", "renewal_risk_reduced")
+
+
 class WritebackFile(Strict):
-    """Profile fields written to the CRM account record: CRM property → profile field."""
+    """Profile fields written to the CRM account record (CRM field → profile field), and the
+    closure reason codes CSMs pick from when they close a signalplay task."""
 
     version: Literal[1]
-    account_fields: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,99}$")], Ident]
+    # HubSpot property names are lower case; Salesforce custom fields end in __c.
+    account_fields: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,99}$")], Ident]
+    closure_reasons: tuple[Ident, ...] = Field(default=CLOSURE_REASONS, min_length=1)

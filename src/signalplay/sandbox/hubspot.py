@@ -303,6 +303,11 @@ class HubSpotSandbox:
                 ("POST", r"/crm/v3/properties/(?P<otype>[^/]+)", self._create_property),
                 ("GET", r"/crm/v3/properties/(?P<otype>[^/]+)/(?P<name>[^/]+)", self._property),
                 (
+                    "PATCH",
+                    r"/crm/v3/properties/(?P<otype>[^/]+)/(?P<name>[^/]+)",
+                    self._update_property,
+                ),
+                (
                     "POST",
                     r"/crm/v3/objects/(?P<otype>[^/]+)/batch/(?P<op>read|create|update|upsert|archive)",
                     self._batch,
@@ -1131,6 +1136,34 @@ class HubSpotSandbox:
         prop = self.state.properties[self._otype(otype)].get(name)
         if prop is None:
             raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Unable to find property {name}")
+        return 200, prop
+
+    def _update_property(
+        self, *, query: dict[str, list[str]], body: Any, otype: str, name: str
+    ) -> tuple[int, Any]:
+        """PATCH a property: label, description, options (the whole list), displayOrder; its
+        name, type and uniqueness cannot change."""
+        prop = self.state.properties[self._otype(otype)].get(name)
+        if prop is None:
+            raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Unable to find property {name}")
+        body = body or {}
+        if "hasUniqueValue" in body and bool(body["hasUniqueValue"]) != prop["hasUniqueValue"]:
+            raise HubSpotError(400, "VALIDATION_ERROR", "hasUniqueValue cannot be changed")
+        for key in ("label", "description", "displayOrder", "hidden", "fieldType", "groupName"):
+            if key in body:
+                prop[key] = body[key]
+        if "options" in body:
+            if prop["type"] != "enumeration":
+                raise HubSpotError(400, "VALIDATION_ERROR", f"{name} is not an enumeration")
+            prop["options"] = [
+                {
+                    "label": o.get("label") or o["value"],
+                    "value": o["value"],
+                    "displayOrder": o.get("displayOrder", i),
+                    "hidden": bool(o.get("hidden", False)),
+                }
+                for i, o in enumerate(body["options"])
+            ]
         return 200, prop
 
     def _create_property(

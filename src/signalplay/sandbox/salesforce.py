@@ -30,6 +30,7 @@ import base64
 import functools
 import itertools
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -51,6 +52,22 @@ PREFIX = {
 }
 COMMON = ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted")
 MAX_COLLECTION = 200
+# Metadata API field types (Tooling CustomField) → the type describe reports.
+TOOLING_TYPES = {
+    "Number": "double",
+    "Text": "string",
+    "LongTextArea": "textarea",
+    "TextArea": "textarea",
+    "Picklist": "picklist",
+    "Date": "date",
+    "DateTime": "datetime",
+    "Checkbox": "boolean",
+}
+_TOOLING_FIELD_QUERY = re.compile(
+    r"SELECT\s+Id\s+FROM\s+CustomField\s+WHERE\s+(?P<a>\w+)\s*=\s*'(?P<av>[^']*)'\s+AND\s+"
+    r"(?P<b>\w+)\s*=\s*'(?P<bv>[^']*)'",
+    re.IGNORECASE,
+)
 ROLLED_BACK = (
     "Record rolled back because not all records were valid and the request was using AllOrNone "
     "header"
@@ -245,6 +262,7 @@ class OrgState:
     schema: dict[str, dict[str, Field]] = field(default_factory=_schema)
     objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     cursors: dict[str, tuple[list[dict[str, Any]], int, str]] = field(default_factory=dict)
+    custom_fields: dict[str, dict[str, Any]] = field(default_factory=dict)  # Tooling CustomField
 
 
 class SalesforceSandbox:
@@ -620,18 +638,7 @@ class SalesforceSandbox:
         params = parse_qs(environ.get("QUERY_STRING", ""))
         head = rest[0] if rest else ""
         if head in ("query", "queryAll") and method == "GET":
-            if len(rest) == 2:  # a locator: <id>-<offset>
-                locator = rest[1].rsplit("-", 1)[0]
-                cursor = self.state.cursors.get(locator)
-                if cursor is None:
-                    raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-                rows, offset, _ = cursor
-                page = self._page(rows, offset, version, self.page_size, head == "queryAll")
-                return 200, page, len(page["records"])
-            batch = _batch_size(environ.get("HTTP_SFORCE_QUERY_OPTIONS", ""))
-            q = (params.get("q") or [""])[0]
-            page = self._query(q, include_deleted=head == "queryAll", version=version, batch=batch)
-            return 200, page, len(page["records"])
+            return self._query_route(head, rest, environ, params, version)
         if head == "limits":
             left = max(0, self.daily_max - self.api_usage)
             return 200, {"DailyApiRequests": {"Max": self.daily_max, "Remaining": left}}, 0
@@ -641,7 +648,30 @@ class SalesforceSandbox:
             return self._collections(method, rest[2:], body)
         if rest[:2] == ["actions", "standard"] and len(rest) == 3 and method == "POST":
             return self._cadence_action(rest[2], body)
+        if head == "tooling":
+            return self._tooling(method, rest[1:], body, params)
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def _query_route(
+        self,
+        head: str,
+        rest: list[str],
+        environ: dict[str, Any],
+        params: dict[str, list[str]],
+        version: str,
+    ) -> tuple[int, Any, int]:
+        if len(rest) == 2:  # a locator: <id>-<offset>
+            locator = rest[1].rsplit("-", 1)[0]
+            cursor = self.state.cursors.get(locator)
+            if cursor is None:
+                raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            rows, offset, _ = cursor
+            page = self._page(rows, offset, version, self.page_size, head == "queryAll")
+            return 200, page, len(page["records"])
+        batch = _batch_size(environ.get("HTTP_SFORCE_QUERY_OPTIONS", ""))
+        q = (params.get("q") or [""])[0]
+        page = self._query(q, include_deleted=head == "queryAll", version=version, batch=batch)
+        return 200, page, len(page["records"])
 
     def _sobjects(
         self, method: str, rest: list[str], body: Any, version: str
@@ -666,6 +696,105 @@ class SalesforceSandbox:
         except RecordError as exc:
             raise exc.as_api() from None
         raise ApiError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed.")
+
+    # Tooling API: CustomField create, update and look-up, the metadata `crm setup` deploys ----
+    def _tooling(
+        self, method: str, rest: list[str], body: Any, params: dict[str, list[str]]
+    ) -> tuple[int, Any, int]:
+        if rest == ["query"] and method == "GET":
+            return 200, self._tooling_query((params.get("q") or [""])[0]), 0
+        if rest[:2] == ["sobjects", "CustomField"]:
+            if len(rest) == 2 and method == "POST":
+                return 201, self._create_custom_field(body or {}), 1
+            if len(rest) == 3 and method == "PATCH":
+                self._update_custom_field(rest[2], body or {})
+                return 204, None, 1
+            if len(rest) == 3 and method == "GET":
+                found = self.state.custom_fields.get(rest[2])
+                if found is None:
+                    raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+                return 200, found, 0
+        raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def _create_custom_field(self, body: dict[str, Any]) -> dict[str, Any]:
+        full = str(body.get("FullName") or "")
+        meta = body.get("Metadata") or {}
+        sobject, _, name = full.partition(".")
+        if sobject not in self.state.schema:
+            raise ApiError(400, "INVALID_TYPE", f"Cannot find the object {sobject!r}")
+        if not name.endswith("__c") or not meta.get("label") or not meta.get("type"):
+            raise ApiError(
+                400,
+                "FIELD_INTEGRITY_EXCEPTION",
+                "A custom field needs FullName Object.Name__c, Metadata.label and Metadata.type",
+            )
+        kind = TOOLING_TYPES.get(str(meta["type"]))
+        if kind is None:
+            raise ApiError(400, "INVALID_FIELD", f"Unsupported field type {meta['type']!r}")
+        if name in self.state.schema[sobject]:
+            raise ApiError(
+                400,
+                "DUPLICATE_DEVELOPER_NAME",
+                f"There is already a field named {name[:-3]} on {sobject}.",
+            )
+        rid = "00N" + self._new_id("Account")[3:]
+        self.state.custom_fields[rid] = {
+            "Id": rid,
+            "FullName": full,
+            "DeveloperName": name[:-3],
+            "TableEnumOrId": sobject,
+            "Metadata": meta,
+        }
+        self.state.schema[sobject][name] = self._field_from(name, kind, meta)
+        return {"id": rid, "success": True, "errors": [], "warnings": [], "infos": []}
+
+    def _update_custom_field(self, rid: str, body: dict[str, Any]) -> None:
+        found = self.state.custom_fields.get(rid)
+        if found is None:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        meta = body.get("Metadata") or {}
+        if meta.get("type") not in (None, found["Metadata"].get("type")):
+            raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION", "The field type cannot change here")
+        found["Metadata"] = {**found["Metadata"], **meta}
+        name = found["DeveloperName"] + "__c"
+        kind = TOOLING_TYPES[str(found["Metadata"]["type"])]
+        self.state.schema[found["TableEnumOrId"]][name] = self._field_from(
+            name, kind, found["Metadata"]
+        )
+
+    @staticmethod
+    def _field_from(name: str, kind: str, meta: dict[str, Any]) -> Field:
+        values = (meta.get("valueSet") or {}).get("valueSetDefinition", {}).get("value", [])
+        return Field(
+            name,
+            kind,
+            external_id=bool(meta.get("externalId")),
+            unique=bool(meta.get("unique")),
+            picklist=tuple(str(v["fullName"]) for v in values),
+            restricted=bool((meta.get("valueSet") or {}).get("restricted")),
+            custom=True,
+        )
+
+    def _tooling_query(self, soql: str) -> dict[str, Any]:
+        """The one Tooling query `crm setup` makes: a CustomField by DeveloperName and object."""
+        match = _TOOLING_FIELD_QUERY.fullmatch(soql.strip())
+        if match is None:
+            raise ApiError(400, "MALFORMED_QUERY", f"unsupported Tooling query: {soql[:80]}")
+        wanted = {match["a"]: match["av"], match["b"]: match["bv"]}
+        rows = [
+            {"attributes": {"type": "CustomField"}, "Id": cf["Id"]}
+            for cf in self.state.custom_fields.values()
+            if cf["DeveloperName"] == wanted.get("DeveloperName")
+            and cf["TableEnumOrId"] == wanted.get("TableEnumOrId")
+        ]
+        return {
+            "size": len(rows),
+            "totalSize": len(rows),
+            "done": True,
+            "queryLocator": None,
+            "entityTypeName": "CustomField",
+            "records": rows,
+        }
 
     def _global_describe(self) -> dict[str, Any]:
         return {
