@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
@@ -417,9 +417,21 @@ class HubSpotConnector:
     def write(self, ops: Sequence[WriteOp]) -> Sequence[WriteResult]:
         """Apply ops in batches of 100; one result per op, in the order given."""
         results: dict[str, WriteResult] = {}
-        tasks = [o for o in ops if o.action in (WriteAction.UPSERT_TASK, WriteAction.CLOSE_TASK)]
         fields = [o for o in ops if o.action is WriteAction.UPDATE_FIELDS]
         enrolls = [o for o in ops if o.action is WriteAction.ENROLL]
+        closes = [o for o in ops if o.action is WriteAction.CLOSE_TASK]
+        removals = [o for o in ops if o.action is WriteAction.UNENROLL]
+        tasks = [o for o in ops if o.action is WriteAction.UPSERT_TASK]
+        for start in range(0, len(closes), BATCH_CAP):
+            done, still_open = self._open_tasks(closes[start : start + BATCH_CAP])
+            results.update(done)
+            tasks += still_open
+        for op in removals:
+            done_or_task = self._unenroll(op)
+            if isinstance(done_or_task, WriteResult):
+                results[op.op_key] = done_or_task
+            else:
+                tasks.append(done_or_task)
         for start in range(0, len(tasks), BATCH_CAP):
             results.update(self._write_tasks(tasks[start : start + BATCH_CAP]))
         for start in range(0, len(fields), BATCH_CAP):
@@ -431,6 +443,130 @@ class HubSpotConnector:
             or WriteResult(op_key=o.op_key, ok=False, error=f"unsupported action {o.action}")
             for o in ops
         ]
+
+    def _task_properties(self, op: WriteOp) -> dict[str, str]:
+        if op.action is not WriteAction.CLOSE_TASK:
+            return _task_properties(op)
+        props = {"hs_task_status": "COMPLETED"}
+        reason = self.settings.closure_reason_property
+        if op.values.get("closure_reason") and reason in self._property_names("tasks"):
+            props[reason] = str(op.values["closure_reason"])
+        return props
+
+    def _open_tasks(self, ops: Sequence[WriteOp]) -> tuple[dict[str, WriteResult], list[WriteOp]]:
+        """Of the tasks to close, those a CSM already completed are done as they are (their
+        closure reason is the CSM's and stays); the open ones are returned to be closed."""
+        from hubspot.crm.objects.tasks import BatchReadInputSimplePublicObjectId
+
+        key = self.settings.episode_key_property
+        body = BatchReadInputSimplePublicObjectId(
+            inputs=[{"id": o.target} for o in ops],
+            id_property=key,
+            properties=["hs_task_status", key],
+            properties_with_history=[],
+        )
+        resp, failed = self._batch(
+            "read tasks",
+            ops,
+            lambda: self._tasks.batch_api.read(body, _request_timeout=self._timeout),
+        )
+        if resp is None:
+            return failed, []
+        status = {o.properties.get(key): o.properties.get("hs_task_status") for o in resp.results}
+        done: dict[str, WriteResult] = {}
+        still_open: list[WriteOp] = []
+        for op in ops:
+            if op.target not in status:
+                error = "no task with this key in HubSpot (deleted, or never written)"
+                done[op.op_key] = WriteResult(op_key=op.op_key, ok=False, error=error)
+            elif status[op.target] == "COMPLETED":
+                done[op.op_key] = WriteResult(op_key=op.op_key, ok=True)
+            else:
+                still_open.append(op)
+        return done, still_open
+
+    def _unenroll(self, op: WriteOp) -> WriteResult | WriteOp:
+        """Sequences v4 has no unenroll endpoint: contacts still in a sequence get a task for
+        the owner to remove them (HubSpot ends an enrollment itself on a reply or a meeting);
+        contacts no longer enrolled need nothing."""
+        enrolled: list[tuple[str, dict[str, Any]]] = []
+        try:
+            for ref in op.associations:
+                path = f"/automation/v4/sequences/enrollments/contact/{ref.record_id}"
+                try:
+                    found = self._call(
+                        "read enrollment", partial(self._automation, "GET", path, [])
+                    )
+                except SyncError as exc:
+                    if not _is_404(exc):
+                        raise
+                    continue
+                enrolled.append((ref.record_id, found or {}))
+        except SyncError as exc:
+            return WriteResult(
+                op_key=op.op_key,
+                ok=False,
+                error=str(exc),
+                retriable=isinstance(exc, RetriableError),
+            )
+        if not enrolled:
+            return WriteResult(op_key=op.op_key, ok=True)
+        names = sorted({str(e.get("sequenceName") or e.get("sequenceId")) for _, e in enrolled})
+        reason = op.values.get("closure_reason") or "resolved"
+        lines = [
+            f"- contact {cid} ({e.get('toEmail') or 'no email'}) in {e.get('sequenceName')}"
+            for cid, e in enrolled
+        ]
+        return WriteOp(
+            op_key=op.op_key,
+            action=WriteAction.UPSERT_TASK,
+            object_type="tasks",
+            target=f"{op.target}:unenroll",
+            values={
+                "subject": f"Unenroll from {', '.join(names)}: the signal resolved ({reason})"[
+                    :255
+                ],
+                "body": "\n".join(
+                    [
+                        "The episode that enrolled these contacts is resolved; HubSpot's API "
+                        "cannot end an enrollment, so please unenroll them in HubSpot:",
+                        *lines,
+                    ]
+                ),
+                "priority": "high",
+                "type": "TODO",
+                "due_at": datetime.now(UTC).isoformat(),
+                "owner_id": self._owner_of_user(enrolled[0][1].get("enrolledBy")),
+                "status": "open",
+            },
+            associations=tuple(RecordRef(object_type="contacts", record_id=c) for c, _ in enrolled),
+            episode_key=op.episode_key,
+            reason=op.reason,
+        )
+
+    def _enrollment(self, contact_id: str) -> dict[str, Any] | None:
+        """The contact's current sequence enrollment, or None (404: in no sequence)."""
+        path = f"/automation/v4/sequences/enrollments/contact/{contact_id}"
+        try:
+            found = self._call("read enrollment", partial(self._automation, "GET", path, []))
+        except SyncError as exc:
+            if not _is_404(exc):
+                raise
+            return None
+        return found if isinstance(found, dict) else {}
+
+    def _owner_of_user(self, user_id: Any) -> str | None:
+        """The owner id of a HubSpot user id (enrollments name users; tasks take owners)."""
+        if user_id is None:
+            return None
+        if self._owners_by_id is None:
+            self._owners_by_id = {
+                str(r.record_id): r.data for p in self._read_owners() for r in p.records
+            }
+        for owner_id, owner in self._owners_by_id.items():
+            if str(owner.get("user_id")) == str(user_id):
+                return owner_id
+        return None
 
     def _batch(
         self, operation: str, ops: Sequence[WriteOp], call: Callable[[], Any]
@@ -456,7 +592,7 @@ class HubSpotConnector:
         body = BatchInputSimplePublicObjectBatchInputUpsert(
             inputs=[
                 SimplePublicObjectBatchInputUpsert(
-                    id_property=key, id=o.target, properties=_task_properties(o)
+                    id_property=key, id=o.target, properties=self._task_properties(o)
                 )
                 for o in ops
             ]
@@ -603,13 +739,8 @@ class HubSpotConnector:
             for ref in op.associations:
                 if ref.object_type != "contacts":
                     continue
-                path = f"/automation/v4/sequences/enrollments/contact/{ref.record_id}"
-                try:
-                    self._call("read enrollment", partial(self._automation, "GET", path, []))
-                    continue  # already in a sequence
-                except SyncError as exc:
-                    if not _is_404(exc):
-                        raise
+                if self._enrollment(ref.record_id) is not None:
+                    continue  # already in a sequence: one at a time
                 body = {"sequenceId": sequence, "contactId": ref.record_id, "senderEmail": inbox}
                 self._call(
                     "enroll contact",
@@ -699,8 +830,6 @@ def _is_404(exc: SyncError) -> bool:
 
 
 def _task_properties(op: WriteOp) -> dict[str, str]:
-    if op.action is WriteAction.CLOSE_TASK:
-        return {"hs_task_status": "COMPLETED"}
     values = op.values
     props = {
         "hs_timestamp": str(values.get("due_at") or ""),

@@ -393,7 +393,12 @@ class SalesforceConnector:
     def write(self, ops: Sequence[WriteOp]) -> Sequence[WriteResult]:
         """Apply ops in collections of 200; one result per op, in the order given."""
         results: dict[str, WriteResult] = {}
-        tasks = [o for o in ops if o.action in (WriteAction.UPSERT_TASK, WriteAction.CLOSE_TASK)]
+        tasks = [o for o in ops if o.action is WriteAction.UPSERT_TASK]
+        closes = [o for o in ops if o.action is WriteAction.CLOSE_TASK]
+        for start in range(0, len(closes), BATCH_CAP):
+            done, still_open = self._open_tasks(closes[start : start + BATCH_CAP])
+            results.update(done)
+            tasks += still_open
         fields = [o for o in ops if o.action is WriteAction.UPDATE_FIELDS]
         enrolls = [o for o in ops if o.action is WriteAction.ENROLL]
         removals = [o for o in ops if o.action is WriteAction.UNENROLL]
@@ -426,13 +431,41 @@ class SalesforceConnector:
             for o in ops
         ]
 
+    def _open_tasks(self, ops: Sequence[WriteOp]) -> tuple[dict[str, WriteResult], list[WriteOp]]:
+        """Of the tasks to close, those already closed (by a CSM, with their reason) are done as
+        they are; the open ones are returned to be closed."""
+        key = self.settings.task_key_field
+        keys = [o.target for o in ops]
+        quoted = ", ".join(f"'{_soql_text(k)}'" for k in keys)
+        soql = f"SELECT {key}, IsClosed FROM Task WHERE {key} IN ({quoted})"  # noqa: S608
+        try:
+            rows = self._call("read tasks", functools.partial(self.sf.query_all, soql))
+        except SyncError as exc:
+            return {o.op_key: _failed(o, exc) for o in ops}, []
+        closed = {r[key]: bool(r.get("IsClosed")) for r in rows["records"]}
+        done: dict[str, WriteResult] = {}
+        still_open: list[WriteOp] = []
+        for op in ops:
+            if op.target not in closed:
+                error = "no task with this key in Salesforce (deleted, or never written)"
+                done[op.op_key] = WriteResult(op_key=op.op_key, ok=False, error=error)
+            elif closed[op.target]:
+                done[op.op_key] = WriteResult(op_key=op.op_key, ok=True)
+            else:
+                still_open.append(op)
+        return done, still_open
+
     def _task_record(self, op: WriteOp) -> dict[str, Any]:
         if op.action is WriteAction.CLOSE_TASK:
-            return {
+            closing = {
                 "attributes": {"type": "Task"},
                 self.settings.task_key_field: op.target,
                 "Status": "Completed",
             }
+            reason = self.settings.closure_reason_field
+            if op.values.get("closure_reason") and reason in self._field_names("Task"):
+                closing[reason] = str(op.values["closure_reason"])
+            return closing
         values = op.values
         record: dict[str, Any] = {
             "attributes": {"type": "Task"},

@@ -16,6 +16,9 @@ from signalplay.definitions.yamlsrc import read_yaml
 from signalplay.errors import Issue
 
 Kind = Literal["number", "text", "textarea", "picklist", "date", "datetime", "boolean"]
+# Reasons signalplay itself closes tasks with (an episode's condition cleared): on the picklist
+# beside the CSMs' codes so the CRM accepts them and reports tell them apart.
+AUTO_CLOSE_REASONS = ("condition_cleared",)
 LONG_TEXT = frozenset({"health_drivers"})  # free text longer than a CRM text field's 255
 
 
@@ -113,7 +116,10 @@ def wanted_fields(defs: Definitions, task_fields: Mapping[str, str]) -> list[Fie
             object="task",
             name=task_fields["closure_reason"],
             kind="picklist",
-            options=tuple(defs.writeback.closure_reasons),
+            options=(
+                *defs.writeback.closure_reasons,
+                *(r for r in AUTO_CLOSE_REASONS if r not in defs.writeback.closure_reasons),
+            ),
             label="signalplay closure reason",
             file="writeback.yaml",
             loc=("closure_reasons",),

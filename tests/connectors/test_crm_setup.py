@@ -74,9 +74,8 @@ def test_setup_creates_typed_properties_then_check_passes(
     assert companies["signalplay_health_drivers"]["fieldType"] == "textarea"
     tasks = sandbox.state.properties["tasks"]
     assert tasks["signalplay_episode_key"]["hasUniqueValue"] is True
-    assert [o["value"] for o in tasks["signalplay_closure_reason"]["options"]] == list(
-        CLOSURE_REASONS
-    )
+    options = [o["value"] for o in tasks["signalplay_closure_reason"]["options"]]
+    assert options == [*CLOSURE_REASONS, "condition_cleared"]
 
     assert cli("crm", "check", "-p", str(project)) == (
         0,
@@ -105,7 +104,10 @@ def test_setup_adds_new_closure_reasons_keeping_the_crms_own(
 
     code, output = cli("crm", "check", "-p", str(project))
     assert code == 1
-    assert "lacks the picklist values adoption_recovered, renewal_risk_reduced, churned" in output
+    assert (
+        "lacks the picklist values adoption_recovered, renewal_risk_reduced, churned, "
+        "condition_cleared" in output
+    )
     assert cli("crm", "setup", "-p", str(project))[0] == 0
     values = [
         o["value"]
@@ -118,6 +120,7 @@ def test_setup_adds_new_closure_reasons_keeping_the_crms_own(
         "adoption_recovered",
         "renewal_risk_reduced",
         "churned",
+        "condition_cleared",
     ]
 
 

@@ -346,6 +346,7 @@ class SalesforceSandbox:
         record.update(
             Id=rid, CreatedDate=now, LastModifiedDate=now, SystemModstamp=now, IsDeleted=False
         )
+        _derive(sobject, record)
         self.state.objects.setdefault(sobject, {})[rid] = record
         return rid
 
@@ -426,6 +427,7 @@ class SalesforceSandbox:
         changes = {k: v for k, v in values.items() if k not in ("attributes", "id", "Id")}
         self._check_values(sobject, changes, creating=False, self_id=rid)
         record.update(changes)
+        _derive(sobject, record)
         now = _api_time(self.clock())
         record.update(LastModifiedDate=now, SystemModstamp=now)
 
@@ -983,6 +985,15 @@ class SalesforceSandbox:
             rid, created = self._upsert(sobject, rest[1], rec)
             return {"id": rid, "success": True, "errors": [], "created": created}
         raise RecordError("METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed.")
+
+
+CLOSED_TASK_STATUSES = frozenset({"Completed"})  # the default org's TaskStatus with IsClosed
+
+
+def _derive(sobject: str, record: dict[str, Any]) -> None:
+    """Read-only fields Salesforce computes: a Task's IsClosed from its Status."""
+    if sobject == "Task":
+        record["IsClosed"] = record.get("Status") in CLOSED_TASK_STATUSES
 
 
 def _ordered(
