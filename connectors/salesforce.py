@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote_plus
 
@@ -155,7 +156,10 @@ class SalesforceConnector:
         session = requests.Session()
         session.trust_env = False  # env CA bundles and proxies must not capture these calls
         if settings.ca_bundle:
-            session.verify = settings.ca_bundle
+            ca = Path(settings.ca_bundle)
+            if not ca.is_absolute() and isinstance(root, Path):
+                ca = root / ca  # relative to the project, not the working directory
+            session.verify = str(ca)
         adapter = _TimeoutAdapter((settings.connect_timeout, settings.read_timeout))
         session.mount("https://", adapter)
         session.mount("http://", adapter)

@@ -1,7 +1,7 @@
 """A seeded, deterministic B2B SaaS book of business for the demo: accounts across segments,
 contacts with roles, owners, contracts and renewals, 120 days of usage (healthy, declining,
-stalled), support tickets and invoices. The CRM part is loaded into the HubSpot sandbox; the rest
-is written as source files. Imports: stdlib, sandbox.
+stalled), support tickets and invoices. The CRM part is loaded into the HubSpot or Salesforce
+sandbox; the rest is written as source files. Imports: stdlib, sandbox.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from signalplay.sandbox.hubspot import HubSpotSandbox
+from signalplay.sandbox.salesforce import Field as SfField
+from signalplay.sandbox.salesforce import SalesforceSandbox
+from signalplay.scaffold import salesforce_user_id
 
 DAYS = 120
 TIERS = (
@@ -305,13 +308,92 @@ def _iso(day: date | None) -> str:
     return day.isoformat() if day else ""
 
 
+def _people() -> list[tuple[str, int, str, str]]:
+    """CS owners (101...) and sales owners (201...): owner id, user id, first and last name."""
+    people = [(str(101 + i), 5001 + i, f, la) for i, (f, la) in enumerate(OWNERS)]
+    people += [(str(201 + i), 6001 + i, f, la) for i, (f, la) in enumerate(SALES)]
+    return people
+
+
+def _account_values(acct: DemoAccount) -> dict[str, str]:
+    """The account's CS fields, by the name of the profile field they feed, as CRM text."""
+    return {
+        "tier": acct.tier,
+        "arr": str(acct.arr),
+        "seats": str(acct.seats),
+        "contract_start": acct.contract_start.isoformat(),
+        "renewal_date": acct.renewal_date.isoformat(),
+        "sales_owner_id": acct.sales_owner_id,
+        "features_licensed": str(acct.features_licensed),
+        "kickoff_date": _iso(acct.kickoff_date),
+        "integration_done_date": _iso(acct.integration_done_date),
+        "renewal_confidence": acct.renewal_confidence,
+        "nps": "" if acct.nps is None else str(acct.nps),
+        "qbr_sentiment": acct.qbr_sentiment,
+        "procurement_status": acct.procurement_status,
+        "use_case_request_date": _iso(acct.use_case_request_date),
+        "org_change_date": _iso(acct.org_change_date),
+    }
+
+
+ENUMS = {
+    "tier": ["enterprise", "mid_market", "smb"],
+    "renewal_confidence": ["high", "medium", "low"],
+    "qbr_sentiment": ["positive", "neutral", "negative"],
+    "procurement_status": ["none", "in_review", "delayed"],
+}
+NUMBERS = ("arr", "seats", "nps", "features_licensed")
+DATES = (
+    "contract_start",
+    "renewal_date",
+    "kickoff_date",
+    "integration_done_date",
+    "use_case_request_date",
+    "org_change_date",
+)
+
+
+@dataclass(frozen=True)
+class DemoContact:
+    """One generated contact of an account."""
+
+    email: str
+    first: str
+    last: str
+    title: str
+    role: str  # "" when the CRM has no role set (the title rules decide)
+    last_contacted: date
+    left: date | None
+
+
+def _contacts(acct: DemoAccount, rng: random.Random, today: date) -> list[DemoContact]:
+    out = []
+    for role in ROLES[: 2 + (acct.tier != "smb") * 2]:
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        title = rng.choice(TITLES[role])
+        labeled = rng.random() >= UNLABELED
+        email = f"{first.lower()}.{last.lower()}.{role}@{acct.domain}"
+        left = role == "champion" and rng.random() < 0.04
+        quiet = 20 if acct.pattern == "healthy" else rng.choice([10, 45, 75, 120])
+        out.append(
+            DemoContact(
+                email=email,
+                first=first,
+                last=last,
+                title=title,
+                role=role if labeled else "",
+                last_contacted=today - timedelta(days=rng.randint(1, quiet)),
+                left=today - timedelta(days=rng.randint(1, 25)) if left else None,
+            )
+        )
+    return out
+
+
 def seed_crm(
     sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int, today: date
 ) -> None:
     """Owners, custom properties, companies and contacts with roles, idempotently."""
-    people = [(str(101 + i), 5001 + i, f, la) for i, (f, la) in enumerate(OWNERS)]
-    people += [(str(201 + i), 6001 + i, f, la) for i, (f, la) in enumerate(SALES)]
-    for owner_id, user_id, first, last in people:
+    for owner_id, user_id, first, last in _people():
         sandbox.seed_owner(
             owner_id=owner_id,
             user_id=user_id,
@@ -319,27 +401,14 @@ def seed_crm(
             first=first,
             last=last,
         )
-    enums = {
-        "cs_tier": ["enterprise", "mid_market", "smb"],
-        "cs_renewal_confidence": ["high", "medium", "low"],
-        "cs_qbr_sentiment": ["positive", "neutral", "negative"],
-        "cs_procurement_status": ["none", "in_review", "delayed"],
-    }
-    for name, options in enums.items():
+    for name, options in ENUMS.items():
         sandbox.seed_property(
-            "companies", name, ptype="enumeration", field_type="select", options=options
+            "companies", f"cs_{name}", ptype="enumeration", field_type="select", options=options
         )
-    for name in ("cs_arr", "cs_seats", "cs_nps", "cs_features_licensed"):
-        sandbox.seed_property("companies", name, ptype="number", field_type="number")
-    for name in (
-        "cs_contract_start",
-        "cs_renewal_date",
-        "cs_kickoff_date",
-        "cs_integration_done_date",
-        "cs_use_case_request_date",
-        "cs_org_change_date",
-    ):
-        sandbox.seed_property("companies", name, ptype="date", field_type="date")
+    for name in NUMBERS:
+        sandbox.seed_property("companies", f"cs_{name}", ptype="number", field_type="number")
+    for name in DATES:
+        sandbox.seed_property("companies", f"cs_{name}", ptype="date", field_type="date")
     for name in ("stripe_customer_id", "zendesk_org_id", "cs_sales_owner_id"):
         sandbox.seed_property("companies", name)
     sandbox.seed_property(
@@ -354,46 +423,24 @@ def seed_crm(
                 "name": acct.name,
                 "domain": acct.domain,
                 "hubspot_owner_id": acct.owner_id,
-                "cs_tier": acct.tier,
-                "cs_arr": str(acct.arr),
-                "cs_seats": str(acct.seats),
-                "cs_contract_start": acct.contract_start.isoformat(),
-                "cs_renewal_date": acct.renewal_date.isoformat(),
                 "stripe_customer_id": acct.stripe_customer,
                 "zendesk_org_id": str(acct.zendesk_org),
-                "cs_sales_owner_id": acct.sales_owner_id,
-                "cs_features_licensed": str(acct.features_licensed),
-                "cs_kickoff_date": _iso(acct.kickoff_date),
-                "cs_integration_done_date": _iso(acct.integration_done_date),
-                "cs_renewal_confidence": acct.renewal_confidence,
-                "cs_nps": "" if acct.nps is None else str(acct.nps),
-                "cs_qbr_sentiment": acct.qbr_sentiment,
-                "cs_procurement_status": acct.procurement_status,
-                "cs_use_case_request_date": _iso(acct.use_case_request_date),
-                "cs_org_change_date": _iso(acct.org_change_date),
+                **{f"cs_{k}": v for k, v in _account_values(acct).items()},
             },
             unique_by="domain",
         )
-        for role in ROLES[: 2 + (acct.tier != "smb") * 2]:
-            first, last = rng.choice(FIRST), rng.choice(LAST)
-            title = rng.choice(TITLES[role])
-            labeled = rng.random() >= UNLABELED
-            email = f"{first.lower()}.{last.lower()}.{role}@{acct.domain}"
-            left = role == "champion" and rng.random() < 0.04
-            quiet = 20 if acct.pattern == "healthy" else rng.choice([10, 45, 75, 120])
+        for c in _contacts(acct, rng, today):
             contact = sandbox.seed_object(
                 "contacts",
                 {
-                    "email": email,
-                    "firstname": first,
-                    "lastname": last,
-                    "jobtitle": title,
-                    "cs_role": role if labeled else "",
+                    "email": c.email,
+                    "firstname": c.first,
+                    "lastname": c.last,
+                    "jobtitle": c.title,
+                    "cs_role": c.role,
                     "hubspot_owner_id": acct.owner_id,
-                    "notes_last_contacted": _iso(today - timedelta(days=rng.randint(1, quiet))),
-                    "cs_left_date": _iso(today - timedelta(days=rng.randint(1, 25)))
-                    if left
-                    else "",
+                    "notes_last_contacted": c.last_contacted.isoformat(),
+                    "cs_left_date": _iso(c.left),
                 },
                 unique_by="email",
             )
@@ -401,8 +448,87 @@ def seed_crm(
     sandbox.save()
 
 
+def _sf_name(name: str) -> str:
+    """A profile field's demo custom field in Salesforce: arr → CS_ARR__c."""
+    special = {"arr": "ARR", "nps": "NPS", "qbr_sentiment": "QBR_Sentiment"}
+    if name == "sales_owner_id":
+        return "CS_Sales_Owner__c"
+    return "CS_" + special.get(name, "_".join(w.capitalize() for w in name.split("_"))) + "__c"
+
+
+def seed_salesforce(
+    org: SalesforceSandbox, accounts: list[DemoAccount], *, seed: int, today: date
+) -> None:
+    """Users, the org's CS custom fields, Accounts and Contacts with roles (a fresh org only:
+    a saved demo org is kept as it is)."""
+    if org.records("Account"):
+        return
+    for name, options in ENUMS.items():
+        org.add_field(
+            "Account", SfField(_sf_name(name), "picklist", picklist=tuple(options), custom=True)
+        )
+    for name in NUMBERS:
+        org.add_field("Account", SfField(_sf_name(name), "double", custom=True))
+    for name in DATES:
+        org.add_field("Account", SfField(_sf_name(name), "date", custom=True))
+    for name in ("Stripe_Customer_Id__c", "Zendesk_Org_Id__c", "CS_Sales_Owner__c"):
+        org.add_field("Account", SfField(name, custom=True))
+    org.add_field("Contact", SfField("CS_Role__c", "picklist", picklist=ROLES, custom=True))
+    org.add_field("Contact", SfField("CS_Left_Date__c", "date", custom=True))
+    for owner_id, _, first, last in _people():
+        org.seed(
+            "User",
+            {
+                "Id": salesforce_user_id(owner_id),
+                "FirstName": first,
+                "LastName": last,
+                "Email": f"{first.lower()}.{last.lower()}@vendor.example",
+                "IsActive": True,
+            },
+        )
+    rng = random.Random(seed + 1)
+    for acct in accounts:
+        values: dict[str, Any] = {_sf_name(k): v or None for k, v in _account_values(acct).items()}
+        values["CS_Sales_Owner__c"] = salesforce_user_id(acct.sales_owner_id)
+        for name in NUMBERS:
+            raw = values[_sf_name(name)]
+            values[_sf_name(name)] = None if raw is None else float(raw)
+        account = org.seed(
+            "Account",
+            {
+                "Name": acct.name,
+                "Website": f"https://www.{acct.domain}",
+                "OwnerId": salesforce_user_id(acct.owner_id),
+                "Stripe_Customer_Id__c": acct.stripe_customer,
+                "Zendesk_Org_Id__c": str(acct.zendesk_org),
+                **values,
+            },
+        )
+        for c in _contacts(acct, rng, today):
+            org.seed(
+                "Contact",
+                {
+                    "AccountId": account,
+                    "Email": c.email,
+                    "FirstName": c.first,
+                    "LastName": c.last,
+                    "Title": c.title,
+                    "CS_Role__c": c.role or None,
+                    "OwnerId": salesforce_user_id(acct.owner_id),
+                    "LastActivityDate": c.last_contacted.isoformat(),
+                    "CS_Left_Date__c": _iso(c.left) or None,
+                },
+            )
+    org.save()
+
+
 def generate(
-    root: Path, sandbox: HubSpotSandbox, *, accounts: int, seed: int, today: date
+    root: Path,
+    sandbox: HubSpotSandbox | SalesforceSandbox,
+    *,
+    accounts: int,
+    seed: int,
+    today: date,
 ) -> list[DemoAccount]:
     """Write the demo's source files under `root/data` and load the CRM part into the sandbox."""
     book = generate_accounts(accounts, seed=seed, today=today)
@@ -415,5 +541,8 @@ def generate(
     write_csv(root / "data" / "usage.csv", usage)
     write_csv(root / "data" / "tickets.csv", tickets)
     write_csv(root / "data" / "invoices.csv", invoices)
-    seed_crm(sandbox, book, seed=seed, today=today)
+    if isinstance(sandbox, SalesforceSandbox):
+        seed_salesforce(sandbox, book, seed=seed, today=today)
+    else:
+        seed_crm(sandbox, book, seed=seed, today=today)
     return book

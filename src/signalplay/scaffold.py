@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
+import re
 from pathlib import Path
+from typing import Literal
 
 CONFIG_TEMPLATE = """\
 # signalplay project settings. Secrets never go here: set them in the environment,
@@ -11,8 +12,7 @@ CONFIG_TEMPLATE = """\
 version: 1
 store: sqlite:///signalplay.db          # or postgresql+psycopg://user@host/db
 crm:
-  connector: hubspot
-  host: {crm_host}
+{crm_block}
 sources:
   usage:
     connector: files
@@ -42,29 +42,62 @@ def shipped_mappings() -> Path:
     return Path(__file__).resolve().parents[2] / "mappings"
 
 
+HUBSPOT_BLOCK = """\
+  connector: hubspot
+  host: {crm_host}"""
+SALESFORCE_BLOCK = """\
+  connector: salesforce
+  instance_url: {crm_host}
+  # the sandbox's throw-away CA; remove for a real org (the system's trust store is used)
+  ca_bundle: .signalplay/signalplay-sandbox-ca.pem"""
+# Files the Salesforce set (mappings/salesforce/) replaces: the CRM streams and field names.
+CRM_SPECIFIC = re.compile(r"^(crm\.[a-z_]+|writeback)\.yaml$")
+Crm = Literal["hubspot", "salesforce"]
+
+
+def salesforce_user_id(owner: str) -> str:
+    """The demo org's User Id for a demo owner id ("101" → "005000000000101AAA")."""
+    return "005" + owner.zfill(12) + "AAA"
+
+
 def init_project(
     root: Path,
     *,
+    crm: Crm = "hubspot",
     crm_host: str = "http://127.0.0.1:8765",
     webhook_url: str = "http://127.0.0.1:8766/events",
     overwrite: bool = False,
 ) -> list[Path]:
-    """Write a starter project into `root`; existing files are kept unless `overwrite`."""
+    """Write a starter project into `root` for `crm`; existing files are kept unless
+    `overwrite`. A Salesforce project gets the Salesforce mapping set, and its routing names
+    the demo org's users."""
     root.mkdir(parents=True, exist_ok=True)
     written = []
     config = root / "signalplay.yaml"
     if overwrite or not config.exists():
+        block = (SALESFORCE_BLOCK if crm == "salesforce" else HUBSPOT_BLOCK).format(
+            crm_host=crm_host
+        )
         config.write_text(
-            CONFIG_TEMPLATE.format(crm_host=crm_host, webhook_url=webhook_url), encoding="utf-8"
+            CONFIG_TEMPLATE.format(crm_block=block, webhook_url=webhook_url), encoding="utf-8"
         )
         written.append(config)
     target = root / "mappings"
     target.mkdir(exist_ok=True)
     shipped = shipped_mappings()
-    for src in sorted([*shipped.glob("*.yaml"), *shipped.glob("schema/*.json")]):
-        dest = target / src.relative_to(shipped)
+    files = [*shipped.glob("*.yaml"), *shipped.glob("schema/*.json")]
+    if crm == "salesforce":
+        files = [f for f in files if not CRM_SPECIFIC.match(f.name)]
+        files += list((shipped / "salesforce").glob("*.yaml"))
+    for src in sorted(files):
+        dest = target / (src.name if src.parent.name == "salesforce" else src.relative_to(shipped))
         dest.parent.mkdir(exist_ok=True)
         if overwrite or not dest.exists():
-            shutil.copyfile(src, dest)
+            text = src.read_text(encoding="utf-8")
+            if crm == "salesforce":
+                text = text.replace("../schema/", "schema/")
+                if src.name == "routing.yaml":
+                    text = re.sub(r'"(\d{3})"', lambda m: f'"{salesforce_user_id(m[1])}"', text)
+            dest.write_text(text, encoding="utf-8")
             written.append(dest)
     return written

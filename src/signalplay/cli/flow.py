@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +33,14 @@ from signalplay.settings import SourceBlock, load_project
 
 DEMO_TOKEN = "pat-sandbox-demo"  # noqa: S105 - the sandbox's own token, not a secret
 DEMO_WEBHOOK_SECRET = "whsec-sandbox-demo"  # noqa: S105 - the sandbox receiver's own secret
+DEMO_SF_TOKEN = "00Dsandbox!demo-session"  # noqa: S105 - the Salesforce sandbox's own session
+
+
+class CrmChoice(StrEnum):
+    """The CRM stand-in the demo runs against."""
+
+    hubspot = "hubspot"
+    salesforce = "salesforce"
 
 
 @app.command()
@@ -41,32 +50,55 @@ def demo(
     ),
     accounts: Annotated[int, typer.Option("--accounts", min=1, max=100_000)] = 500,
     seed: Annotated[int, typer.Option("--seed")] = 7,
+    crm: Annotated[
+        CrmChoice, typer.Option("--crm", help="The CRM stand-in: hubspot or salesforce.")
+    ] = CrmChoice.hubspot,
     as_json: JsonOpt = False,
 ) -> None:
-    """Generate a book of business, start the HubSpot sandbox, run the flow, print a summary."""
+    """Generate a book of business, start the CRM sandbox (HubSpot, or Salesforce over TLS),
+    provision its fields, run the flow, print a summary."""
     from signalplay.demo import generate
     from signalplay.sandbox.hubspot import HubSpotSandbox
+    from signalplay.sandbox.salesforce import SalesforceSandbox, tls
     from signalplay.sandbox.server import serve
     from signalplay.sandbox.webhook import WebhookReceiver
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    init_project(directory)
-    token = os.environ.get("SIGNALPLAY_CRM__ACCESS_TOKEN", DEMO_TOKEN)
-    sandbox = HubSpotSandbox(state_file=directory / ".signalplay" / "hubspot.json", token=token)
-    generate(directory, sandbox, accounts=accounts, seed=seed, today=datetime.now(UTC).date())
+    init_project(directory, crm=crm.value)
+    state = directory / ".signalplay"
     secret = os.environ.get("SIGNALPLAY_WEBHOOK__SECRET", DEMO_WEBHOOK_SECRET)
     receiver = WebhookReceiver(secret)
-    with serve(sandbox) as server, serve(receiver) as hooks:
+    today = datetime.now(UTC).date()
+    sandbox: HubSpotSandbox | SalesforceSandbox
+    if crm is CrmChoice.salesforce:
+        token = os.environ.get("SIGNALPLAY_CRM__ACCESS_TOKEN", DEMO_SF_TOKEN)
+        state.mkdir(parents=True, exist_ok=True)
+        context, _ = tls(state)  # the CA lands where signalplay.yaml's ca_bundle points
+        sandbox = SalesforceSandbox(token=token, state_file=state / "salesforce.json")
+        served = serve(sandbox, tls=context)
+        key_field = "Signalplay_Key__c"
+    else:
+        token = os.environ.get("SIGNALPLAY_CRM__ACCESS_TOKEN", DEMO_TOKEN)
+        sandbox = HubSpotSandbox(state_file=state / "hubspot.json", token=token)
+        served = serve(sandbox)
+        key_field = "signalplay_episode_key"
+    generate(directory, sandbox, accounts=accounts, seed=seed, today=today)
+    with served as server, serve(receiver) as hooks:
         summary = guard(
             lambda: _run_demo(
                 directory, server.url, token, webhook_url=f"{hooks.url}/events", secret=secret
             )
         )
+    sandbox.save()
+    summary["crm"] = crm.value
     summary["webhook_events_received"] = len(receiver.events)
-    tasks_key = "signalplay_episode_key"
     summary["crm_requests"] = sandbox.request_counts()
-    summary["duplicates_found"] = sandbox.duplicate_tasks(tasks_key)
-    summary["sandbox_tasks"] = len(sandbox.state.objects["tasks"])
+    summary["duplicates_found"] = sandbox.duplicate_tasks(key_field)
+    summary["sandbox_tasks"] = (
+        len(sandbox.records("Task"))
+        if isinstance(sandbox, SalesforceSandbox)
+        else len(sandbox.state.objects["tasks"])
+    )
     if as_json:
         out.print_json(json.dumps(summary, default=str))
     else:
@@ -77,7 +109,8 @@ def _run_demo(
     directory: Path, url: str, token: str, *, webhook_url: str, secret: str
 ) -> dict[str, Any]:
     project = load_project(directory)
-    block = project.settings.crm.model_copy(update={"host": url, "access_token": token})
+    where = "instance_url" if project.settings.crm.connector == "salesforce" else "host"
+    block = project.settings.crm.model_copy(update={where: url, "access_token": token})
     hook = SourceBlock(connector="webhook", url=webhook_url, secret=secret)
     ctx = jobs.open_context(
         project,
@@ -86,7 +119,10 @@ def _run_demo(
     )
     ctx.progress = progress
     try:
-        return jobs.run(ctx)
+        created, remaining = jobs.crm_setup(ctx)  # the fields signalplay writes, typed
+        summary = jobs.run(ctx)
+        summary["crm_setup"] = {"created": created, "remaining": [str(f.issue) for f in remaining]}
+        return summary
     finally:
         ctx.close()
 
@@ -122,22 +158,26 @@ def _print_summary(summary: dict[str, Any], directory: Path | None = None) -> No
     out.print(table)
     if directory is not None:
         out.print(
-            f"Project: {directory.resolve()}  (store: signalplay.db; "
-            "sandbox state: .signalplay/hubspot.json)"
+            f"Project: {directory.resolve()}  (store: signalplay.db; sandbox state: "
+            f".signalplay/{summary.get('crm', 'hubspot')}.json)"
         )
 
 
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+    crm: Annotated[
+        CrmChoice, typer.Option("--crm", help="hubspot or salesforce (its mapping set).")
+    ] = CrmChoice.hubspot,
 ) -> None:
     """Scaffold a project: signalplay.yaml and copies of the shipped RevOps files."""
-    written = init_project(directory)
+    written = init_project(directory, crm=crm.value)
     for path in written:
         out.print(f"wrote {path}")
     out.print(
-        "Next: set SIGNALPLAY_CRM__ACCESS_TOKEN, check with `signalplay mappings check -p DIR`, "
-        "then `signalplay plan -p DIR`."
+        "Next: set SIGNALPLAY_CRM__ACCESS_TOKEN, check with `signalplay mappings check -p DIR` "
+        "and `signalplay crm check -p DIR` (`crm setup` creates the fields), then "
+        "`signalplay plan -p DIR`."
     )
 
 

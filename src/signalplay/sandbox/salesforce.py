@@ -33,8 +33,9 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -275,8 +276,10 @@ class SalesforceSandbox:
         page_size: int = 2000,
         daily_max: int = 15_000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        state_file: Path | None = None,
     ) -> None:
         self.token = token
+        self.state_file = state_file
         self.page_size = page_size
         self.daily_max = daily_max
         self.clock = clock
@@ -289,6 +292,65 @@ class SalesforceSandbox:
         self._faults: list[_Fault] = []
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
+        self._load()
+
+    # persistence (the demo's org survives between runs) --------------------------------------
+    def _load(self) -> None:
+        if self.state_file is None or not self.state_file.exists():
+            return
+        data = json.loads(self.state_file.read_text(encoding="utf-8"))
+        for sobject, fields in data["custom_schema"].items():
+            for spec in fields:
+                spec["picklist"] = tuple(spec["picklist"])
+                spec["reference_to"] = tuple(spec["reference_to"])
+                self.state.schema.setdefault(sobject, {})[spec["name"]] = Field(**spec)
+        self.state.objects = data["objects"]
+        self.state.custom_fields = data["custom_fields"]
+        self._ids = itertools.count(int(data["next_id"]))
+
+    def save(self) -> None:
+        """Write the org (records, custom fields) to its file, atomically."""
+        if self.state_file is None:
+            return
+        with self._lock:
+            n = next(self._ids)
+            self._ids = itertools.count(n)
+            data = {
+                "objects": self.state.objects,
+                "custom_fields": self.state.custom_fields,
+                "custom_schema": {
+                    sobject: [asdict(f) for f in fields.values() if f.custom]
+                    for sobject, fields in self.state.schema.items()
+                },
+                "next_id": n,
+            }
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.replace(self.state_file)
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests seen, per `METHOD path` with ids and query strings folded."""
+        counts: dict[str, int] = {}
+        for r in self.requests:
+            parts = r.path.split("/")
+            key = "/".join(
+                "{id}"
+                if len(p) in (15, 18) and p[:3].isalnum() and any(c.isdigit() for c in p)
+                else p
+                for p in parts
+            )
+            counts[f"{r.method} {key}"] = counts.get(f"{r.method} {key}", 0) + 1
+        return dict(sorted(counts.items()))
+
+    def duplicate_tasks(self, key_field: str) -> int:
+        """Tasks beyond the first that share one episode key."""
+        seen: dict[str, int] = {}
+        for task in self.records("Task"):
+            value = task.get(key_field)
+            if value:
+                seen[value] = seen.get(value, 0) + 1
+        return sum(n - 1 for n in seen.values() if n > 1)
 
     # seeding and test controls ---------------------------------------------------------------
     def add_field(self, sobject: str, spec: Field) -> None:
@@ -339,7 +401,7 @@ class SalesforceSandbox:
 
     def _insert(self, sobject: str, values: dict[str, Any]) -> str:
         now = _api_time(self.clock())
-        rid = self._new_id(sobject)
+        rid = str(values.pop("Id", None) or self._new_id(sobject))  # seeds may fix their Ids
         schema = self.state.schema[sobject]
         record = {f.name: f.default for f in schema.values()}
         record.update(values)
