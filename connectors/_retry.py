@@ -26,6 +26,7 @@ from tenacity import (
 
 from connectors._ratelimit import Budget, BudgetExhaustedError, take
 from signalplay.errors import RateLimitedError, RetriableError, SyncError
+from signalplay.models import WriteOp, WriteResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -126,3 +127,10 @@ def call_translated(
     if sleep is None:
         return call_with_retry(attempt, max_delay=max_delay)
     return call_with_retry(attempt, max_delay=max_delay, sleep=sleep)
+
+
+def failed(op: WriteOp, exc: SyncError) -> WriteResult:
+    """The op failed with `exc`: kept in the ledger for retry when the error is transient."""
+    return WriteResult(
+        op_key=op.op_key, ok=False, error=str(exc), retriable=isinstance(exc, RetriableError)
+    )

@@ -28,7 +28,7 @@ from connectors._ratelimit import (
     budget_key,
     make_budget,
 )
-from connectors._retry import call_translated, parse_retry_after
+from connectors._retry import call_translated, failed, parse_retry_after
 from signalplay.crmschema import CrmField, CrmMetadata, FieldSpec
 from signalplay.errors import (
     AuthError,
@@ -492,23 +492,11 @@ class HubSpotConnector:
         enrolled: list[tuple[str, dict[str, Any]]] = []
         try:
             for ref in op.associations:
-                path = f"/automation/v4/sequences/enrollments/contact/{ref.record_id}"
-                try:
-                    found = self._call(
-                        "read enrollment", partial(self._automation, "GET", path, [])
-                    )
-                except SyncError as exc:
-                    if not _is_404(exc):
-                        raise
-                    continue
-                enrolled.append((ref.record_id, found or {}))
+                found = self._enrollment(ref.record_id)
+                if found is not None:
+                    enrolled.append((ref.record_id, found))
         except SyncError as exc:
-            return WriteResult(
-                op_key=op.op_key,
-                ok=False,
-                error=str(exc),
-                retriable=isinstance(exc, RetriableError),
-            )
+            return failed(op, exc)
         if not enrolled:
             return WriteResult(op_key=op.op_key, ok=True)
         names = sorted({str(e.get("sequenceName") or e.get("sequenceId")) for _, e in enrolled})
@@ -574,13 +562,7 @@ class HubSpotConnector:
         try:
             return self._call(operation, call), {}
         except SyncError as exc:
-            retriable = isinstance(exc, RetriableError)
-            return None, {
-                o.op_key: WriteResult(
-                    op_key=o.op_key, ok=False, error=str(exc), retriable=retriable
-                )
-                for o in ops
-            }
+            return None, {o.op_key: failed(o, exc) for o in ops}
 
     def _write_tasks(self, ops: Sequence[WriteOp]) -> dict[str, WriteResult]:
         from hubspot.crm.objects.tasks import (
@@ -753,12 +735,7 @@ class HubSpotConnector:
                     ),
                 )
         except SyncError as exc:
-            return WriteResult(
-                op_key=op.op_key,
-                ok=False,
-                error=str(exc),
-                retriable=isinstance(exc, RetriableError),
-            )
+            return failed(op, exc)
         return WriteResult(op_key=op.op_key, ok=True)
 
     def _write_fields(self, ops: Sequence[WriteOp]) -> dict[str, WriteResult]:

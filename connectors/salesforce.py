@@ -34,7 +34,7 @@ from connectors._ratelimit import (
     budget_key,
     make_budget,
 )
-from connectors._retry import call_translated
+from connectors._retry import call_translated, failed
 from signalplay.crmschema import CrmField, CrmMetadata, FieldSpec
 from signalplay.errors import AuthError, FatalError, RateLimitedError, RetriableError, SyncError
 from signalplay.models import (
@@ -159,6 +159,10 @@ class SalesforceConnector:
             ca = Path(settings.ca_bundle)
             if not ca.is_absolute() and isinstance(root, Path):
                 ca = root / ca  # relative to the project, not the working directory
+            if not ca.is_file():
+                raise FatalError(
+                    "salesforce", "connect", f"crm.ca_bundle: no CA certificate file at {ca}"
+                )
             session.verify = str(ca)
         adapter = _TimeoutAdapter((settings.connect_timeout, settings.read_timeout))
         session.mount("https://", adapter)
@@ -445,7 +449,7 @@ class SalesforceConnector:
         try:
             rows = self._call("read tasks", functools.partial(self.sf.query_all, soql))
         except SyncError as exc:
-            return {o.op_key: _failed(o, exc) for o in ops}, []
+            return {o.op_key: failed(o, exc) for o in ops}, []
         closed = {r[key]: bool(r.get("IsClosed")) for r in rows["records"]}
         done: dict[str, WriteResult] = {}
         still_open: list[WriteOp] = []
@@ -500,7 +504,7 @@ class SalesforceConnector:
         try:
             active = self._active_targets(targets)
         except SyncError as exc:
-            return {o.op_key: _failed(o, exc) for o in ops}
+            return {o.op_key: failed(o, exc) for o in ops}
         inputs: list[dict[str, Any]] = []
         owners: list[WriteOp] = []
         for op in ops:
@@ -519,7 +523,7 @@ class SalesforceConnector:
             try:
                 answers = self._invoke("assignTargetToSalesCadence", inputs)
             except SyncError as exc:
-                return {o.op_key: _failed(o, exc) for o in ops}
+                return {o.op_key: failed(o, exc) for o in ops}
         errors: dict[str, str] = {}
         for op, answer in zip(owners, answers, strict=False):
             if not answer.get("isSuccess") and op.op_key not in errors:
@@ -546,7 +550,7 @@ class SalesforceConnector:
             ]
             answers = self._invoke("removeTargetFromSalesCadence", inputs) if inputs else []
         except SyncError as exc:
-            return {o.op_key: _failed(o, exc) for o in ops}
+            return {o.op_key: failed(o, exc) for o in ops}
         failed = {
             i["targetId"]: a
             for i, a in zip(inputs, answers, strict=False)
@@ -600,13 +604,7 @@ class SalesforceConnector:
                 operation, functools.partial(self.sf.restful, path, method="PATCH", json=body)
             )
         except SyncError as exc:
-            retriable = isinstance(exc, RetriableError)
-            return {
-                o.op_key: WriteResult(
-                    op_key=o.op_key, ok=False, error=str(exc), retriable=retriable
-                )
-                for o in ops
-            }
+            return {o.op_key: failed(o, exc) for o in ops}
         out: dict[str, WriteResult] = {}
         for op, result in zip(ops, answer or [], strict=False):
             if result.get("success"):
@@ -626,12 +624,6 @@ class SalesforceConnector:
                 retriable=code in RETRIABLE_CODES,
             )
         return out
-
-
-def _failed(op: WriteOp, exc: SyncError) -> WriteResult:
-    return WriteResult(
-        op_key=op.op_key, ok=False, error=str(exc), retriable=isinstance(exc, RetriableError)
-    )
 
 
 def _soql_time(value: str) -> str:

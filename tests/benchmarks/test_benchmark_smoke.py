@@ -30,3 +30,17 @@ def test_evaluate_benchmark_short_form_runs_every_stage_and_compares() -> None:
     assert result["rule_engine"]["agree_on_unsegmented_triggers"]
     assert result["rule_engine"]["ratio"] > 1
     assert result["sharded"]["episodes"] == result["episodes"]
+
+
+def test_writeback_benchmark_short_form_makes_the_minimum_requests_then_none() -> None:
+    import writeback
+
+    result = writeback.main(["--accounts", "250", "--drt-accounts", "30"])
+    for crm in ("hubspot", "salesforce"):
+        first, second = result[crm]["first"], result[crm]["second"]
+        assert first["result"]["failed"] == 0
+        assert sum(first["write_requests"].values()) == result[crm]["minimum"]
+        assert second["ops"] == 0
+        assert second["write_requests"] == {}
+    assert result["drt"]["requests"] == 30  # one request per record
+    assert result["drt"]["failed"] == 0
