@@ -287,6 +287,9 @@ class HubSpotSandbox:
         self.faults: list[Fault] = []
         self._window: deque[float] = deque()
         self._daily = 0
+        # (object type, property) → value → id of the first live record with it: look-ups by a
+        # unique property stay O(1) at 10k+ records; every hit is checked against the record.
+        self._indexes: dict[tuple[str, str], dict[str, str]] = {}
         self.rate_limited = 0  # 429s answered for the windows (injected faults not counted)
         self._lock = threading.RLock()
         self._assoc_index: set[tuple[str, str, str, str, int]] = {
@@ -401,6 +404,7 @@ class HubSpotSandbox:
                 existing["properties"].update(
                     {k: v for k, v in properties.items() if v is not None}
                 )
+                self._index(otype, existing)
                 return str(existing["id"])
             return str(self._insert(otype, properties)["id"])
 
@@ -708,7 +712,14 @@ class HubSpotSandbox:
             "archived": False,
         }
         self.state.objects[otype][oid] = record
+        self._index(otype, record)
         return record
+
+    def _index(self, otype: str, record: dict[str, Any]) -> None:
+        for (ot, prop), index in self._indexes.items():
+            value = record["properties"].get(prop)
+            if ot == otype and value is not None:
+                index.setdefault(value, record["id"])
 
     def _touch(self, otype: str, record: dict[str, Any], properties: dict[str, Any]) -> None:
         now = _now_iso(self.clock())
@@ -717,6 +728,7 @@ class HubSpotSandbox:
         )
         record["properties"][LASTMOD.get(otype, "hs_lastmodifieddate")] = now
         record["updatedAt"] = now
+        self._index(otype, record)
 
     def _find_by(self, otype: str, prop: str, value: Any) -> dict[str, Any] | None:
         if value is None:
@@ -724,14 +736,22 @@ class HubSpotSandbox:
         if prop in ("hs_object_id", "id"):
             rec = self.state.objects[otype].get(str(value))
             return rec if rec and not rec["archived"] else None
-        return next(
-            (
-                r
-                for r in self.state.objects[otype].values()
-                if not r["archived"] and r["properties"].get(prop) == str(value)
-            ),
-            None,
-        )
+        index = self._indexes.get((otype, prop))
+        if index is None:
+            index = {}
+            for r in self.state.objects[otype].values():
+                v = r["properties"].get(prop)
+                if v is not None and not r["archived"]:
+                    index.setdefault(v, r["id"])
+            self._indexes[(otype, prop)] = index
+        rid = index.get(str(value))
+        if rid is None:
+            return None
+        rec = self.state.objects[otype].get(rid)
+        if rec is not None and not rec["archived"] and rec["properties"].get(prop) == str(value):
+            return rec
+        del self._indexes[(otype, prop)]  # the record changed or left: rebuild and look again
+        return self._find_by(otype, prop, value)
 
     def _validate(
         self, otype: str, properties: Any, *, creating: bool, own_id: str | None = None

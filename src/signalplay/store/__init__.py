@@ -542,20 +542,36 @@ class Store:
         """Mark ops applied, or failed with their error; an op that has failed `max_attempts`
         times goes to the dead-letter list (`dead`), out of the automatic retries."""
         now = self.clock()
-        failed = sa.case((t.ledger.c.attempts + 1 >= max_attempts, "dead"), else_="failed")
+        ledger = t.ledger
+        # One statement, executed for all results at once (executemany).
+        status = sa.case(
+            (sa.bindparam("ok", type_=sa.Boolean), "applied"),
+            (ledger.c.attempts + 1 >= max_attempts, "dead"),
+            else_="failed",
+        )
+        update = (
+            ledger.update()
+            .where(ledger.c.op_key == sa.bindparam("key"))
+            .values(
+                status=status,
+                crm_id=sa.bindparam("crm_id"),
+                error=sa.bindparam("error"),
+                attempts=ledger.c.attempts + 1,
+                updated_at=now,
+            )
+        )
+        rows = [
+            {
+                "key": r.op_key,
+                "ok": r.ok,
+                "crm_id": r.crm_id,
+                "error": None if r.ok else (r.error or "")[:2000],
+            }
+            for r in results
+        ]
         with self.engine.begin() as conn:
-            for r in results:
-                conn.execute(
-                    t.ledger.update()
-                    .where(t.ledger.c.op_key == r.op_key)
-                    .values(
-                        status="applied" if r.ok else failed,
-                        crm_id=r.crm_id,
-                        error=None if r.ok else (r.error or "")[:2000],
-                        attempts=t.ledger.c.attempts + 1,
-                        updated_at=now,
-                    )
-                )
+            for start in range(0, len(rows), BATCH):
+                conn.execute(update, rows[start : start + BATCH])
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         """Ops that failed too often to be retried automatically, newest first."""
