@@ -170,6 +170,7 @@ class HubSpotConnector:
         # Each property access builds a new ApiClient and pool: read the API objects once.
         self._companies = client.crm.companies
         self._contacts = client.crm.contacts
+        self._deals = client.crm.deals
         self._tasks = client.crm.objects.tasks
         self._owners = client.crm.owners.owners_api
         self._properties = client.crm.properties
@@ -194,8 +195,10 @@ class HubSpotConnector:
 
     # ---- reading ---------------------------------------------------------------------------
     def streams(self) -> Sequence[StreamSpec]:
-        """Companies, contacts and owners."""
-        return [StreamSpec(name=n) for n in ("companies", "contacts", "owners")]
+        """Companies, contacts, owners, deals (renewal dates and amounts) and the tasks
+        signalplay wrote (status, completion, closure reason), the last incrementally."""
+        full = [StreamSpec(name=n) for n in ("companies", "contacts", "owners", "deals")]
+        return [*full, StreamSpec(name="tasks", cursor_field="hs_lastmodifieddate")]
 
     def _property_names(self, otype: str) -> list[str]:
         if otype not in self._catalogue:
@@ -211,9 +214,13 @@ class HubSpotConnector:
         if stream == "owners":
             yield from self._read_owners()
             return
-        api = {"companies": self._companies, "contacts": self._contacts}[stream].basic_api
+        if stream == "tasks":
+            yield from self._read_tasks(cursor, until)
+            return
+        apis = {"companies": self._companies, "contacts": self._contacts, "deals": self._deals}
+        api = apis[stream].basic_api
         names = self._property_names(stream)
-        assoc = ["companies"] if stream == "contacts" else None
+        assoc = ["companies"] if stream in ("contacts", "deals") else None
         after: str | None = None
         seen: set[str] = set()
         while True:
@@ -253,6 +260,75 @@ class HubSpotConnector:
             data=data,
             updated_at=obj.updated_at,
         )
+
+    def _read_tasks(self, cursor: str | None, until: datetime) -> Iterator[Page]:
+        """signalplay's tasks changed since `cursor` (their last-modified time), oldest first,
+        through search: 200 a page, and a new query from the last time seen when a query
+        reaches search's 10,000-result cap."""
+        key = self.settings.episode_key_property
+        if key not in self._property_names("tasks"):
+            return  # nothing written yet (`crm setup` creates the property)
+        wanted = [
+            "hs_task_status",
+            "hs_task_subject",
+            "hs_task_completion_date",
+            "hs_timestamp",
+            "hubspot_owner_id",
+            "hs_lastmodifieddate",
+            key,
+            self.settings.closure_reason_property,
+        ]
+        names = [n for n in wanted if n in self._property_names("tasks")]
+        upto = until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        since, after = cursor, 0
+        while True:
+            filters = [
+                {"propertyName": key, "operator": "HAS_PROPERTY"},
+                {"propertyName": "hs_lastmodifieddate", "operator": "LTE", "value": upto},
+            ]
+            if since:
+                filters.append(
+                    {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": since}
+                )
+            body = {
+                "filterGroups": [{"filters": filters}],
+                "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+                "properties": names,
+                "limit": SEARCH_PAGE,
+                "after": after,
+            }
+            raw = self._call(
+                "search tasks",
+                partial(
+                    self._tasks.search_api.do_search,
+                    body,
+                    _request_timeout=self._timeout,
+                    _preload_content=False,
+                ),
+            )
+            answer = json.loads(raw.data)
+            records = tuple(
+                SourceRecord(
+                    source=self.source,
+                    stream="tasks",
+                    record_id=str(r["id"]),
+                    data={**r["properties"], "id": str(r["id"])},
+                    updated_at=_parse_iso(r.get("updatedAt")),
+                )
+                for r in answer.get("results", [])
+            )
+            last = records[-1].data.get("hs_lastmodifieddate") if records else None
+            yield Page(records=records, cursor=last or since)
+            nxt = (answer.get("paging") or {}).get("next", {}).get("after")
+            if nxt is None:
+                return
+            after = int(nxt)
+            if after + SEARCH_PAGE > SEARCH_CAP:  # search pages stop at 10,000 results
+                if last is None or last == since:
+                    raise FatalError(
+                        "hubspot", "search tasks", f"over {SEARCH_CAP} tasks modified at {last}"
+                    )
+                since, after = last, 0
 
     def _read_owners(self) -> Iterator[Page]:
         after: str | None = None
@@ -742,6 +818,16 @@ class HubSpotConnector:
             )
             for o in ops
         }
+
+
+SEARCH_PAGE = 200  # results per search page
+SEARCH_CAP = 10_000  # results one search query can page through
+
+
+def _parse_iso(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 OBJECT_TYPES = {"account": "companies", "task": "tasks"}

@@ -313,3 +313,25 @@ def test_an_expired_session_fails_ops_for_retry_and_reads_raise(crm: Crm) -> Non
     assert crm.tasks() == {}
     with pytest.raises(AuthError):
         list(crm.conn.read(crm.account_stream, cursor=None, until=datetime.now(UTC)))
+
+
+def test_pull_reads_back_signalplays_tasks_with_their_outcome_incrementally(crm: Crm) -> None:
+    account = crm.account("Acme")
+    crm.conn.write([task(crm, f"sp_{i}", account) for i in range(3)])
+    until = datetime.now(UTC) + timedelta(minutes=1)
+    pages = list(crm.conn.read("tasks", cursor=None, until=until))
+    first = [r for p in pages for r in p.records]
+    assert len(first) == 3
+    cursor = pages[-1].cursor
+    assert cursor is not None
+    crm.conn.write([close("sp_1", "condition_cleared")])
+    later = [r for p in crm.conn.read("tasks", cursor=cursor, until=until) for r in p.records]
+    status, reason, key = (
+        ("hs_task_status", "signalplay_closure_reason", "signalplay_episode_key")
+        if crm.name == "hubspot"
+        else ("Status", "Signalplay_Closure_Reason__c", "Signalplay_Key__c")
+    )
+    closed = [r.data for r in later if r.data[key] == "sp_1"]
+    assert closed
+    assert closed[-1][status] in ("COMPLETED", "Completed")
+    assert closed[-1][reason] == "condition_cleared"

@@ -34,6 +34,12 @@ def _run(root: Path) -> dict:
         ctx.close()
 
 
+def _writes(sandbox: HubSpotSandbox) -> int:
+    """Requests that change data: not GETs, searches or batch reads (those POST, and read)."""
+    reads = ("/search", "/batch/read")
+    return sum(1 for r in sandbox.requests if r.method != "GET" and not r.template.endswith(reads))
+
+
 def _noon():
     from datetime import UTC, datetime, time
 
@@ -88,14 +94,14 @@ def test_second_run_writes_nothing(
 ) -> None:
     root = _project(tmp_path, sandbox, server, hooks)
     first = _run(root)
-    writes_before = sum(1 for r in sandbox.requests if r.method != "GET")
+    writes_before = _writes(sandbox)
     events_before = receiver.requests
     second = _run(root)
     assert first["tasks_created"] > 0
     assert (second["tasks_created"], second["tasks_updated"], second["fields_updated"]) == (0, 0, 0)
     assert second["events_sent"] == 0
     assert second["episodes_held"] == first["episodes_opened"]
-    assert sum(1 for r in sandbox.requests if r.method != "GET") == writes_before
+    assert _writes(sandbox) == writes_before
     assert receiver.requests == events_before
 
 
@@ -183,7 +189,13 @@ def test_demo_cli_json_twice(tmp_path: Path) -> None:
     second = json.loads(runner.invoke(app, args, catch_exceptions=False).output)
     assert second["tasks_created"] == 0
     assert second["duplicates_found"] == 0
-    assert not any(k.startswith(("POST", "PATCH")) for k in second["crm_requests"])
+    reads = ("/search", "/batch/read")  # POSTs that only read
+    writes = [
+        k
+        for k in second["crm_requests"]
+        if k.startswith(("POST", "PATCH", "PUT", "DELETE")) and not k.endswith(reads)
+    ]
+    assert writes == []
 
 
 def test_a_resolved_episode_closes_its_tasks_once(
@@ -273,10 +285,50 @@ def test_plan_prints_each_change_with_its_fields_and_apply_executes_exactly_it(
     assert ", due 20" in shown
     assert "update_fields  companies/" in shown
     assert "    signalplay_health_score: None → '" in shown
-    writes = sum(1 for r in sandbox.requests if r.method != "GET")
+    writes = _writes(sandbox)
     dry = json.loads(runner.invoke(app, ["apply", "--dry-run", "-p", str(root)]).stdout)
     assert dry["would_apply"] > 0
-    assert sum(1 for r in sandbox.requests if r.method != "GET") == writes
+    assert _writes(sandbox) == writes
     applied = json.loads(runner.invoke(app, ["apply", "-p", str(root)]).stdout)
     assert applied["failed"] == 0
     assert applied["tasks_created"] == len(sandbox.state.objects["tasks"]) > 0
+
+
+def test_a_crash_between_the_crm_and_the_ledger_leaves_no_duplicate_and_no_gap(
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server, hooks: Server
+) -> None:
+    """The process dies after the CRM took half of the writes and before the ledger heard of
+    any: the next run sends them again by key, so the CRM ends with each task once and every
+    planned change applied."""
+    from signalplay.models import WriteAction
+    from signalplay.store import Store
+
+    root = _project(tmp_path, sandbox, server, hooks)
+    project = load_project(root)
+    block = project.settings.crm.model_copy(update={"access_token": TOKEN})
+    ctx = jobs.open_context(
+        project,
+        clock=_noon,
+        crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)),
+    )
+    run_id = ctx.store.start_run("plan")
+    jobs.pull(ctx, run_id)
+    profiles = jobs.build_profiles(ctx, run_id)
+    jobs.evaluate(ctx, profiles)
+    _, ops, _ = jobs.plan(ctx, profiles, run_id)
+    writes = [o for o in ops if o.action is not WriteAction.SEND_WEBHOOK]
+    ctx.crm.ensure_schema(list(ctx.definitions.writeback.account_fields))
+    ctx.crm.write(writes[: len(writes) // 2])  # the CRM has these; the ledger does not know
+    ctx.close()  # ... and the process is gone
+
+    summary = _run(root)
+    assert summary["failed"] == 0
+    tasks = [o for o in writes if o.action is WriteAction.UPSERT_TASK]
+    assert len(sandbox.state.objects["tasks"]) == len(tasks)
+    assert sandbox.duplicate_tasks("signalplay_episode_key") == 0
+    store = Store(project.store_url())
+    try:
+        assert store.pending_ops() == []
+        assert {o.op_key for o in ops} <= store.applied_keys()
+    finally:
+        store.close()

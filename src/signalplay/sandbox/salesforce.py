@@ -292,6 +292,7 @@ class SalesforceSandbox:
         self._faults: list[_Fault] = []
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
+        self._indexes: dict[tuple[str, str], dict[Any, list[str]]] = {}
         self._load()
 
     # persistence (the demo's org survives between runs) --------------------------------------
@@ -410,6 +411,7 @@ class SalesforceSandbox:
         )
         _derive(sobject, record)
         self.state.objects.setdefault(sobject, {})[rid] = record
+        self._reindex(sobject, record)
         return rid
 
     def _check_values(
@@ -438,11 +440,7 @@ class SalesforceSandbox:
                 )
             if spec.unique and value is not None:
                 clash = next(
-                    (
-                        r["Id"]
-                        for r in self.records(sobject)
-                        if r.get(name) == value and r["Id"] != self_id
-                    ),
+                    (r["Id"] for r in self._lookup(sobject, name, value) if r["Id"] != self_id),
                     None,
                 )
                 if clash is not None:
@@ -490,8 +488,39 @@ class SalesforceSandbox:
         self._check_values(sobject, changes, creating=False, self_id=rid)
         record.update(changes)
         _derive(sobject, record)
+        self._reindex(sobject, record)
         now = _api_time(self.clock())
         record.update(LastModifiedDate=now, SystemModstamp=now)
+
+    def _lookup(self, sobject: str, name: str, value: Any) -> list[dict[str, Any]]:
+        """Live records whose `name` is `value`, through an index (upserts by external id stay
+        O(1) at 10k+ records); every hit is checked against its record."""
+        index = self._indexes.get((sobject, name))
+        if index is None:
+            index = {}
+            for r in self.records(sobject):
+                if r.get(name) is not None:
+                    index.setdefault(r[name], []).append(r["Id"])
+            self._indexes[(sobject, name)] = index
+        ids = index.get(value, [])
+        rows = self.state.objects.get(sobject, {})
+        found = [
+            rows[i]
+            for i in ids
+            if i in rows and not rows[i]["IsDeleted"] and rows[i].get(name) == value
+        ]
+        if len(found) != len(ids):  # a record changed or left: rebuild once
+            del self._indexes[(sobject, name)]
+            return [r for r in self.records(sobject) if r.get(name) == value]
+        return found
+
+    def _reindex(self, sobject: str, record: dict[str, Any]) -> None:
+        for (obj, name), index in self._indexes.items():
+            value = record.get(name)
+            if obj == sobject and value is not None:
+                ids = index.setdefault(value, [])
+                if record["Id"] not in ids:
+                    ids.append(record["Id"])
 
     def _upsert(self, sobject: str, ext: str, values: dict[str, Any]) -> tuple[str, bool]:
         spec = self.state.schema[sobject].get(ext)
@@ -502,7 +531,7 @@ class SalesforceSandbox:
                 f"Provided external ID field does not exist or is not accessible: {ext}",
             )
         key = values.get(ext)
-        matches = [r for r in self.records(sobject) if r.get(ext) == key and key is not None]
+        matches = self._lookup(sobject, ext, key) if key is not None else []
         if len(matches) > 1:
             raise RecordError("DUPLICATE_EXTERNAL_ID", f"{ext}: more than one record found", [ext])
         if matches:
@@ -898,7 +927,7 @@ class SalesforceSandbox:
     def _upsert_one(
         self, sobject: str, ext: str, value: str, body: Any, version: str
     ) -> tuple[int, Any, int]:
-        matches = [r for r in self.records(sobject) if r.get(ext) == value]
+        matches = self._lookup(sobject, ext, value)
         if len(matches) > 1:
             urls = [f"/services/data/v{version}/sobjects/{sobject}/{r['Id']}" for r in matches]
             return 300, urls, 0
