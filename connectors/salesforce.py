@@ -55,6 +55,7 @@ STREAMS = {
     "accounts": "Account",
     "contacts": "Contact",
     "contact_roles": "AccountContactRole",
+    "opportunity_contact_roles": "OpportunityContactRole",
     "users": "User",
     "opportunities": "Opportunity",
     "tasks": "Task",
@@ -245,7 +246,8 @@ class SalesforceConnector:
 
     # reading ------------------------------------------------------------------------------------
     def streams(self) -> Sequence[StreamSpec]:
-        """Accounts, contacts, contact roles, users, opportunities and signalplay's tasks."""
+        """Accounts, contacts, their roles on accounts and on opportunities, users,
+        opportunities (renewals) and signalplay's tasks."""
         return [StreamSpec(name=n, cursor_field="SystemModstamp") for n in STREAMS]
 
     def _field_names(self, sobject: str) -> list[str]:

@@ -275,3 +275,42 @@ def test_closing_an_episode_completes_its_task_and_ends_its_cadence(
     (tracker,) = org.records("ActionCadenceTracker")
     assert tracker["State"] == "Complete"
     assert [r.ok for r in conn.write([remove])] == [True]  # already ended: nothing to do
+
+
+def test_contact_roles_on_accounts_and_opportunities_are_pulled(
+    org: SalesforceSandbox, conn: SalesforceConnector
+) -> None:
+    account = org.seed("Account", {"Name": "Acme"})
+    contact = org.seed("Contact", {"LastName": "Ng", "AccountId": account})
+    deal = org.seed(
+        "Opportunity",
+        {
+            "AccountId": account,
+            "Name": "Renewal 2027",
+            "StageName": "Prospecting",
+            "CloseDate": "2027-01-31",
+            "Amount": 48000.0,
+            "Type": "Renewal",
+        },
+    )
+    org.seed(
+        "AccountContactRole", {"AccountId": account, "ContactId": contact, "Role": "Decision Maker"}
+    )
+    org.seed(
+        "OpportunityContactRole",
+        {"OpportunityId": deal, "ContactId": contact, "Role": "Economic Buyer"},
+    )
+    roles = [
+        r.data for p in conn.read("contact_roles", cursor=None, until=later()) for r in p.records
+    ]
+    assert [(r["ContactId"], r["Role"]) for r in roles] == [(contact, "Decision Maker")]
+    deal_roles = [
+        r.data
+        for p in conn.read("opportunity_contact_roles", cursor=None, until=later())
+        for r in p.records
+    ]
+    assert [(r["OpportunityId"], r["Role"]) for r in deal_roles] == [(deal, "Economic Buyer")]
+    (opp,) = [
+        r.data for p in conn.read("opportunities", cursor=None, until=later()) for r in p.records
+    ]
+    assert (opp["CloseDate"], opp["Amount"], opp["Type"]) == ("2027-01-31", 48000.0, "Renewal")

@@ -48,6 +48,7 @@ PREFIX = {
     "Opportunity": "006",
     "Task": "00T",
     "AccountContactRole": "02Z",
+    "OpportunityContactRole": "00K",
     "ActionCadence": "77C",
     "ActionCadenceTracker": "0tt",
 }
@@ -160,6 +161,12 @@ def _schema() -> dict[str, dict[str, Field]]:
         ),
         "AccountContactRole": fields(
             Field("AccountId", "reference", nillable=False, reference_to=("Account",)),
+            Field("ContactId", "reference", nillable=False, reference_to=("Contact",)),
+            Field("Role", "picklist"),
+            Field("IsPrimary", "boolean"),
+        ),
+        "OpportunityContactRole": fields(
+            Field("OpportunityId", "reference", nillable=False, reference_to=("Opportunity",)),
             Field("ContactId", "reference", nillable=False, reference_to=("Contact",)),
             Field("Role", "picklist"),
             Field("IsPrimary", "boolean"),
