@@ -1014,7 +1014,7 @@ class HubSpotSandbox:
             "completedAt": _now_iso(self.clock()),
         }
         if errors:
-            env.update({"numErrors": len(errors), "errors": errors})
+            env.update({"numErrors": len(errors), "errors": [_standard_error(e) for e in errors]})
             return 207, env
         return (201 if op == "create" else 200), env
 
@@ -1287,9 +1287,9 @@ class HubSpotSandbox:
             results.append(
                 {
                     "fromObjectTypeId": TYPE_IDS[ftype],
-                    "fromObjectId": int(fid),
+                    "fromObjectId": str(fid),
                     "toObjectTypeId": TYPE_IDS[ttype],
-                    "toObjectId": int(tid),
+                    "toObjectId": str(tid),
                     "labels": [],
                 }
             )
@@ -1300,7 +1300,7 @@ class HubSpotSandbox:
             "completedAt": _now_iso(self.clock()),
         }
         if errors:
-            env.update({"numErrors": len(errors), "errors": errors})
+            env.update({"numErrors": len(errors), "errors": [_standard_error(e) for e in errors]})
             return 207, env
         return 201, env
 
@@ -1314,7 +1314,7 @@ class HubSpotSandbox:
                 by_target.setdefault(tid, []).append(type_id)
         results = [
             {
-                "toObjectId": int(tid),
+                "toObjectId": str(tid),
                 "associationTypes": [
                     {"category": "HUBSPOT_DEFINED", "typeId": i, "label": None} for i in ids
                 ],
@@ -1340,6 +1340,29 @@ class HubSpotSandbox:
             if value and not task["archived"]:
                 seen[value] = seen.get(value, 0) + 1
         return sum(n - 1 for n in seen.values() if n > 1)
+
+
+STANDARD_ERROR = (
+    "status",
+    "id",
+    "category",
+    "subCategory",
+    "message",
+    "errors",
+    "context",
+    "links",
+)
+
+
+def _standard_error(error: dict[str, Any]) -> dict[str, Any]:
+    """A per-input error of a 207 as HubSpot's StandardError: its fields only, with `errors`,
+    `context` and `links` present even when empty."""
+    out = {k: v for k, v in error.items() if k in STANDARD_ERROR}
+    out.setdefault("status", "error")
+    out.setdefault("errors", [])
+    out.setdefault("context", {})
+    out.setdefault("links", {})
+    return out
 
 
 def _match(record: dict[str, Any], flt: dict[str, Any]) -> bool:
