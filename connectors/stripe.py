@@ -1,0 +1,338 @@
+"""Stripe billing as a source, over httpx: customers, subscriptions and invoices.
+
+A first sync lists everything (subscriptions with `status=all`), newest first, 100 a page, with
+the time it started recorded before the first call; later syncs read `/v1/events` from that time
+(minus a 5-minute overlap) as the change feed, oldest first, and upsert each event's object.
+A cursor older than Stripe's 30-day event retention falls back to a full re-list. The cursor is
+saved after every page, so a killed sync resumes where it stopped (records at the edge are read
+again; the store upserts on the id). `Stripe-Version` is pinned; deleted objects arrive as
+tombstones (`deleted: true`); a subscription carries its MRR normalised to a month.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from connectors._ratelimit import RateLimitSettings, VirtualTime, Window, budget_key, make_budget
+from connectors._retry import call_translated, parse_retry_after
+from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
+from signalplay.models import Page, SourceRecord, StreamSpec
+
+T = TypeVar("T")
+EVENTS_PAGE_RECORDS = 500
+# stream → (list path, list parameters, event type wildcard, object name)
+STREAMS = {
+    "customers": ("/v1/customers", (), "customer.*", "customer"),
+    "subscriptions": (
+        "/v1/subscriptions",
+        (("status", "all"),),
+        "customer.subscription.*",
+        "subscription",
+    ),
+    "invoices": ("/v1/invoices", (), "invoice.*", "invoice"),
+}
+# Normalised to a month: f(interval, count) of the reference's MRR convention.
+MONTHLY = {"month": 1.0, "year": 1 / 12, "week": 52 / 12, "day": 365 / 12}
+MRR_STATUSES = frozenset({"active", "past_due"})
+
+
+class StripeSettings(BaseModel):
+    """A `stripe` source block; the key comes from SIGNALPLAY_SOURCES__<NAME>__API_KEY."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connector: str = "stripe"
+    api_key: SecretStr
+    base_url: str = "https://api.stripe.com"
+    stripe_version: str = "2025-03-31.basil"
+    page_size: int = Field(default=100, ge=1, le=100)
+    overlap_seconds: int = Field(default=300, ge=0)  # events re-read at the cursor's edge
+    retention_days: int = Field(default=29, ge=1, le=30)  # older cursors re-list everything
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_retry_seconds: float = 120.0
+    # Stripe allows 25 requests/s per endpoint (live 100/s overall): stay under it.
+    rate_limit: RateLimitSettings = RateLimitSettings(windows=(Window(limit=20, seconds=1),))
+
+
+def classify(response: httpx.Response, operation: str) -> SyncError:
+    """Stripe's answer as our error kinds: 429 and 5xx retriable (honouring Retry-After and
+    `Stripe-Should-Retry`), the legacy 400 `rate_limit` too; 401/403 auth; others fatal."""
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        error = {}
+    message = str(error.get("message") or response.text[:300])
+    code = error.get("code")
+    request_id = response.headers.get("Request-Id")
+    should = response.headers.get("Stripe-Should-Retry")
+    status = response.status_code
+    retriable = status == 429 or status >= 500 or (status == 400 and code == "rate_limit")
+    if should is not None:
+        retriable = should == "true"
+    if retriable:
+        return RetriableError(
+            "stripe",
+            operation,
+            f"{code or status}: {message}",
+            status=status,
+            request_id=request_id,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    kind = AuthError if status in (401, 403) else FatalError
+    return kind(
+        "stripe", operation, f"{code or status}: {message}", status=status, request_id=request_id
+    )
+
+
+def _translate(exc: Exception, operation: str) -> SyncError | None:
+    if isinstance(exc, _AnswerError):
+        return classify(exc.response, operation)
+    if isinstance(exc, httpx.TransportError):
+        return RetriableError("stripe", operation, f"connection failed: {type(exc).__name__}")
+    return None
+
+
+class _AnswerError(Exception):
+    """A non-2xx answer, carried to the translation."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def monthly_mrr(subscription: dict[str, Any]) -> float:
+    """The subscription's MRR in currency units (cents / 100): licensed per-unit items,
+    normalised to a month; 0 unless active or past due."""
+    if subscription.get("status") not in MRR_STATUSES:
+        return 0.0
+    total = 0.0
+    for item in (subscription.get("items") or {}).get("data") or []:
+        price = item.get("price") or {}
+        recurring = price.get("recurring") or {}
+        if recurring.get("usage_type") == "metered" or price.get("billing_scheme") == "tiered":
+            continue
+        amount = float(price.get("unit_amount_decimal") or price.get("unit_amount") or 0)
+        per = MONTHLY[str(recurring.get("interval", "month"))]
+        total += (
+            amount
+            * int(item.get("quantity") or 1)
+            * per
+            / int(recurring.get("interval_count") or 1)
+        )
+    return round(total / 100, 2)
+
+
+def normalise(stream: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as signalplay keeps it: Stripe's fields, plus what mappings need on one level
+    (a subscription's MRR and period end, an invoice's subscription id across API versions)."""
+    data = dict(obj)
+    if obj.get("deleted"):
+        return data
+    if stream == "subscriptions":
+        ends = [i.get("current_period_end") for i in (obj.get("items") or {}).get("data") or []]
+        data["mrr"] = monthly_mrr(obj)
+        data["current_period_end"] = obj.get("current_period_end") or max(
+            (e for e in ends if e is not None), default=None
+        )
+    if stream == "invoices":
+        parent = (obj.get("parent") or {}).get("subscription_details") or {}
+        data["subscription_id"] = parent.get("subscription") or obj.get("subscription")
+    if isinstance(obj.get("customer"), dict):
+        data["customer"] = obj["customer"].get("id")
+    return data
+
+
+class StripeConnector:
+    """Stripe's billing objects, bootstrapped by list and kept current by events."""
+
+    settings_model: ClassVar[type[BaseModel]] = StripeSettings
+
+    def __init__(
+        self,
+        settings: StripeSettings,
+        *,
+        source: str = "billing",
+        root: object = None,
+        sleep: Callable[[float], None] | None = None,
+        broker: str | None = None,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.clock = clock
+        virtual = VirtualTime(sleep) if sleep is not None else None
+        self._sleep = virtual.sleep if virtual else None
+        key = settings.api_key.get_secret_value()
+        self.budget = make_budget(
+            settings.rate_limit,
+            key=budget_key("stripe", settings.base_url, key),
+            broker=broker,
+            clock=virtual.now if virtual else time.monotonic,
+        )
+        self.requests = 0
+        self._http = httpx.Client(
+            base_url=settings.base_url,
+            headers={
+                "Authorization": f"Bearer {key}",
+                "Stripe-Version": settings.stripe_version,
+                "User-Agent": "signalplay",
+            },
+            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+            transport=transport,
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._http.close()
+
+    def streams(self) -> Sequence[StreamSpec]:
+        """Customers, subscriptions and invoices, incremental through events."""
+        return [StreamSpec(name=n, cursor_field="created") for n in STREAMS]
+
+    def _get(self, operation: str, path: str, params: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+        def once() -> dict[str, Any]:
+            self.requests += 1
+            response = self._http.get(path, params=list(params))
+            if response.status_code >= 300:
+                raise _AnswerError(response)
+            body = response.json()
+            return body if isinstance(body, dict) else {}
+
+        return call_translated(
+            once,
+            operation=operation,
+            translate=_translate,
+            max_delay=self.settings.max_retry_seconds,
+            sleep=self._sleep,
+            budget=self.budget,
+        )
+
+    def read(self, stream: str, *, cursor: str | None, until: datetime) -> Iterator[Page]:
+        """Pages of the stream since `cursor`; each page's cursor resumes after it."""
+        state = _state(cursor)
+        now = int(self.clock())
+        stale = (
+            state is not None and now - int(state["events"]) > self.settings.retention_days * 86_400
+        )
+        if state is None or "list" in state or stale:
+            listing = (state or {}).get("list") if state and not stale else None
+            yield from self._list_all(stream, listing or {"started": now})
+            return
+        yield from self._events(stream, int(state["events"]), until)
+
+    def _list_all(self, stream: str, listing: dict[str, Any]) -> Iterator[Page]:
+        path, fixed, _, _ = STREAMS[stream]
+        started, after = int(listing["started"]), listing.get("after")
+        while True:
+            params: list[tuple[str, Any]] = [("limit", self.settings.page_size), *fixed]
+            if after:
+                params.append(("starting_after", after))
+            page = self._get(f"list {stream}", path, params)
+            data = page.get("data") or []
+            records, bad = self._records(stream, data)
+            after = data[-1]["id"] if data and isinstance(data[-1], dict) else after
+            more = bool(page.get("has_more")) and bool(data)
+            state = (
+                {"events": started, "list": {"started": started, "after": after}}
+                if more
+                else {"events": started}
+            )
+            yield Page(records=records, cursor=json.dumps(state), quarantined=bad)
+            if not more:
+                return
+
+    def _events(self, stream: str, since: int, until: datetime) -> Iterator[Page]:
+        """Events of the stream's objects since `since` (less the overlap) up to `until`,
+        oldest first; each page's cursor is its newest event time."""
+        _, _, kind, name = STREAMS[stream]
+        params: list[tuple[str, Any]] = [
+            ("limit", self.settings.page_size),
+            ("type", kind),
+            ("created[gte]", max(0, since - self.settings.overlap_seconds)),
+            ("created[lte]", int(until.astimezone(UTC).timestamp())),
+        ]
+        events: list[dict[str, Any]] = []
+        after = None
+        while True:
+            page = self._get(
+                f"events {stream}",
+                "/v1/events",
+                [*params, *([("starting_after", after)] if after else [])],
+            )
+            data = page.get("data") or []
+            events += [e for e in data if isinstance(e, dict)]
+            if not page.get("has_more") or not data:
+                break
+            after = data[-1]["id"]
+        events.sort(key=lambda e: (e.get("created", 0), e.get("id", "")))
+        changes = [
+            e for e in events if ((e.get("data") or {}).get("object") or {}).get("object") == name
+        ]
+        if not changes:
+            yield Page(records=(), cursor=json.dumps({"events": since}))
+            return
+        for start in range(0, len(changes), EVENTS_PAGE_RECORDS):
+            chunk = changes[start : start + EVENTS_PAGE_RECORDS]
+            objects = []
+            for event in chunk:
+                obj = dict(event["data"]["object"])
+                if str(event.get("type", "")).endswith(".deleted"):
+                    obj = {"id": obj.get("id"), "object": name, "deleted": True, "last": obj}
+                obj["_event"] = {
+                    "id": event.get("id"),
+                    "type": event.get("type"),
+                    "created": event.get("created"),
+                }
+                objects.append(obj)
+            records, bad = self._records(stream, objects)
+            newest = max(int(e.get("created", since)) for e in chunk)
+            yield Page(records=records, cursor=json.dumps({"events": newest}), quarantined=bad)
+
+    def _records(
+        self, stream: str, objects: Sequence[Any]
+    ) -> tuple[tuple[SourceRecord, ...], tuple[tuple[str, str, dict[str, Any]], ...]]:
+        good: list[SourceRecord] = []
+        bad: list[tuple[str, str, dict[str, Any]]] = []
+        for obj in objects:
+            if not isinstance(obj, dict) or not obj.get("id"):
+                shown = obj if isinstance(obj, dict) else {"value": repr(obj)[:200]}
+                bad.append(("", f"{stream}: an object without an id", shown))
+                continue
+            try:
+                data = normalise(stream, obj)
+            except (TypeError, ValueError, KeyError) as exc:
+                bad.append(
+                    (str(obj["id"]), f"{stream}: cannot read {type(exc).__name__}: {exc}", obj)
+                )
+                continue
+            created = obj.get("created")
+            good.append(
+                SourceRecord(
+                    source=self.source,
+                    stream=stream,
+                    record_id=str(obj["id"]),
+                    data=data,
+                    updated_at=datetime.fromtimestamp(int(created), UTC) if created else None,
+                )
+            )
+        return tuple(good), tuple(bad)
+
+
+def _state(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        state = json.loads(cursor)
+    except ValueError:
+        return {"events": int(float(cursor))}  # a bare timestamp
+    return state if isinstance(state, dict) and "events" in state else None
