@@ -1,0 +1,312 @@
+"""Zendesk Support as a source, over httpx: tickets (with their metrics), organizations and
+satisfaction ratings.
+
+Tickets come from the cursor-based incremental export (`after_cursor` until `end_of_stream`,
+saved after every page; deleted tickets arrive with `status: "deleted"`; metrics sideloaded as
+`metric_sets` and emitted as the `ticket_metrics` stream's records). Organizations come from the
+time-based export, whose pages overlap at their boundary: records are deduplicated within a sync
+and the store upserts across syncs. Ratings page by cursor from the last `updated_at` seen.
+Incremental exports allow 10 requests a minute: the budget paces them, and a 429 waits for its
+`Retry-After` (60 s when absent); bodies that are not JSON are read as text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from connectors._ratelimit import (
+    LocalBudget,
+    RateLimitSettings,
+    VirtualTime,
+    Window,
+    budget_key,
+    make_budget,
+)
+from connectors._retry import call_translated, parse_retry_after
+from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
+from signalplay.models import Page, SourceRecord, StreamSpec
+
+EXPORT_WAIT_WITHOUT_HINT = 60.0  # a 429 on an export without Retry-After
+STREAMS = ("tickets", "ticket_metrics", "organizations", "satisfaction_ratings")
+
+
+class ZendeskSettings(BaseModel):
+    """A `zendesk` source block; the token comes from SIGNALPLAY_SOURCES__<NAME>__API_TOKEN."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connector: str = "zendesk"
+    subdomain: str | None = None  # https://{subdomain}.zendesk.com, unless base_url is set
+    base_url: str | None = None
+    email: str
+    api_token: SecretStr
+    start_time: int = Field(default=0, ge=0)  # the first sync's start (Unix seconds)
+    page_size: int = Field(default=1000, ge=1, le=1000)
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    max_retry_seconds: float = 300.0
+    # Incremental exports: 10 requests a minute (30 with High Volume); the rest of the API
+    # shares the account's budget per minute (Team 200 ... Enterprise 700).
+    export_rate: RateLimitSettings = RateLimitSettings(windows=(Window(limit=10, seconds=60),))
+    rate_limit: RateLimitSettings = RateLimitSettings(windows=(Window(limit=200, seconds=60),))
+
+    def url(self) -> str:
+        """The account's base URL."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if not self.subdomain:
+            raise ValueError("set subdomain or base_url")
+        return f"https://{self.subdomain}.zendesk.com"
+
+
+class _AnswerError(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _message(response: httpx.Response) -> str:
+    """The error's text, from either JSON form or a plain-text body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict):
+        if isinstance(body.get("errors"), list) and body["errors"]:
+            first = body["errors"][0]
+            return f"{first.get('code', '')}: {first.get('title', '')} {first.get('detail', '')}"
+        return f"{body.get('error', '')}: {body.get('description') or body.get('detail') or ''}"
+    return str(body)[:300]
+
+
+def classify(response: httpx.Response, operation: str) -> SyncError:
+    """429 and 5xx retriable (Retry-After, or a minute on exports), 401/403 auth, else fatal."""
+    status, message = response.status_code, _message(response)
+    if status == 429 or status >= 500:
+        hint = parse_retry_after(response.headers.get("Retry-After"))
+        if hint is None and status == 429 and "/incremental/" in str(response.request.url):
+            hint = EXPORT_WAIT_WITHOUT_HINT
+        return RetriableError("zendesk", operation, message, status=status, retry_after=hint)
+    kind = AuthError if status in (401, 403) else FatalError
+    return kind("zendesk", operation, message, status=status)
+
+
+def _translate(exc: Exception, operation: str) -> SyncError | None:
+    if isinstance(exc, _AnswerError):
+        return classify(exc.response, operation)
+    if isinstance(exc, httpx.TransportError):
+        return RetriableError("zendesk", operation, f"connection failed: {type(exc).__name__}")
+    return None
+
+
+def _stamp(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+class ZendeskConnector:
+    """Tickets, their metrics, organizations and ratings, incrementally."""
+
+    settings_model: ClassVar[type[BaseModel]] = ZendeskSettings
+
+    def __init__(
+        self,
+        settings: ZendeskSettings,
+        *,
+        source: str = "support",
+        root: object = None,
+        sleep: Callable[[float], None] | None = None,
+        broker: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        virtual = VirtualTime(sleep) if sleep is not None else None
+        self._sleep = virtual.sleep if virtual else None
+        clock = virtual.now if virtual else time.monotonic
+        base = settings.url()
+        self.export_budget = make_budget(
+            settings.export_rate, key=budget_key("zendesk-export", base), broker=broker, clock=clock
+        )
+        self.budget = make_budget(
+            settings.rate_limit, key=budget_key("zendesk", base), broker=broker, clock=clock
+        )
+        self.requests = 0
+        self.rate_limited = 0
+        self._pending_metrics: list[dict[str, Any]] = []
+        self._http = httpx.Client(
+            base_url=base,
+            auth=(f"{settings.email}/token", settings.api_token.get_secret_value()),
+            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+            transport=transport,
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._http.close()
+
+    def streams(self) -> Sequence[StreamSpec]:
+        """Tickets (their metrics alongside), organizations and satisfaction ratings."""
+        return [
+            StreamSpec(name="tickets", cursor_field="generated_timestamp"),
+            StreamSpec(name="ticket_metrics", primary_key="ticket_id", cursor_field="updated_at"),
+            StreamSpec(name="organizations", cursor_field="updated_at"),
+            StreamSpec(name="satisfaction_ratings", cursor_field="updated_at"),
+        ]
+
+    def _get(self, operation: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        export = "/incremental/" in path
+        budget: LocalBudget | Any = self.export_budget if export else self.budget
+
+        def once() -> dict[str, Any]:
+            self.requests += 1
+            response = self._http.get(path, params=params)
+            if response.status_code == 429:
+                self.rate_limited += 1
+            if response.status_code >= 300:
+                raise _AnswerError(response)
+            body = response.json()
+            return body if isinstance(body, dict) else {}
+
+        return call_translated(
+            once,
+            operation=operation,
+            translate=_translate,
+            max_delay=self.settings.max_retry_seconds,
+            sleep=self._sleep,
+            budget=budget,
+        )
+
+    def read(self, stream: str, *, cursor: str | None, until: datetime) -> Iterator[Page]:
+        """Pages since `cursor`; each page's cursor resumes after it."""
+        readers: dict[str, Callable[[str | None], Iterator[Page]]] = {
+            "tickets": self._tickets,
+            "ticket_metrics": self._metrics,
+            "organizations": self._organizations,
+            "satisfaction_ratings": self._ratings,
+        }
+        yield from readers[stream](cursor)
+
+    def _record(self, stream: str, key: str, data: dict[str, Any], updated: Any) -> SourceRecord:
+        return SourceRecord(
+            source=self.source,
+            stream=stream,
+            record_id=str(data[key]),
+            data=data,
+            updated_at=_stamp(updated)
+            if not isinstance(updated, int)
+            else datetime.fromtimestamp(updated, UTC),
+        )
+
+    def _split(
+        self, stream: str, key: str, rows: Sequence[Any], stamp: str
+    ) -> tuple[list[SourceRecord], list[tuple[str, str, dict[str, Any]]]]:
+        good: list[SourceRecord] = []
+        bad: list[tuple[str, str, dict[str, Any]]] = []
+        for row in rows:
+            if not isinstance(row, dict) or row.get(key) is None:
+                shown = row if isinstance(row, dict) else {"value": repr(row)[:200]}
+                bad.append(("", f"{stream}: a record without {key}", shown))
+                continue
+            good.append(self._record(stream, key, row, row.get(stamp)))
+        return good, bad
+
+    def _tickets(self, cursor: str | None) -> Iterator[Page]:
+        params: dict[str, Any] = {"per_page": self.settings.page_size, "include": "metric_sets"}
+        if cursor:
+            params["cursor"] = cursor
+        else:
+            params["start_time"] = self.settings.start_time
+        self._pending_metrics = []
+        while True:
+            page = self._get("export tickets", "/api/v2/incremental/tickets/cursor.json", params)
+            good, bad = self._split(
+                "tickets", "id", page.get("tickets") or [], "generated_timestamp"
+            )
+            self._pending_metrics += [
+                m for m in page.get("metric_sets") or [] if isinstance(m, dict)
+            ]
+            after = page.get("after_cursor") or params.get("cursor")
+            yield Page(records=tuple(good), cursor=after, quarantined=tuple(bad))
+            if page.get("end_of_stream", True) or not page.get("after_cursor"):
+                return
+            params = {
+                "per_page": self.settings.page_size,
+                "include": "metric_sets",
+                "cursor": after,
+            }
+
+    def _metrics(self, cursor: str | None) -> Iterator[Page]:
+        """The metrics sideloaded with the tickets just exported (one per ticket); without a
+        ticket export in this sync, the ticket_metrics list from `cursor` (updated_at) on."""
+        if self._pending_metrics:
+            rows, self._pending_metrics = self._pending_metrics, []
+            good, bad = self._split("ticket_metrics", "ticket_id", rows, "updated_at")
+            newest = max((str(r.data.get("updated_at") or "") for r in good), default=cursor or "")
+            yield Page(records=tuple(good), cursor=newest or cursor, quarantined=tuple(bad))
+            return
+        yield from self._cursor_list(
+            "ticket_metrics", "/api/v2/ticket_metrics.json", cursor, "ticket_id"
+        )
+
+    def _organizations(self, cursor: str | None) -> Iterator[Page]:
+        start = int(cursor) if cursor else self.settings.start_time
+        seen: dict[str, str] = {}
+        while True:
+            page = self._get(
+                "export organizations",
+                "/api/v2/incremental/organizations.json",
+                {"start_time": start, "per_page": self.settings.page_size},
+            )
+            rows = [
+                r
+                for r in page.get("organizations") or []
+                if not (isinstance(r, dict) and seen.get(str(r.get("id"))) == r.get("updated_at"))
+            ]  # pages overlap at their boundary: drop what this sync already has
+            good, bad = self._split("organizations", "id", rows, "updated_at")
+            seen.update({r.record_id: str(r.data.get("updated_at")) for r in good})
+            end = int(page.get("end_time") or start)
+            yield Page(records=tuple(good), cursor=str(end), quarantined=tuple(bad))
+            if page.get("end_of_stream", True):
+                return
+            # A page that did not advance held every record of its second (the export never
+            # splits one): go on from the next second instead of asking for it again.
+            start = end if end > start else start + 1
+
+    def _ratings(self, cursor: str | None) -> Iterator[Page]:
+        yield from self._cursor_list(
+            "satisfaction_ratings", "/api/v2/satisfaction_ratings.json", cursor, "id"
+        )
+
+    def _cursor_list(self, stream: str, path: str, cursor: str | None, key: str) -> Iterator[Page]:
+        """A `page[size]` list (newest first) read whole; only records updated at or after the
+        cursor (an ISO time) are kept; the new cursor is the newest `updated_at`."""
+        base: dict[str, Any] = {"page[size]": 100}
+        since = _stamp(cursor)
+        if stream == "satisfaction_ratings" and since is not None:
+            base["start_time"] = int(since.timestamp())
+        params = dict(base)
+        newest = cursor or ""
+        while True:
+            page = self._get(f"list {stream}", path, params)
+            rows = [
+                r
+                for r in page.get(stream) or []
+                if not cursor or str(r.get("updated_at", "")) >= cursor
+            ]
+            good, bad = self._split(stream, key, rows, "updated_at")
+            newest = max([newest, *(str(r.data.get("updated_at") or "") for r in good)])
+            meta = page.get("meta") or {}
+            more = bool(meta.get("has_more")) and meta.get("after_cursor")
+            yield Page(records=tuple(good), cursor=newest or None, quarantined=tuple(bad))
+            if not more:
+                return
+            params = {**base, "page[after]": meta["after_cursor"]}
