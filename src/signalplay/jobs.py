@@ -6,6 +6,7 @@ The store, connectors and clock come in through `Context`; Celery tasks and the 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 from signalplay.crmschema import Finding, owner_refs, preflight, wanted_fields
 from signalplay.definitions.loader import CompiledMapping, Definitions, load_definitions
 from signalplay.episodes import Episode, advance_episodes
-from signalplay.errors import ConfigError
+from signalplay.errors import ConfigError, Issue
 from signalplay.evaluator import (
     base_row,
     batch_gc,
@@ -134,26 +135,62 @@ def open_context(
     )
 
 
-def pull(ctx: Context, run_id: str) -> dict[str, dict[str, int]]:
-    """Pull every stream of the CRM and the sources from its cursor; returns counts per stream."""
-    summary: dict[str, dict[str, int]] = {}
+def pull(
+    ctx: Context,
+    run_id: str,
+    *,
+    only: Collection[str] | None = None,
+    full: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Pull every stream of the CRM and the sources (or of the sources named in `only`) from
+    its saved cursor (from the start with `full`); the cursor is saved with every page, so a
+    killed pull resumes where it stopped. Returns per stream: records, quarantined, requests
+    and 429s (for connectors that count them) and seconds."""
+    summary: dict[str, dict[str, float]] = {}
     until = ctx.clock()
-    sources: list[tuple[str, Any]] = [(CRM_SOURCE, ctx.crm)]
+    sources: list[tuple[str, Any]] = []
+    if only is None or CRM_SOURCE in only:
+        sources.append((CRM_SOURCE, ctx.crm))
     for name, block in ctx.project.settings.sources.items():
-        sources.append((name, build_connector(ctx.project, name, block, loc=("sources", name))))
+        if only is None or name in only:
+            sources.append((name, build_connector(ctx.project, name, block, loc=("sources", name))))
+    unknown = sorted(set(only or ()) - {n for n, _ in sources})
+    if unknown:
+        known = ", ".join([CRM_SOURCE, *ctx.project.settings.sources])
+        raise ConfigError(
+            [
+                Issue(CONFIG_FILE, None, None, "sources", f"no source {u!r} (known: {known})")
+                for u in unknown
+            ]
+        )
     for name, conn in sources:
         for spec in conn.streams():
-            cursor = ctx.store.get_cursor(name, spec.name)
-            counts = Counter[str]()
-            for page in conn.read(spec.name, cursor=cursor, until=until):
-                ctx.store.save_page(name, spec.name, page.records, page.cursor)
-                counts["records"] += len(page.records)
-                counts["quarantined"] += ctx.store.quarantine(
-                    run_id, name, spec.name, page.quarantined, stage="pull"
-                )
-                ctx.progress(f"pull {name}.{spec.name}", counts["records"], None)
-            summary[f"{name}.{spec.name}"] = dict(counts)
+            summary[f"{name}.{spec.name}"] = _pull_stream(
+                ctx, run_id, name, conn, stream=spec.name, until=until, full=full
+            )
     return summary
+
+
+def _pull_stream(
+    ctx: Context, run_id: str, source: str, conn: Any, *, stream: str, until: datetime, full: bool
+) -> dict[str, float]:
+    cursor = None if full else ctx.store.get_cursor(source, stream)
+    counts: dict[str, float] = {"records": 0, "quarantined": 0}
+    requests, limited = getattr(conn, "requests", None), getattr(conn, "rate_limited", None)
+    started = time.perf_counter()
+    for page in conn.read(stream, cursor=cursor, until=until):
+        ctx.store.save_page(source, stream, page.records, page.cursor)
+        counts["records"] += len(page.records)
+        counts["quarantined"] += ctx.store.quarantine(
+            run_id, source, stream, page.quarantined, stage="pull"
+        )
+        ctx.progress(f"pull {source}.{stream}", int(counts["records"]), None)
+    if requests is not None:
+        counts["requests"] = conn.requests - requests
+    if limited is not None:
+        counts["429s"] = conn.rate_limited - limited
+    counts["seconds"] = round(time.perf_counter() - started, 2)
+    return counts
 
 
 @dataclass
