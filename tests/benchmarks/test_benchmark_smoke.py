@@ -44,3 +44,15 @@ def test_writeback_benchmark_short_form_makes_the_minimum_requests_then_none() -
         assert second["write_requests"] == {}
     assert result["drt"]["requests"] == 30  # one request per record
     assert result["drt"]["failed"] == 0
+
+
+def test_sources_benchmark_short_form_loses_nothing_and_paces() -> None:
+    import sources
+
+    result = sources.main(["--records", "12000"])
+    zendesk, stripe = result["zendesk"], result["stripe"]
+    assert (zendesk["lost"], stripe["lost"]) == (0, 0)
+    assert (zendesk["429s"], stripe["429s"]) == (0, 0)
+    assert zendesk["requests"] == 12  # 1,000 tickets a page
+    assert zendesk["share_of_allowed"] <= 1.0  # never faster than allowed
+    assert stripe["requests"] == 120

@@ -130,6 +130,7 @@ class StripeSandbox:
         self._buckets: dict[str, deque[float]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
+        self._lists: dict[tuple[Any, ...], tuple[list[dict[str, Any]], dict[str, int]]] = {}
 
     # ---- seeding and changes (each change is an event, as in Stripe) ------------------------
     def _id(self, prefix: str) -> str:
@@ -380,7 +381,7 @@ class StripeSandbox:
             self.requests.append(
                 Logged(method, path, query, status, environ.get("HTTP_STRIPE_VERSION"))
             )
-        text = json.dumps(body).encode()
+            text = json.dumps(body).encode()  # under the lock: the state may not change meanwhile
         reasons = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
         start_response(
             f"{status} {reasons.get(status, 'Error')}",
@@ -450,7 +451,8 @@ class StripeSandbox:
             raise StripeError(
                 404, "resource_missing", f"No such {RESOURCES[resource]}: '{oid}'", param="id"
             )
-        return self._expand(copy.deepcopy(found), params.get("expand", []), prefix="")
+        expand = params.get("expand", [])
+        return self._expand(copy.deepcopy(found), expand, prefix="") if expand else found
 
     def _list(self, resource: str, params: dict[str, Any], path: str) -> dict[str, Any]:
         limit = _int(params.get("limit", "10"), "limit")
@@ -468,21 +470,44 @@ class StripeSandbox:
                 "parameter_invalid_empty",
                 "You may only specify one of these parameters: starting_after, ending_before.",
             )
-        rows = [r for r in self._pool(resource) if self._matches(resource, r, params)]
-        rows.sort(key=lambda r: (r.get("created", 0), r["id"]), reverse=True)  # newest first
+        rows, where = self._listing(resource, params)
         start = 0
         if after:
-            start = _position(rows, after, "starting_after") + 1
+            start = _position(where, after, "starting_after") + 1
         page = rows[start : start + limit]
         if before:
-            end = _position(rows, before, "ending_before")
+            end = _position(where, before, "ending_before")
             page = rows[max(0, end - limit) : end]
             start = max(0, end - limit)
         has_more = (start + len(page) < len(rows)) if not before else start > 0
-        data = [
-            self._expand(copy.deepcopy(r), params.get("expand", []), prefix="data.") for r in page
-        ]
+        expand = params.get("expand", [])
+        # Objects are serialised under the lock: copy only what expand changes.
+        data = (
+            [self._expand(copy.deepcopy(r), expand, prefix="data.") for r in page]
+            if expand
+            else page
+        )
         return {"object": "list", "url": path, "has_more": has_more, "data": data}
+
+    def _listing(
+        self, resource: str, params: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """The filtered list, newest first, and each id's position; kept until the state
+        changes (paging through 100k objects stays O(page), not O(n) per request)."""
+        paging = ("limit", "starting_after", "ending_before", "expand")
+        key = (
+            resource,
+            json.dumps({k: v for k, v in params.items() if k not in paging}, sort_keys=True),
+            len(self.state.events),  # every change is an event
+            self._now() // 60 if resource == "events" else 0,  # retention moves with time
+        )
+        cached = self._lists.get(key)
+        if cached is None:
+            rows = [r for r in self._pool(resource) if self._matches(resource, r, params)]
+            rows.sort(key=lambda r: (r.get("created", 0), r["id"]), reverse=True)  # newest first
+            cached = (rows, {r["id"]: i for i, r in enumerate(rows)})
+            self._lists = {key: cached}  # one listing at a time is what a sync pages through
+        return cached
 
     def _matches(self, resource: str, row: dict[str, Any], params: dict[str, Any]) -> bool:
         if row.get("deleted"):
@@ -616,10 +641,9 @@ def _int(value: Any, name: str) -> int:
         ) from None
 
 
-def _position(rows: list[dict[str, Any]], oid: str, param: str) -> int:
-    for i, row in enumerate(rows):
-        if row["id"] == oid:
-            return i
+def _position(where: dict[str, int], oid: str, param: str) -> int:
+    if oid in where:
+        return where[oid]
     raise StripeError(400, "resource_missing", f"No such object: '{oid}'", param=param)
 
 
