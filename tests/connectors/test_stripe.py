@@ -198,3 +198,43 @@ def test_mrr_normalises_intervals_and_skips_metered_and_dead_subscriptions() -> 
     assert monthly_mrr(sub("active", (5, "month", 1, 1, "metered"))) == 0.0
     assert monthly_mrr(sub("canceled", (2000, "month", 1, 1, "licensed"))) == 0.0
     assert monthly_mrr(sub("trialing", (2000, "month", 1, 1, "licensed"))) == 0.0
+
+
+def test_every_canonical_billing_object_maps_through_the_shipped_billing_mappings() -> None:
+    from datetime import date
+
+    from signalplay.definitions.loader import load_definitions
+    from signalplay.identity import IdentityMap
+    from signalplay.mapping import StreamMapper
+    from signalplay.models import SourceRecord
+    from signalplay.scaffold import shipped_mappings
+
+    defs = load_definitions(shipped_mappings())
+    resources = json.loads(BILLING.read_text())["resources"]
+    customer = resources["customer"]["id"]
+    identity = IdentityMap()
+    identity.add("crm_id", "acme", "acme")
+    identity.add("stripe_customer_id", customer, "acme")
+    objects = {
+        "customers": [resources["customer"], resources["deleted_customer"]],
+        "subscriptions": [resources["subscription"]],
+        "invoices": [resources["invoice"], resources["deleted_invoice"]],
+    }
+    mapped: dict[str, dict] = {}  # type: ignore[type-arg]
+    for stream, items in objects.items():
+        mapping = next(
+            m for m in defs.mappings if (m.spec.source, m.spec.stream) == ("billing", stream)
+        )
+        mapper = StreamMapper(mapping, identity, days=[date(2026, 11, 27)])
+        for obj in items:
+            data = normalise(stream, obj)
+            mapper.add(
+                SourceRecord(source="billing", stream=stream, record_id=data["id"], data=data)
+            )
+        assert mapper.report.quarantined == [], (stream, mapper.report.quarantined)
+        mapped[stream] = mapper.facts(accounts=["acme"])["acme"]
+    # The fixture subscription is active with cancel_at_period_end set: a scheduled cancellation.
+    assert mapped["subscriptions"]["cancellation_scheduled"].value == 1
+    assert isinstance(mapped["subscriptions"]["mrr"].value, float)
+    assert mapped["customers"]["billing_delinquent"].value == 0
+    assert "last_invoice_amount" in mapped["invoices"]
