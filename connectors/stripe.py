@@ -334,5 +334,7 @@ def _state(cursor: str | None) -> dict[str, Any] | None:
     try:
         state = json.loads(cursor)
     except ValueError:
-        return {"events": int(float(cursor))}  # a bare timestamp
+        return None  # another connector's cursor: start over with a full list
+    if isinstance(state, int | float) and not isinstance(state, bool):
+        return {"events": int(state)}  # a bare timestamp
     return state if isinstance(state, dict) and "events" in state else None

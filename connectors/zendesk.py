@@ -228,12 +228,14 @@ class ZendeskConnector:
         self._pending_metrics = []
         while True:
             page = self._get("export tickets", "/api/v2/incremental/tickets/cursor.json", params)
-            good, bad = self._split(
-                "tickets", "id", page.get("tickets") or [], "generated_timestamp"
-            )
-            self._pending_metrics += [
-                m for m in page.get("metric_sets") or [] if isinstance(m, dict)
-            ]
+            metrics = [m for m in page.get("metric_sets") or [] if isinstance(m, dict)]
+            reopens = {m.get("ticket_id"): m.get("reopens") for m in metrics}
+            tickets = [
+                {**t, "reopens": reopens.get(t.get("id"))} if isinstance(t, dict) else t
+                for t in page.get("tickets") or []
+            ]  # a ticket's reopen count rides along from its metric set
+            good, bad = self._split("tickets", "id", tickets, "generated_timestamp")
+            self._pending_metrics += metrics
             after = page.get("after_cursor") or params.get("cursor")
             yield Page(records=tuple(good), cursor=after, quarantined=tuple(bad))
             if page.get("end_of_stream", True) or not page.get("after_cursor"):
@@ -258,7 +260,7 @@ class ZendeskConnector:
         )
 
     def _organizations(self, cursor: str | None) -> Iterator[Page]:
-        start = int(cursor) if cursor else self.settings.start_time
+        start = int(cursor) if cursor and cursor.isdigit() else self.settings.start_time
         seen: dict[str, str] = {}
         while True:
             page = self._get(

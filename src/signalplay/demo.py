@@ -9,13 +9,15 @@ from __future__ import annotations
 import csv
 import random
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.salesforce import Field as SfField
 from signalplay.sandbox.salesforce import SalesforceSandbox
+from signalplay.sandbox.stripe import StripeSandbox
+from signalplay.sandbox.zendesk import ZendeskSandbox
 from signalplay.scaffold import salesforce_user_id
 
 DAYS = 120
@@ -546,3 +548,76 @@ def generate(
     else:
         seed_crm(sandbox, book, seed=seed, today=today)
     return book
+
+
+def _noon(day: str) -> float:
+    return datetime.combine(date.fromisoformat(day), time(12), tzinfo=UTC).timestamp()
+
+
+@dataclass(frozen=True)
+class _At:
+    """A clock stopped at one moment: what a stand-in stamps the object seeded next with."""
+
+    moment: float
+
+    def __call__(self) -> float:
+        return self.moment
+
+
+def seed_sources(root: Path, stripe: StripeSandbox, zendesk: ZendeskSandbox) -> dict[str, int]:
+    """Load the demo's billing and support files into the Stripe and Zendesk stand-ins, so that
+    the demo pulls them through the real connectors: a customer and a monthly subscription per
+    billed account with its invoices, an organization per supported account with its tickets
+    (reopens in their metrics, a CSAT of 4-5 as a good rating, lower as bad). Each object is
+    stamped with its own day, so the stand-ins' event and export feeds hold the history."""
+    seeded = {"customers": 0, "invoices": 0, "organizations": 0, "tickets": 0}
+    clock_s, clock_z = stripe.clock, zendesk.clock
+    with (root / "data" / "invoices.csv").open(newline="") as handle:
+        invoices = sorted(csv.DictReader(handle), key=lambda r: (r["created"], r["id"]))
+    try:
+        first: dict[str, dict[str, str]] = {}
+        for row in invoices:
+            first.setdefault(row["customer"], row)
+        for customer, row in first.items():
+            stripe.clock = _At(_noon(row["created"]) - 30 * 86_400)
+            stripe.add_customer(name=customer, customer_id=customer)
+            monthly = int(row["amount_due"])
+            stripe.add_subscription(customer, items=[(monthly, "month", 1, 1)])
+            seeded["customers"] += 1
+        for row in invoices:
+            stripe.clock = _At(_noon(row["created"]))
+            failed = row["status"] == "open"
+            stripe.add_invoice(
+                row["customer"],
+                amount=int(row["amount_due"]),
+                status=row["status"],
+                attempt_count=int(row["attempt_count"]),
+                next_payment_attempt=int(_noon(row["created"])) + 3 * 86_400 if failed else None,
+                invoice_id=row["id"],
+            )
+            seeded["invoices"] += 1
+        with (root / "data" / "tickets.csv").open(newline="") as handle:
+            tickets = sorted(csv.DictReader(handle), key=lambda r: (r["updated_at"], r["id"]))
+        orgs: set[str] = set()
+        for row in tickets:
+            zendesk.clock = _At(_noon(row["created_at"]))
+            org = row["organization_id"]
+            if org not in orgs:
+                zendesk.add_organization(f"Org {org}", external_id=org, org_id=int(org))
+                orgs.add(org)
+            tid = zendesk.add_ticket(
+                int(org),
+                subject=f"Ticket {row['id']}",
+                priority=row["priority"] or None,
+                status=row["status"],
+                tags=tuple(t for t in row["tags"].split(",") if t),
+                ticket_id=int(row["id"]),
+                reopens=int(row["reopens"] or 0),
+            )
+            if row["csat"]:
+                zendesk.rate(tid, "good" if float(row["csat"]) >= 4 else "bad")
+            seeded["tickets"] += 1
+        seeded["organizations"] = len(orgs)
+    finally:
+        stripe.clock, zendesk.clock = clock_s, clock_z
+    return seeded

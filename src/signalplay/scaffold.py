@@ -14,18 +14,7 @@ store: sqlite:///signalplay.db          # or postgresql+psycopg://user@host/db
 crm:
 {crm_block}
 sources:
-  usage:
-    connector: files
-    streams:
-      usage_daily: {{path: data/usage.csv, cursor_field: date}}
-  support:
-    connector: files
-    streams:
-      tickets: {{path: data/tickets.csv, cursor_field: updated_at}}
-  billing:
-    connector: files
-    streams:
-      invoices: {{path: data/invoices.csv, cursor_field: created}}
+{sources_block}
 webhook:                                # in-app guidance and webinar invitations
   connector: webhook
   url: {webhook_url}  # secret: SIGNALPLAY_WEBHOOK__SECRET
@@ -42,6 +31,34 @@ def shipped_mappings() -> Path:
     return Path(__file__).resolve().parents[2] / "mappings"
 
 
+FILES_SOURCES = """\
+  usage:
+    connector: files
+    streams:
+      usage_daily: {path: data/usage.csv, cursor_field: date}
+  support:
+    connector: files
+    streams:
+      tickets: {path: data/tickets.csv, cursor_field: updated_at}
+  billing:
+    connector: files
+    streams:
+      invoices: {path: data/invoices.csv, cursor_field: created}"""
+# The demo's sources: the Stripe and Zendesk stand-ins (`signalplay sandbox serve` serves them on
+# these ports; the demo on free ones) and usage through DuckDB.
+SANDBOX_SOURCES = """\
+  usage:
+    connector: sql                      # DuckDB over the file; a warehouse: url + query
+    streams:
+      usage_daily: {files: data/usage.csv, key: [domain, date]}
+  support:
+    connector: zendesk                  # token: SIGNALPLAY_SOURCES__SUPPORT__API_TOKEN
+    base_url: http://127.0.0.1:8768     # a real account: subdomain: acme
+    email: admin@vendor.example
+    start_time: 0
+  billing:
+    connector: stripe                   # key: SIGNALPLAY_SOURCES__BILLING__API_KEY
+    base_url: http://127.0.0.1:8767     # a real account: leave out"""
 HUBSPOT_BLOCK = """\
   connector: hubspot
   host: {crm_host}"""
@@ -67,10 +84,12 @@ def init_project(
     crm_host: str = "http://127.0.0.1:8765",
     webhook_url: str = "http://127.0.0.1:8766/events",
     overwrite: bool = False,
+    sandbox_sources: bool = False,
 ) -> list[Path]:
     """Write a starter project into `root` for `crm`; existing files are kept unless
     `overwrite`. A Salesforce project gets the Salesforce mapping set, and its routing names
-    the demo org's users."""
+    the demo org's users; `sandbox_sources` reads billing and support from the Stripe and Zendesk
+    stand-ins (the demo) instead of CSV files."""
     root.mkdir(parents=True, exist_ok=True)
     written = []
     config = root / "signalplay.yaml"
@@ -79,7 +98,12 @@ def init_project(
             crm_host=crm_host
         )
         config.write_text(
-            CONFIG_TEMPLATE.format(crm_block=block, webhook_url=webhook_url), encoding="utf-8"
+            CONFIG_TEMPLATE.format(
+                crm_block=block,
+                webhook_url=webhook_url,
+                sources_block=SANDBOX_SOURCES if sandbox_sources else FILES_SOURCES,
+            ),
+            encoding="utf-8",
         )
         written.append(config)
     target = root / "mappings"

@@ -186,6 +186,12 @@ def test_demo_cli_json_twice(tmp_path: Path) -> None:
     assert first["failed"] == 0
     assert first["duplicates_found"] == 0
     assert first["crm_requests"]["POST /crm/v3/objects/tasks/batch/upsert"] >= 1
+    streams = first["streams"]  # billing and support through the Stripe and Zendesk connectors
+    assert streams["billing.invoices"]["records"] == 150 * 4
+    assert streams["billing.invoices"]["requests"] == 6  # 100 a page
+    assert streams["support.tickets"]["records"] > 0
+    assert streams["support.ticket_metrics"]["records"] == streams["support.tickets"]["records"]
+    assert all(s["quarantined"] == 0 for s in streams.values())
     second = json.loads(runner.invoke(app, args, catch_exceptions=False).output)
     assert second["tasks_created"] == 0
     assert second["duplicates_found"] == 0

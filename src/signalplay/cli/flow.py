@@ -34,6 +34,8 @@ from signalplay.settings import SourceBlock, load_project
 DEMO_TOKEN = "pat-sandbox-demo"  # noqa: S105 - the sandbox's own token, not a secret
 DEMO_WEBHOOK_SECRET = "whsec-sandbox-demo"  # noqa: S105 - the sandbox receiver's own secret
 DEMO_SF_TOKEN = "00Dsandbox!demo-session"  # noqa: S105 - the Salesforce sandbox's own session
+DEMO_STRIPE = "sk_test_sandbox_demo"  # the Stripe stand-in's own key
+DEMO_ZENDESK = "zd-sandbox-demo"  # the Zendesk stand-in's own token
 
 
 class CrmChoice(StrEnum):
@@ -64,7 +66,7 @@ def demo(
     from signalplay.sandbox.webhook import WebhookReceiver
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    init_project(directory, crm=crm.value)
+    init_project(directory, crm=crm.value, sandbox_sources=True)
     state = directory / ".signalplay"
     secret = os.environ.get("SIGNALPLAY_WEBHOOK__SECRET", DEMO_WEBHOOK_SECRET)
     receiver = WebhookReceiver(secret)
@@ -83,10 +85,22 @@ def demo(
         served = serve(sandbox)
         key_field = "signalplay_episode_key"
     generate(directory, sandbox, accounts=accounts, seed=seed, today=today)
-    with served as server, serve(receiver) as hooks:
+    billing, support = source_sandboxes(directory)
+    with (
+        served as server,
+        serve(receiver) as hooks,
+        serve(billing) as stripe_server,
+        serve(support) as zendesk_server,
+    ):
+        urls = {"stripe": stripe_server.url, "zendesk": zendesk_server.url}
         summary = guard(
             lambda: _run_demo(
-                directory, server.url, token, webhook_url=f"{hooks.url}/events", secret=secret
+                directory,
+                server.url,
+                token,
+                webhook_url=f"{hooks.url}/events",
+                secret=secret,
+                source_urls=urls,
             )
         )
     sandbox.save()
@@ -105,10 +119,53 @@ def demo(
         _print_summary(summary, directory)
 
 
+def source_sandboxes(directory: Path) -> tuple[Any, Any]:
+    """The Stripe and Zendesk stand-ins, loaded with the demo's billing and support files."""
+    from signalplay.demo import seed_sources
+    from signalplay.sandbox.stripe import StripeSandbox
+    from signalplay.sandbox.zendesk import ZendeskSandbox
+
+    billing = StripeSandbox(api_key=_secret("SIGNALPLAY_SOURCES__BILLING__API_KEY", DEMO_STRIPE))
+    support = ZendeskSandbox(
+        email="admin@vendor.example",
+        token=_secret("SIGNALPLAY_SOURCES__SUPPORT__API_TOKEN", DEMO_ZENDESK),
+    )
+    seed_sources(directory, billing, support)
+    return billing, support
+
+
+def _secret(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _with_sandbox_sources(project: Any, urls: dict[str, str]) -> Any:
+    """The project with its Stripe and Zendesk sources pointed at the running stand-ins."""
+    secrets = {
+        "stripe": {"api_key": _secret("SIGNALPLAY_SOURCES__BILLING__API_KEY", DEMO_STRIPE)},
+        "zendesk": {"api_token": _secret("SIGNALPLAY_SOURCES__SUPPORT__API_TOKEN", DEMO_ZENDESK)},
+    }
+    sources = {
+        name: block.model_copy(
+            update={"base_url": urls[block.connector], **secrets[block.connector]}
+        )
+        if block.connector in urls
+        else block
+        for name, block in project.settings.sources.items()
+    }
+    settings = project.settings.model_copy(update={"sources": sources})
+    return project.model_copy(update={"settings": settings})
+
+
 def _run_demo(
-    directory: Path, url: str, token: str, *, webhook_url: str, secret: str
+    directory: Path,
+    url: str,
+    token: str,
+    *,
+    webhook_url: str,
+    secret: str,
+    source_urls: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    project = load_project(directory)
+    project = _with_sandbox_sources(load_project(directory), source_urls or {})
     where = "instance_url" if project.settings.crm.connector == "salesforce" else "host"
     block = project.settings.crm.model_copy(update={where: url, "access_token": token})
     hook = SourceBlock(connector="webhook", url=webhook_url, secret=secret)
@@ -308,7 +365,8 @@ def sandbox_serve(
     port: Annotated[int, typer.Option("--port")] = 8765,
 ) -> None:
     """Serve the HubSpot stand-in on 127.0.0.1 until interrupted (state kept in DIR/.signalplay),
-    and the webhook receiver on the next port (secret: SIGNALPLAY_WEBHOOK__SECRET)."""
+    the webhook receiver on the next port (secret: SIGNALPLAY_WEBHOOK__SECRET), and, for a demo
+    directory, the Stripe and Zendesk stand-ins loaded with its files on the two after."""
     from signalplay.sandbox.hubspot import HubSpotSandbox
     from signalplay.sandbox.server import serve
     from signalplay.sandbox.webhook import WebhookReceiver
@@ -318,6 +376,12 @@ def sandbox_serve(
     secret = os.environ.get("SIGNALPLAY_WEBHOOK__SECRET", DEMO_WEBHOOK_SECRET)
     hooks = serve(WebhookReceiver(secret), port=port + 1)
     out.print(f"HubSpot sandbox on {server.url}, webhook receiver on {hooks.url}/events")
+    if (directory / "data" / "invoices.csv").exists() and (
+        directory / "data" / "tickets.csv"
+    ).exists():
+        billing, support = source_sandboxes(directory)
+        stripe_server, zendesk_server = serve(billing, port=port + 2), serve(support, port=port + 3)
+        out.print(f"Stripe sandbox on {stripe_server.url}, Zendesk sandbox on {zendesk_server.url}")
     try:
         server._thread.join()
     except KeyboardInterrupt:

@@ -156,13 +156,18 @@ class StripeSandbox:
         self.state.events.append(event)
 
     def add_customer(
-        self, *, name: str, email: str | None = None, metadata: dict[str, str] | None = None
+        self,
+        *,
+        name: str,
+        email: str | None = None,
+        metadata: dict[str, str] | None = None,
+        customer_id: str | None = None,
     ) -> str:
-        """A customer (`customer.created`)."""
+        """A customer (`customer.created`); its id may be given (a seeded book)."""
         with self._lock:
             obj = _template("customer")
             obj.update(
-                id=self._id("cus"),
+                id=customer_id or self._id("cus"),
                 created=self._now(),
                 name=name,
                 email=email,
@@ -281,13 +286,14 @@ class StripeSandbox:
         next_payment_attempt: int | None = None,
         collection_method: str = "charge_automatically",
         due_date: int | None = None,
+        invoice_id: str | None = None,
     ) -> str:
         """An invoice (`invoice.created`, then `invoice.paid` or `invoice.payment_failed` as its
         state says)."""
         with self._lock:
             now = self._now()
             inv = _template("invoice")
-            iid = self._id("in")
+            iid = invoice_id or self._id("in")
             paid = status == "paid"
             inv.update(
                 id=iid,

@@ -93,11 +93,16 @@ class ZendeskSandbox:
 
     # ---- seeding and changes ---------------------------------------------------------------
     def add_organization(
-        self, name: str, *, external_id: str | None = None, domains: tuple[str, ...] = ()
+        self,
+        name: str,
+        *,
+        external_id: str | None = None,
+        domains: tuple[str, ...] = (),
+        org_id: int | None = None,
     ) -> int:
-        """An organization (exported from its `updated_at` on)."""
+        """An organization (exported from its `updated_at` on); its id may be given."""
         with self._lock:
-            oid = next(self._ids)
+            oid = org_id if org_id is not None else next(self._ids)
             now = self.clock()
             self.state.organizations[oid] = {
                 "id": oid,
@@ -126,10 +131,12 @@ class ZendeskSandbox:
         priority: str | None = "normal",
         status: str = "open",
         tags: tuple[str, ...] = (),
+        ticket_id: int | None = None,
+        reopens: int = 0,
     ) -> int:
-        """A ticket with its metrics."""
+        """A ticket with its metrics; its id may be given."""
         with self._lock:
-            tid = next(self._ids)
+            tid = ticket_id if ticket_id is not None else next(self._ids)
             now = self.clock()
             self.state.tickets[tid] = {
                 "id": tid,
@@ -161,7 +168,7 @@ class ZendeskSandbox:
                 "id": next(self._ids),
                 "ticket_id": tid,
                 "url": f"https://sandbox.zendesk.com/api/v2/ticket_metrics/{tid}.json",
-                "reopens": 0,
+                "reopens": reopens,
                 "replies": 0,
                 "assignee_stations": 0,
                 "group_stations": 1,
