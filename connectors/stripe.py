@@ -20,6 +20,7 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from connectors._http import AnswerError, translator
 from connectors._ratelimit import RateLimitSettings, VirtualTime, Window, budget_key, make_budget
 from connectors._retry import call_translated, parse_retry_after
 from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
@@ -92,22 +93,6 @@ def classify(response: httpx.Response, operation: str) -> SyncError:
     )
 
 
-def _translate(exc: Exception, operation: str) -> SyncError | None:
-    if isinstance(exc, _AnswerError):
-        return classify(exc.response, operation)
-    if isinstance(exc, httpx.TransportError):
-        return RetriableError("stripe", operation, f"connection failed: {type(exc).__name__}")
-    return None
-
-
-class _AnswerError(Exception):
-    """A non-2xx answer, carried to the translation."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        super().__init__(response.status_code)
-        self.response = response
-
-
 def monthly_mrr(subscription: dict[str, Any]) -> float:
     """The subscription's MRR in currency units (cents / 100): licensed per-unit items,
     normalised to a month; 0 unless active or past due."""
@@ -148,6 +133,9 @@ def normalise(stream: str, obj: dict[str, Any]) -> dict[str, Any]:
     if isinstance(obj.get("customer"), dict):
         data["customer"] = obj["customer"].get("id")
     return data
+
+
+_TRANSLATE = translator("stripe", classify)
 
 
 class StripeConnector:
@@ -204,14 +192,14 @@ class StripeConnector:
             self.requests += 1
             response = self._http.get(path, params=list(params))
             if response.status_code >= 300:
-                raise _AnswerError(response)
+                raise AnswerError(response)
             body = response.json()
             return body if isinstance(body, dict) else {}
 
         return call_translated(
             once,
             operation=operation,
-            translate=_translate,
+            translate=_TRANSLATE,
             max_delay=self.settings.max_retry_seconds,
             sleep=self._sleep,
             budget=self.budget,

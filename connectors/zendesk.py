@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from connectors._http import AnswerError, translator
 from connectors._ratelimit import (
     LocalBudget,
     RateLimitSettings,
@@ -65,12 +66,6 @@ class ZendeskSettings(BaseModel):
         return f"https://{self.subdomain}.zendesk.com"
 
 
-class _AnswerError(Exception):
-    def __init__(self, response: httpx.Response) -> None:
-        super().__init__(response.status_code)
-        self.response = response
-
-
 def _message(response: httpx.Response) -> str:
     """The error's text, from either JSON form or a plain-text body."""
     try:
@@ -97,12 +92,7 @@ def classify(response: httpx.Response, operation: str) -> SyncError:
     return kind("zendesk", operation, message, status=status)
 
 
-def _translate(exc: Exception, operation: str) -> SyncError | None:
-    if isinstance(exc, _AnswerError):
-        return classify(exc.response, operation)
-    if isinstance(exc, httpx.TransportError):
-        return RetriableError("zendesk", operation, f"connection failed: {type(exc).__name__}")
-    return None
+_TRANSLATE = translator("zendesk", classify)
 
 
 def _stamp(value: Any) -> datetime | None:
@@ -172,14 +162,14 @@ class ZendeskConnector:
             if response.status_code == 429:
                 self.rate_limited += 1
             if response.status_code >= 300:
-                raise _AnswerError(response)
+                raise AnswerError(response)
             body = response.json()
             return body if isinstance(body, dict) else {}
 
         return call_translated(
             once,
             operation=operation,
-            translate=_translate,
+            translate=_TRANSLATE,
             max_delay=self.settings.max_retry_seconds,
             sleep=self._sleep,
             budget=budget,

@@ -1,0 +1,34 @@
+"""What the httpx connectors share: a non-2xx answer carried to the error translation, and
+that translation (the vendor's classifier for answers, transport failures retriable)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from signalplay.errors import RetriableError, SyncError
+
+
+class AnswerError(Exception):
+    """A non-2xx answer, carried to the translation."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def translator(
+    source: str, classify: Callable[[httpx.Response, str], SyncError]
+) -> Callable[[Exception, str], SyncError | None]:
+    """The `translate` for `call_translated`: answers by `classify`, transport failures as
+    retriable, anything else not ours (None)."""
+
+    def translate(exc: Exception, operation: str) -> SyncError | None:
+        if isinstance(exc, AnswerError):
+            return classify(exc.response, operation)
+        if isinstance(exc, httpx.TransportError):
+            return RetriableError(source, operation, f"connection failed: {type(exc).__name__}")
+        return None
+
+    return translate
