@@ -86,6 +86,10 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("procurement_delay", {"procurement_status": "delayed"}, True),
     ("procurement_delay", {"procurement_status": "in_review"}, False),
     ("payment_risk", {"failed_payments_60d": 1}, True),
+    ("payment_risk", {"failed_payments_60d": 0}, False),
+    ("payment_risk", {"failed_payments_60d": 0, "subscriptions_past_due": 1}, True),  # Stripe
+    ("payment_risk", {"failed_payments_60d": 0, "billing_delinquent": 1}, True),
+    ("payment_risk", {"subscriptions_past_due": 0, "billing_delinquent": 0}, False),
     # stakeholder change
     ("champion_left", {"contacts": [contact("c1", "champion", left_date=ago(30))]}, True),
     ("champion_left", {"contacts": [contact("c1", "champion", left_date=ago(31))]}, False),
