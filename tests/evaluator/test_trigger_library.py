@@ -83,6 +83,16 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     # commercial
     ("contraction", {"billed_30d": 85.0, "billed_prev_30d": 100.0}, True),
     ("contraction", {"billed_30d": 86.0, "billed_prev_30d": 100.0}, False),
+    (
+        "contraction",
+        {"billed_30d": 100.0, "billed_prev_30d": 100.0, "cancellation_scheduled": 1},
+        True,
+    ),
+    (
+        "contraction",
+        {"billed_30d": 100.0, "billed_prev_30d": 100.0, "cancellation_scheduled": 0},
+        False,
+    ),
     ("procurement_delay", {"procurement_status": "delayed"}, True),
     ("procurement_delay", {"procurement_status": "in_review"}, False),
     ("payment_risk", {"failed_payments_60d": 1}, True),
