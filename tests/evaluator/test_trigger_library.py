@@ -93,6 +93,18 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
         {"billed_30d": 100.0, "billed_prev_30d": 100.0, "cancellation_scheduled": 0},
         False,
     ),
+    # Stripe MRR against the snapshot of 30 days ago (no snapshot yet: no signal)
+    (
+        "contraction",
+        {"billed_30d": 100.0, "billed_prev_30d": 100.0, "mrr": 85.0, "@ago:mrr:30": 100.0},
+        True,
+    ),
+    (
+        "contraction",
+        {"billed_30d": 100.0, "billed_prev_30d": 100.0, "mrr": 85.5, "@ago:mrr:30": 100.0},
+        False,
+    ),
+    ("contraction", {"billed_30d": 100.0, "billed_prev_30d": 100.0, "mrr": 50.0}, False),
     ("procurement_delay", {"procurement_status": "delayed"}, True),
     ("procurement_delay", {"procurement_status": "in_review"}, False),
     ("payment_risk", {"failed_payments_60d": 1}, True),
