@@ -236,6 +236,17 @@ class VirtualTime:
         self._now += seconds
 
 
+def pacing(
+    sleep: Callable[[float], None] | None,
+) -> tuple[Callable[[float], None] | None, Callable[[], float]]:
+    """The sleep a connector waits with and the clock its local budget reads: real time, or,
+    given a recording sleep (tests), a virtual clock that the recorded waits move."""
+    if sleep is None:
+        return None, time.monotonic
+    virtual = VirtualTime(sleep)
+    return virtual.sleep, virtual.now
+
+
 def make_budget(
     settings: RateLimitSettings,
     *,

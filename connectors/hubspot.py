@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -23,10 +22,10 @@ from urllib3.util.retry import Retry
 
 from connectors._ratelimit import (
     RateLimitSettings,
-    VirtualTime,
     Window,
     budget_key,
     make_budget,
+    pacing,
 )
 from connectors._retry import call_translated, failed, parse_retry_after
 from signalplay.crmschema import CrmField, CrmMetadata, FieldSpec
@@ -142,14 +141,12 @@ class HubSpotConnector:
         self.settings = settings
         self.source = source
         token = settings.access_token.get_secret_value()
-        virtual = VirtualTime(sleep) if sleep is not None else None
-        if virtual is not None:
-            sleep = virtual.sleep
+        sleep, clock = pacing(sleep)
         self.budget = make_budget(
             settings.rate_limit,
             key=budget_key("hubspot", settings.host, token),
             broker=broker,
-            clock=virtual.now if virtual else time.monotonic,
+            clock=clock,
         )
         # urllib3's default Retry still honours Retry-After on GETs: switch the SDK's retries off
         # entirely so that our one retry policy (connectors/_retry.py) owns every wait.
@@ -616,15 +613,19 @@ class HubSpotConnector:
             return None
         return found if isinstance(found, dict) else {}
 
-    def _owner_of_user(self, user_id: Any) -> str | None:
-        """The owner id of a HubSpot user id (enrollments name users; tasks take owners)."""
-        if user_id is None:
-            return None
+    def _owner_records(self) -> dict[str, dict[str, Any]]:
+        """The owners by owner id, read once per connector."""
         if self._owners_by_id is None:
             self._owners_by_id = {
                 str(r.record_id): r.data for p in self._read_owners() for r in p.records
             }
-        for owner_id, owner in self._owners_by_id.items():
+        return self._owners_by_id
+
+    def _owner_of_user(self, user_id: Any) -> str | None:
+        """The owner id of a HubSpot user id (enrollments name users; tasks take owners)."""
+        if user_id is None:
+            return None
+        for owner_id, owner in self._owner_records().items():
             if str(owner.get("user_id")) == str(user_id):
                 return owner_id
         return None
@@ -735,11 +736,7 @@ class HubSpotConnector:
         """The enrolling user's userId and inbox for a record owner (owner id is not user id)."""
         if not owner_id:
             return None
-        if self._owners_by_id is None:
-            self._owners_by_id = {
-                str(r.record_id): r.data for p in self._read_owners() for r in p.records
-            }
-        owner = self._owners_by_id.get(str(owner_id))
+        owner = self._owner_records().get(str(owner_id))
         if owner is None or owner.get("user_id") is None:
             return None
         return str(owner["user_id"]), str(owner.get("email") or "")

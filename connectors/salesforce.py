@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -29,10 +28,10 @@ from simple_salesforce.exceptions import SalesforceError
 
 from connectors._ratelimit import (
     RateLimitSettings,
-    VirtualTime,
     Window,
     budget_key,
     make_budget,
+    pacing,
 )
 from connectors._retry import call_translated, failed
 from signalplay.crmschema import CrmField, CrmMetadata, FieldSpec
@@ -145,14 +144,12 @@ class SalesforceConnector:
     ) -> None:
         self.settings = settings
         self.source = source
-        virtual = VirtualTime(sleep) if sleep is not None else None
-        if virtual is not None:
-            sleep = virtual.sleep
+        sleep, clock = pacing(sleep)
         self.budget = make_budget(
             settings.rate_limit,
             key=budget_key("salesforce", settings.instance_url),
             broker=broker,
-            clock=virtual.now if virtual else time.monotonic,
+            clock=clock,
         )
         session = requests.Session()
         session.trust_env = False  # env CA bundles and proxies must not capture these calls

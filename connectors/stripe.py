@@ -21,7 +21,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors._http import AnswerError, translator
-from connectors._ratelimit import RateLimitSettings, VirtualTime, Window, budget_key, make_budget
+from connectors._ratelimit import RateLimitSettings, Window, budget_key, make_budget, pacing
 from connectors._retry import call_translated, parse_retry_after
 from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
 from signalplay.models import Page, SourceRecord, StreamSpec
@@ -157,14 +157,13 @@ class StripeConnector:
         self.settings = settings
         self.source = source
         self.clock = clock
-        virtual = VirtualTime(sleep) if sleep is not None else None
-        self._sleep = virtual.sleep if virtual else None
+        self._sleep, budget_clock = pacing(sleep)
         key = settings.api_key.get_secret_value()
         self.budget = make_budget(
             settings.rate_limit,
             key=budget_key("stripe", settings.base_url, key),
             broker=broker,
-            clock=virtual.now if virtual else time.monotonic,
+            clock=budget_clock,
         )
         self.requests = 0
         self._http = httpx.Client(

@@ -12,7 +12,6 @@ Incremental exports allow 10 requests a minute: the budget paces them, and a 429
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -22,12 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors._http import AnswerError, translator
 from connectors._ratelimit import (
-    LocalBudget,
+    Budget,
     RateLimitSettings,
-    VirtualTime,
     Window,
     budget_key,
     make_budget,
+    pacing,
 )
 from connectors._retry import call_translated, parse_retry_after
 from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
@@ -118,9 +117,7 @@ class ZendeskConnector:
     ) -> None:
         self.settings = settings
         self.source = source
-        virtual = VirtualTime(sleep) if sleep is not None else None
-        self._sleep = virtual.sleep if virtual else None
-        clock = virtual.now if virtual else time.monotonic
+        self._sleep, clock = pacing(sleep)
         base = settings.url()
         self.export_budget = make_budget(
             settings.export_rate, key=budget_key("zendesk-export", base), broker=broker, clock=clock
@@ -130,7 +127,8 @@ class ZendeskConnector:
         )
         self.requests = 0
         self.rate_limited = 0
-        self._pending_metrics: list[dict[str, Any]] = []
+        # The metric sets of this sync's ticket export; None: no export ran in this sync.
+        self._pending_metrics: list[dict[str, Any]] | None = None
         self._http = httpx.Client(
             base_url=base,
             auth=(f"{settings.email}/token", settings.api_token.get_secret_value()),
@@ -154,7 +152,7 @@ class ZendeskConnector:
 
     def _get(self, operation: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
         export = "/incremental/" in path
-        budget: LocalBudget | Any = self.export_budget if export else self.budget
+        budget: Budget | None = self.export_budget if export else self.budget
 
         def once() -> dict[str, Any]:
             self.requests += 1
@@ -215,7 +213,7 @@ class ZendeskConnector:
             params["cursor"] = cursor
         else:
             params["start_time"] = self.settings.start_time
-        self._pending_metrics = []
+        self._pending_metrics = pending = []
         while True:
             page = self._get("export tickets", "/api/v2/incremental/tickets/cursor.json", params)
             metrics = [m for m in page.get("metric_sets") or [] if isinstance(m, dict)]
@@ -225,7 +223,7 @@ class ZendeskConnector:
                 for t in page.get("tickets") or []
             ]  # a ticket's reopen count rides along from its metric set
             good, bad = self._split("tickets", "id", tickets, "generated_timestamp")
-            self._pending_metrics += metrics
+            pending += metrics
             after = page.get("after_cursor") or params.get("cursor")
             yield Page(records=tuple(good), cursor=after, quarantined=tuple(bad))
             if page.get("end_of_stream", True) or not page.get("after_cursor"):
@@ -237,10 +235,11 @@ class ZendeskConnector:
             }
 
     def _metrics(self, cursor: str | None) -> Iterator[Page]:
-        """The metrics sideloaded with the tickets just exported (one per ticket); without a
-        ticket export in this sync, the ticket_metrics list from `cursor` (updated_at) on."""
-        if self._pending_metrics:
-            rows, self._pending_metrics = self._pending_metrics, []
+        """The metrics sideloaded with the tickets just exported (one per ticket: a metric
+        change is a ticket change, so none when no ticket changed); without a ticket export in
+        this sync, the ticket_metrics list from `cursor` (updated_at) on."""
+        if self._pending_metrics is not None:
+            rows, self._pending_metrics = self._pending_metrics, None
             good, bad = self._split("ticket_metrics", "ticket_id", rows, "updated_at")
             newest = max((str(r.data.get("updated_at") or "") for r in good), default=cursor or "")
             yield Page(records=tuple(good), cursor=newest or cursor, quarantined=tuple(bad))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from signalplay.definitions.loader import Definitions
-from signalplay.definitions.yamlsrc import read_yaml
+from signalplay.definitions.yamlsrc import YamlDoc, read_yaml
 from signalplay.errors import Issue
 
 Kind = Literal["number", "text", "textarea", "picklist", "date", "datetime", "boolean"]
@@ -143,12 +143,22 @@ def owner_refs(defs: Definitions) -> list[tuple[str, str, tuple[str | int, ...]]
 Locate = Callable[[str], tuple[Path, str] | None]
 
 
-def _issue(locate: Locate | None, file: str, loc: tuple[str | int, ...], message: str) -> Issue:
-    """An issue positioned at the key in its file (path and display name from `locate`)."""
-    found = locate(file) if locate is not None else None
-    if found is not None and found[0].is_file():
-        return read_yaml(found[0], display=found[1]).issue(loc, message)
-    return Issue(file, None, None, ".".join(str(p) for p in loc), message)
+class _Positions:
+    """Issues positioned at their key, each RevOps file read and parsed once."""
+
+    def __init__(self, locate: Locate | None) -> None:
+        self._locate = locate
+        self._docs: dict[str, YamlDoc | None] = {}
+
+    def issue(self, file: str, loc: tuple[str | int, ...], message: str) -> Issue:
+        if file not in self._docs:
+            found = self._locate(file) if self._locate is not None else None
+            ok = found is not None and found[0].is_file()
+            self._docs[file] = read_yaml(found[0], display=found[1]) if ok and found else None
+        doc = self._docs[file]
+        if doc is not None:
+            return doc.issue(loc, message)
+        return Issue(file, None, None, ".".join(str(p) for p in loc), message)
 
 
 def preflight(
@@ -162,12 +172,13 @@ def preflight(
     """What the CRM lacks: fields, picklist values, uniqueness of the episode key, a kind that
     cannot hold the values, and owners that do not exist."""
     found: list[Finding] = []
+    at = _Positions(locate)
     for spec in specs:
         where = f"{spec.object} field {spec.name!r}"
         have = meta.fields.get(spec.object, {}).get(spec.name)
         if have is None:
             message = f"{crm} has no {where} ({spec.kind}); `signalplay crm setup` creates it"
-            found.append(Finding(_issue(locate, spec.file, spec.loc, message), True, spec))
+            found.append(Finding(at.issue(spec.file, spec.loc, message), True, spec))
             continue
         if spec.kind == "picklist" and have.kind == "picklist":
             missing = tuple(o for o in spec.options if o not in have.options)
@@ -176,21 +187,21 @@ def preflight(
                     f"{crm} {where} lacks the picklist values {', '.join(missing)}; "
                     "`signalplay crm setup` adds them"
                 )
-                issue = _issue(locate, spec.file, spec.loc, message)
+                issue = at.issue(spec.file, spec.loc, message)
                 found.append(Finding(issue, True, spec, missing))
         elif not _compatible(spec.kind, have.kind):
             message = f"{crm} {where} is {have.kind}; signalplay writes {spec.kind} values"
-            found.append(Finding(_issue(locate, spec.file, spec.loc, message), False, spec))
+            found.append(Finding(at.issue(spec.file, spec.loc, message), False, spec))
         if spec.unique and not have.unique:
             message = (
                 f"{crm} {where} must be unique (an external id): re-runs upsert on it and a "
                 "duplicate key would create a second task"
             )
-            found.append(Finding(_issue(locate, spec.file, spec.loc, message), False, spec))
+            found.append(Finding(at.issue(spec.file, spec.loc, message), False, spec))
     for owner, file, loc in owners:
         if owner not in meta.owners:
             message = f"owner {owner!r} does not exist in {crm} (or is inactive)"
-            found.append(Finding(_issue(locate, file, loc, message), False))
+            found.append(Finding(at.issue(file, loc, message), False))
     return found
 
 

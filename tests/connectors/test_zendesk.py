@@ -90,6 +90,10 @@ def test_the_ticket_export_pages_with_metrics_and_deleted_tickets(
     assert {m.record_id: m.data["reopens"] for m in metrics}[str(ids[3])] == 1
     again = list(conn.read("tickets", cursor=pages[-1].cursor, until=now(clock)))
     assert [len(p.records) for p in again] == [0]  # nothing changed since
+    asked = conn.requests
+    unchanged = list(conn.read("ticket_metrics", cursor=None, until=now(clock)))
+    assert [len(p.records) for p in unchanged] == [0]  # no ticket changed: no metric either
+    assert conn.requests == asked  # ... and no re-listing of every metric
 
 
 def test_a_killed_export_resumes_from_its_saved_cursor(
