@@ -1,11 +1,14 @@
-"""Zendesk Support as a source, over httpx: tickets (with their metrics), organizations and
-satisfaction ratings.
+"""Zendesk Support as a source, over httpx: tickets (with their metrics), users, organizations,
+ticket metric events (SLA breaches) and satisfaction ratings.
 
-Tickets come from the cursor-based incremental export (`after_cursor` until `end_of_stream`,
-saved after every page; deleted tickets arrive with `status: "deleted"`; metrics sideloaded as
-`metric_sets` and emitted as the `ticket_metrics` stream's records). Organizations come from the
-time-based export, whose pages overlap at their boundary: records are deduplicated within a sync
-and the store upserts across syncs. Ratings page by cursor from the last `updated_at` seen.
+Tickets and users come from the cursor-based incremental exports (`after_cursor` until
+`end_of_stream`, saved after every page; deleted tickets arrive with `status: "deleted"`;
+metrics sideloaded as `metric_sets` and emitted as the `ticket_metrics` stream's records; the
+requesters sideloaded as `users`, so that a ticket without an organization still carries its
+requester's email domain, `match_domain`, to join an account by). Organizations and ticket
+metric events come from time-based exports, whose pages overlap at their boundary: records are
+deduplicated within a sync and the store upserts across syncs. Ratings page by cursor from the
+last `updated_at` seen.
 Incremental exports allow 10 requests a minute: the budget paces them, and a 429 waits for its
 `Retry-After` (60 s when absent); bodies that are not JSON are read as text.
 """
@@ -33,7 +36,14 @@ from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
 from signalplay.models import Page, SourceRecord, StreamSpec
 
 EXPORT_WAIT_WITHOUT_HINT = 60.0  # a 429 on an export without Retry-After
-STREAMS = ("tickets", "ticket_metrics", "organizations", "satisfaction_ratings")
+STREAMS = (
+    "tickets",
+    "ticket_metrics",
+    "users",
+    "organizations",
+    "ticket_metric_events",
+    "satisfaction_ratings",
+)
 
 
 class ZendeskSettings(BaseModel):
@@ -94,6 +104,22 @@ def classify(response: httpx.Response, operation: str) -> SyncError:
 _TRANSLATE = translator("zendesk", classify)
 
 
+def _with_requester(
+    ticket: dict[str, Any], requester: dict[str, Any] | None, reopens: dict[Any, Any]
+) -> dict[str, Any]:
+    """The ticket with its reopen count (from its metric set) and its requester's email; when
+    the ticket has no organization (its requester had none when it was opened), `match_domain`
+    is the email's domain, for identity: requester domain → an account's domain."""
+    email = requester.get("email") if requester else None
+    orphan = ticket.get("organization_id") is None
+    return {
+        **ticket,
+        "reopens": reopens.get(ticket.get("id")),
+        "requester_email": email,
+        "match_domain": email.rpartition("@")[2].lower() if orphan and email else None,
+    }
+
+
 def _stamp(value: Any) -> datetime | None:
     if not value:
         return None
@@ -101,7 +127,7 @@ def _stamp(value: Any) -> datetime | None:
 
 
 class ZendeskConnector:
-    """Tickets, their metrics, organizations and ratings, incrementally."""
+    """Tickets, their metrics, users, organizations, metric events and ratings, incrementally."""
 
     settings_model: ClassVar[type[BaseModel]] = ZendeskSettings
 
@@ -142,11 +168,13 @@ class ZendeskConnector:
         self._http.close()
 
     def streams(self) -> Sequence[StreamSpec]:
-        """Tickets (their metrics alongside), organizations and satisfaction ratings."""
+        """Tickets (their metrics alongside), users, organizations, metric events and ratings."""
         return [
             StreamSpec(name="tickets", cursor_field="generated_timestamp"),
             StreamSpec(name="ticket_metrics", primary_key="ticket_id", cursor_field="updated_at"),
+            StreamSpec(name="users", cursor_field="updated_at"),
             StreamSpec(name="organizations", cursor_field="updated_at"),
+            StreamSpec(name="ticket_metric_events", cursor_field="time"),
             StreamSpec(name="satisfaction_ratings", cursor_field="updated_at"),
         ]
 
@@ -178,7 +206,9 @@ class ZendeskConnector:
         readers: dict[str, Callable[[str | None], Iterator[Page]]] = {
             "tickets": self._tickets,
             "ticket_metrics": self._metrics,
-            "organizations": self._organizations,
+            "users": self._users,
+            "organizations": lambda c: self._time_export("organizations", c, "updated_at"),
+            "ticket_metric_events": lambda c: self._time_export("ticket_metric_events", c, "time"),
             "satisfaction_ratings": self._ratings,
         }
         yield from readers[stream](cursor)
@@ -208,31 +238,54 @@ class ZendeskConnector:
         return good, bad
 
     def _tickets(self, cursor: str | None) -> Iterator[Page]:
-        params: dict[str, Any] = {"per_page": self.settings.page_size, "include": "metric_sets"}
-        if cursor:
-            params["cursor"] = cursor
-        else:
-            params["start_time"] = self.settings.start_time
         self._pending_metrics = pending = []
-        while True:
-            page = self._get("export tickets", "/api/v2/incremental/tickets/cursor.json", params)
+
+        def enrich(page: dict[str, Any]) -> list[Any]:
             metrics = [m for m in page.get("metric_sets") or [] if isinstance(m, dict)]
+            pending.extend(metrics)
             reopens = {m.get("ticket_id"): m.get("reopens") for m in metrics}
-            tickets = [
-                {**t, "reopens": reopens.get(t.get("id"))} if isinstance(t, dict) else t
+            users = {u.get("id"): u for u in page.get("users") or [] if isinstance(u, dict)}
+            return [
+                _with_requester(t, users.get(t.get("requester_id")), reopens)
+                if isinstance(t, dict)
+                else t
                 for t in page.get("tickets") or []
-            ]  # a ticket's reopen count rides along from its metric set
-            good, bad = self._split("tickets", "id", tickets, "generated_timestamp")
-            pending += metrics
+            ]
+
+        yield from self._cursor_export(
+            "tickets", cursor, "generated_timestamp", "metric_sets,users", enrich
+        )
+
+    def _users(self, cursor: str | None) -> Iterator[Page]:
+        yield from self._cursor_export(
+            "users", cursor, "updated_at", None, lambda page: list(page.get("users") or [])
+        )
+
+    def _cursor_export(
+        self,
+        stream: str,
+        cursor: str | None,
+        stamp: str,
+        include: str | None,
+        rows_of: Callable[[dict[str, Any]], list[Any]],
+    ) -> Iterator[Page]:
+        """A cursor-based incremental export, its cursor saved after every page."""
+        base: dict[str, Any] = {"per_page": self.settings.page_size}
+        if include:
+            base["include"] = include
+        if cursor and not cursor.isdigit():
+            params = {**base, "cursor": cursor}
+        else:
+            params = {**base, "start_time": self.settings.start_time}
+        path = f"/api/v2/incremental/{stream}/cursor.json"
+        while True:
+            page = self._get(f"export {stream}", path, params)
+            good, bad = self._split(stream, "id", rows_of(page), stamp)
             after = page.get("after_cursor") or params.get("cursor")
             yield Page(records=tuple(good), cursor=after, quarantined=tuple(bad))
             if page.get("end_of_stream", True) or not page.get("after_cursor"):
                 return
-            params = {
-                "per_page": self.settings.page_size,
-                "include": "metric_sets",
-                "cursor": after,
-            }
+            params = {**base, "cursor": after}
 
     def _metrics(self, cursor: str | None) -> Iterator[Page]:
         """The metrics sideloaded with the tickets just exported (one per ticket: a metric
@@ -248,22 +301,23 @@ class ZendeskConnector:
             "ticket_metrics", "/api/v2/ticket_metrics.json", cursor, "ticket_id"
         )
 
-    def _organizations(self, cursor: str | None) -> Iterator[Page]:
+    def _time_export(self, stream: str, cursor: str | None, stamp: str) -> Iterator[Page]:
+        """A time-based incremental export from `cursor` (its last `end_time`) on."""
         start = int(cursor) if cursor and cursor.isdigit() else self.settings.start_time
         seen: dict[str, str] = {}
         while True:
             page = self._get(
-                "export organizations",
-                "/api/v2/incremental/organizations.json",
+                f"export {stream}",
+                f"/api/v2/incremental/{stream}.json",
                 {"start_time": start, "per_page": self.settings.page_size},
             )
             rows = [
                 r
-                for r in page.get("organizations") or []
-                if not (isinstance(r, dict) and seen.get(str(r.get("id"))) == r.get("updated_at"))
+                for r in page.get(stream) or []
+                if not (isinstance(r, dict) and seen.get(str(r.get("id"))) == r.get(stamp))
             ]  # pages overlap at their boundary: drop what this sync already has
-            good, bad = self._split("organizations", "id", rows, "updated_at")
-            seen.update({r.record_id: str(r.data.get("updated_at")) for r in good})
+            good, bad = self._split(stream, "id", rows, stamp)
+            seen.update({r.record_id: str(r.data.get(stamp)) for r in good})
             end = int(page.get("end_time") or start)
             yield Page(records=tuple(good), cursor=str(end), quarantined=tuple(bad))
             if page.get("end_of_stream", True):

@@ -255,6 +255,7 @@ def ticket_rows(acct: DemoAccount, *, today: date, rng: random.Random) -> list[d
                 "reopens": rng.choice([0, 0, 0, 0, 0, 0, 0, 0, 1, 2]),
                 "csat": rng.choice(["", "", 5, 5, 5, 4, 4, 4, 3, 2]),
                 "tags": "exec_escalation" if rng.random() < 0.01 else "",
+                "requester_email": f"user{k % 3}@{acct.domain}",
             }
         )
     if rng.random() < 0.06:
@@ -270,6 +271,7 @@ def ticket_rows(acct: DemoAccount, *, today: date, rng: random.Random) -> list[d
                 "reopens": 0,
                 "csat": "",
                 "tags": "",
+                "requester_email": f"admin@{acct.domain}",
             }
         )
     return rows
@@ -570,7 +572,7 @@ def seed_sources(root: Path, stripe: StripeSandbox, zendesk: ZendeskSandbox) -> 
     billed account with its invoices, an organization per supported account with its tickets
     (reopens in their metrics, a CSAT of 4-5 as a good rating, lower as bad). Each object is
     stamped with its own day, so the stand-ins' event and export feeds hold the history."""
-    seeded = {"customers": 0, "invoices": 0, "organizations": 0, "tickets": 0}
+    seeded = {"customers": 0, "invoices": 0, "organizations": 0, "tickets": 0, "users": 0}
     clock_s, clock_z = stripe.clock, zendesk.clock
     with (root / "data" / "invoices.csv").open(newline="") as handle:
         invoices = sorted(csv.DictReader(handle), key=lambda r: (r["created"], r["id"]))
@@ -599,12 +601,16 @@ def seed_sources(root: Path, stripe: StripeSandbox, zendesk: ZendeskSandbox) -> 
         with (root / "data" / "tickets.csv").open(newline="") as handle:
             tickets = sorted(csv.DictReader(handle), key=lambda r: (r["updated_at"], r["id"]))
         orgs: set[str] = set()
+        users: dict[str, int] = {}
         for row in tickets:
             zendesk.clock = _At(_noon(row["created_at"]))
             org = row["organization_id"]
             if org not in orgs:
-                zendesk.add_organization(f"Org {org}", external_id=org, org_id=int(org))
+                zendesk.add_organization(f"Org {org}", org_id=int(org))
                 orgs.add(org)
+            email = row.get("requester_email") or f"requester@org{org}.example"
+            if email not in users:
+                users[email] = zendesk.add_user(email.split("@")[0], email, organization=int(org))
             tid = zendesk.add_ticket(
                 int(org),
                 subject=f"Ticket {row['id']}",
@@ -613,11 +619,21 @@ def seed_sources(root: Path, stripe: StripeSandbox, zendesk: ZendeskSandbox) -> 
                 tags=tuple(t for t in row["tags"].split(",") if t),
                 ticket_id=int(row["id"]),
                 reopens=int(row["reopens"] or 0),
+                requester=users[email],
+                reply_minutes=5 + int(row["id"]) * 37 % 480,
+                resolution_minutes=(
+                    60 + int(row["id"]) * 53 % 4_000
+                    if row["status"] in ("solved", "closed")
+                    else None
+                ),
             )
+            if row["priority"] == "urgent" and row["status"] == "open":
+                zendesk.clock = _At(_noon(row["created_at"]) + 3_600)  # no reply within the hour
+                zendesk.metric_event(tid, "breach", "reply_time")
             if row["csat"]:
                 zendesk.rate(tid, "good" if float(row["csat"]) >= 4 else "bad")
             seeded["tickets"] += 1
-        seeded["organizations"] = len(orgs)
+        seeded["organizations"], seeded["users"] = len(orgs), len(users)
     finally:
         stripe.clock, zendesk.clock = clock_s, clock_z
     return seeded

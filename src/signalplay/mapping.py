@@ -307,6 +307,28 @@ def _holds(where: Callable[[Any], Any], data: Any) -> bool:
         return False
 
 
+def _teaching_order(mappings: Sequence[CompiledMapping]) -> list[CompiledMapping]:
+    """The streams that provide keys, each after the streams providing the keys it joins by
+    (organizations teach `zendesk_org_id` before tickets, joined by it, teach ticket ids);
+    stable, and a cycle keeps the files' order."""
+    pending, done = list(mappings), []
+    while pending:
+        ready = [
+            m
+            for m in pending
+            if not any(
+                kind in {k for k, _ in o.provides}
+                for kind, _ in m.identity
+                for o in pending
+                if o is not m
+            )
+        ] or pending[:1]
+        for m in ready:
+            pending.remove(m)
+            done.append(m)
+    return done
+
+
 def build_identity(
     mappings: Sequence[CompiledMapping],
     records_of: Callable[[CompiledMapping], Iterable[SourceRecord]],
@@ -323,9 +345,7 @@ def build_identity(
         identity.add("crm_id", account, account)
         for kind, read in master.provides:
             identity.add(kind, read(record.data), account)
-    for mapping in mappings:
-        if mapping.spec.master or not mapping.provides:
-            continue
+    for mapping in _teaching_order([m for m in mappings if not m.spec.master and m.provides]):
         learn_keys(
             identity,
             mapping.identity,

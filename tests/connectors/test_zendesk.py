@@ -175,3 +175,145 @@ def test_ratings_are_read_since_the_last_one_seen(env: tuple[ZendeskSandbox, Clo
     assert (ids[130], "bad") in [(r["ticket_id"], r["score"]) for r in later]
     # Besides it, only the boundary second is read again (the store upserts it).
     assert {r["updated_at"] for r in later if r["score"] == "good"} <= {pages[-1].cursor}
+
+
+def test_users_export_by_cursor_and_requesters_ride_along_with_tickets(
+    env: tuple[ZendeskSandbox, Clock, str],
+) -> None:
+    sandbox, clock, url = env
+    org = sandbox.add_organization("Acme", domains=("acme.example",))
+    jane = sandbox.add_user("Jane", "jane@acme.example", organization=org)
+    solo = sandbox.add_user("Sol", "sol@Globex.example")  # no organization
+    users = [sandbox.add_user(f"U{i}", f"u{i}@acme.example", organization=org) for i in range(25)]
+    sandbox.add_ticket(org, subject="with org", requester=jane)
+    orphan = sandbox.add_ticket(None, subject="no org", requester=solo)
+    clock.now += 120
+    conn = connector(url, clock, page=10)
+    pages = list(conn.read("users", cursor=None, until=now(clock)))
+    assert [len(p.records) for p in pages] == [10, 10, 7]
+    assert {r.record_id for p in pages for r in p.records} == {str(u) for u in (jane, solo, *users)}
+    tickets = {
+        r.record_id: r.data
+        for p in conn.read("tickets", cursor=None, until=now(clock))
+        for r in p.records
+    }
+    assert tickets[str(orphan)]["requester_email"] == "sol@Globex.example"
+    assert tickets[str(orphan)]["match_domain"] == "globex.example"
+    with_org = next(t for t in tickets.values() if t["organization_id"] == org)
+    assert with_org["requester_email"] == "jane@acme.example"
+    assert with_org["match_domain"] is None  # the organization decides; no domain guessing
+    clock.now += 3600
+    sandbox.update_user(solo, organization_id=org)
+    clock.now += 120
+    later = list(conn.read("users", cursor=pages[-1].cursor, until=now(clock)))
+    assert [r.record_id for p in later for r in p.records] == [str(solo)]
+
+
+def test_metric_events_export_deduplicates_overlapping_pages_and_resumes(
+    env: tuple[ZendeskSandbox, Clock, str],
+) -> None:
+    sandbox, clock, url = env
+    ids = _tickets(sandbox, clock, 40)  # each ticket's reply_time is activated
+    for t in ids[:15]:
+        sandbox.metric_event(t, "breach", "reply_time")
+    clock.now += 120
+    conn = connector(url, clock, page=7)
+    pages = list(conn.read("ticket_metric_events", cursor=None, until=now(clock)))
+    events = [r.data for p in pages for r in p.records]
+    assert len(events) == len({e["id"] for e in events}) == 55
+    assert sum(e["type"] == "breach" for e in events) == 15
+    clock.now += 600
+    sandbox.metric_event(ids[20], "breach", "resolution_time")
+    clock.now += 120
+    later = [
+        r.data
+        for p in conn.read("ticket_metric_events", cursor=pages[-1].cursor, until=now(clock))
+        for r in p.records
+    ]
+    assert [(e["ticket_id"], e["type"]) for e in later if e["time"] > events[-1]["time"]] == [
+        (ids[20], "breach")
+    ]
+
+
+def test_the_stand_in_samples_and_caps_offset_pagination(
+    env: tuple[ZendeskSandbox, Clock, str],
+) -> None:
+    import httpx
+
+    sandbox, clock, url = env
+    ids = _tickets(sandbox, clock, 120)
+    for t in ids:
+        sandbox.rate(t, "good")
+    clock.now += 120
+    http = httpx.Client(base_url=url, auth=(f"{EMAIL}/token", TOKEN))
+    sample = http.get("/api/v2/incremental/tickets/sample.json", params={"start_time": 0}).json()
+    assert sample["count"] == len(sample["tickets"]) == 50
+    first = http.get("/api/v2/satisfaction_ratings.json", params={"per_page": 50}).json()
+    assert (first["count"], len(first["satisfaction_ratings"])) == (120, 50)
+    assert first["next_page"].endswith("page=2")
+    assert first["previous_page"] is None
+    last = http.get("/api/v2/satisfaction_ratings.json", params={"per_page": 50, "page": 3})
+    assert len(last.json()["satisfaction_ratings"]) == 20
+    assert last.json()["next_page"] is None
+    beyond = http.get("/api/v2/ticket_metrics.json", params={"page": 101})
+    assert beyond.status_code == 400
+    assert "first 100 pages" in beyond.json()["description"]
+    assert http.get("/api/v2/users/424242.json").status_code == 404
+
+
+def test_tickets_without_an_organization_and_their_metrics_find_their_account(
+    env: tuple[ZendeskSandbox, Clock, str],
+) -> None:
+    """Through the shipped mappings: an organization the CRM does not know joins by its domain
+    and teaches its id; a ticket without an organization joins by its requester's domain; metric
+    sets, SLA breaches and ratings join through their ticket."""
+
+    from signalplay.definitions.loader import load_definitions
+    from signalplay.mapping import StreamMapper, build_identity
+    from signalplay.models import SourceRecord
+    from signalplay.scaffold import shipped_mappings
+
+    sandbox, clock, url = env
+    known = sandbox.add_organization("Acme", domains=("acme.example",))
+    unknown = sandbox.add_organization("Globex EU", domains=("globex.example",))
+    ann = sandbox.add_user("Ann", "ann@acme.example", organization=known)
+    bob = sandbox.add_user("Bob", "bob@globex.example")  # no organization
+    t1 = sandbox.add_ticket(known, subject="Acme down", priority="urgent", requester=ann)
+    t2 = sandbox.add_ticket(unknown, subject="EU question", requester=bob)
+    t3 = sandbox.add_ticket(None, subject="Bob's own", requester=bob)
+    sandbox.metric_event(t1, "breach")
+    sandbox.metric_event(t3, "breach")
+    sandbox.metric_event(t2, "breach")  # joins by t2, whose organization the CRM does not know
+    sandbox.rate(t3, "bad")
+    clock.now += 120
+    conn = connector(url, clock)
+    records: dict[str, list[SourceRecord]] = {
+        s.name: [r for p in conn.read(s.name, cursor=None, until=now(clock)) for r in p.records]
+        for s in conn.streams()
+    }
+    records["companies"] = [
+        SourceRecord(source="crm", stream="companies", record_id=c["id"], data=c)
+        for c in (
+            {"id": "A", "domain": "acme.example", "zendesk_org_id": str(known)},
+            {"id": "G", "domain": "https://www.globex.example"},
+        )
+    ]
+    defs = load_definitions(shipped_mappings())
+    mine = [m for m in defs.mappings if m.spec.stream in records]
+    # The files' order is not the teaching order: reversed, tickets come before organizations.
+    identity = build_identity(list(reversed(mine)), lambda m: records[m.spec.stream])
+    facts: dict[str, dict[str, object]] = {"A": {}, "G": {}}
+    day = datetime.fromtimestamp(clock.now, UTC).date()
+    for mapping in mine:
+        mapper = StreamMapper(mapping, identity, days=[day])
+        for record in records[mapping.spec.stream]:
+            mapper.add(record)
+        assert mapper.report.identity == [], (mapping.name, mapper.report.identity)
+        for account, fields in mapper.facts(accounts=["A", "G"]).items():
+            facts[account].update({k: f.value for k, f in fields.items()})
+    assert (facts["A"]["open_urgent_tickets"], facts["A"]["tickets_30d"]) == (1, 1)
+    assert facts["G"]["tickets_30d"] == 2  # its unknown organization's ticket and Bob's own
+    assert (facts["A"]["sla_breaches_30d"], facts["G"]["sla_breaches_30d"]) == (1, 2)
+    assert (facts["G"]["bad_ratings_90d"], facts["A"]["bad_ratings_90d"]) == (1, 0)
+    assert (facts["A"]["support_requesters"], facts["G"]["support_requesters"]) == (1, 1)
+    assert facts["G"]["zendesk_organizations"] == 1

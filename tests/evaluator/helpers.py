@@ -74,6 +74,7 @@ def quiet(**changes: Any) -> dict[str, Any]:
         "reopens_90d": 0,
         "csat_90d": 4.6,
         "exec_escalations_30d": 0,
+        "sla_breaches_30d": 0,
         "failed_payments_60d": 0,
         "last_invoice_amount": 4166.0,
         "billed_30d": 4166.0,

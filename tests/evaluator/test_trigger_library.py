@@ -72,6 +72,9 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("ticket_reopens", {**ENT, "reopens_90d": 3}, True),
     ("ticket_reopens", {**ENT, "reopens_90d": 2}, False),
     ("exec_escalation", {"exec_escalations_30d": 1}, True),
+    ("exec_escalation", {"sla_breaches_30d": 3}, True),  # Zendesk SLA breaches pile up
+    ("exec_escalation", {"sla_breaches_30d": 2}, False),
+    ("exec_escalation", {"sla_breaches_30d": None}, False),  # no Zendesk metric events
     # experience
     ("low_csat", {"csat_90d": 3.49}, True),
     ("low_csat", {"csat_90d": 3.5}, False),

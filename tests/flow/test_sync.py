@@ -43,7 +43,10 @@ def support() -> Iterator[tuple[ZendeskSandbox, Server]]:
 
     clock = [time.time() - 3600]
     sandbox = ZendeskSandbox(
-        email="admin@vendor.example", token=ZENDESK_TOKEN, clock=lambda: clock[0]
+        email="admin@vendor.example",
+        token=ZENDESK_TOKEN,
+        clock=lambda: clock[0],
+        incremental_per_minute=30,  # the High Volume add-on: three syncs' exports in a minute
     )
     org = sandbox.add_organization("Acme", external_id="acme.example")
     for i in range(40):
@@ -70,6 +73,7 @@ def test_sync_pulls_each_source_and_summarises_its_streams(  # noqa: PLR0917 - f
         f"  stripe:\n    connector: stripe\n    base_url: {billing[1].url}\n"
         f"  zendesk:\n    connector: zendesk\n    base_url: {support[1].url}\n"
         "    email: admin@vendor.example\n    start_time: 1600000000\n"
+        "    export_rate: {windows: [{limit: 30, seconds: 60}]}\n"
         "  warehouse:\n    connector: sql\n    streams:\n"
         "      usage_daily: {files: data/usage.csv, key: [domain, date]}\n",
     )

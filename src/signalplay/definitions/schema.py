@@ -26,7 +26,9 @@ PATH_PATTERN = _PATH_PATTERN
 Ident = Annotated[str, Field(pattern=IDENT)]
 Number = StrictInt | StrictFloat
 
-IdentityKind = Literal["crm_id", "domain", "stripe_customer_id", "zendesk_org_id", "external_id"]
+IdentityKind = Literal[
+    "crm_id", "domain", "stripe_customer_id", "zendesk_org_id", "zendesk_ticket_id", "external_id"
+]
 Cast = Literal["str", "int", "float", "decimal", "bool", "date", "datetime", "money", "minor_units"]
 Normalize = Literal["lower", "strip", "domain"]
 Aggregate = Literal["count", "sum", "avg", "min", "max", "last", "distinct"]

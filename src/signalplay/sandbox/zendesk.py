@@ -1,6 +1,9 @@
-"""A loopback stand-in of Zendesk Support's reads: the cursor-based incremental ticket export
-(with deleted tickets and the metric_sets sideload), the time-based organization export (pages
-that overlap at their boundary), satisfaction ratings and ticket metrics with cursor pagination.
+"""A loopback stand-in of Zendesk Support's reads: the cursor-based incremental exports of
+tickets (with deleted tickets and the metric_sets and users sideloads) and users, the time-based
+exports of organizations (pages that overlap at their boundary) and ticket metric events (SLA
+breaches among them), their `/sample` forms (at most 50 items), and satisfaction ratings, ticket
+metrics and users as lists with cursor pagination (`page[size]`) or offset pagination (`page`,
+`per_page`; the first 100 pages only).
 
 Paths answer with and without `.json`; Basic (`email/token:token`) and Bearer auth; nothing from
 the last minute before now is exported; incremental endpoints allow 10 requests a minute and
@@ -24,6 +27,8 @@ from urllib.parse import parse_qsl
 
 EXPORT_PAGE_MAX = 1000
 LIST_PAGE_MAX = 100
+OFFSET_PAGES_MAX = 100  # offset pagination stops at the first 10,000 records (100 pages)
+SAMPLE_MAX = 50
 INCREMENTAL_PER_MINUTE = 10
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 
@@ -53,9 +58,11 @@ class Logged:
 
 @dataclass
 class ZendeskState:
-    """Organizations, tickets (with their metrics) and ratings by id."""
+    """Organizations, users, tickets (with their metrics and metric events) and ratings by id."""
 
     organizations: dict[int, dict[str, Any]] = field(default_factory=dict)
+    users: dict[int, dict[str, Any]] = field(default_factory=dict)
+    metric_events: list[dict[str, Any]] = field(default_factory=list)
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[int, dict[str, Any]] = field(default_factory=dict)  # by ticket id
     ratings: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -63,6 +70,10 @@ class ZendeskState:
 
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _seconds(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
 
 
 class ZendeskSandbox:
@@ -123,6 +134,79 @@ class ZendeskSandbox:
             }
             return oid
 
+    def add_user(
+        self,
+        name: str,
+        email: str | None,
+        *,
+        organization: int | None = None,
+        role: str = "end-user",
+        user_id: int | None = None,
+    ) -> int:
+        """A user (exported from its `updated_at` on); its id may be given."""
+        with self._lock:
+            uid = user_id if user_id is not None else next(self._ids)
+            now = _iso(self.clock())
+            self.state.users[uid] = {
+                "id": uid,
+                "url": f"https://sandbox.zendesk.com/api/v2/users/{uid}.json",
+                "name": name,
+                "email": email,
+                "phone": None,
+                "external_id": None,
+                "organization_id": organization,
+                "role": role,
+                "role_type": None,
+                "custom_role_id": None,
+                "default_group_id": None,
+                "active": True,
+                "suspended": False,
+                "verified": True,
+                "shared": False,
+                "shared_agent": False,
+                "moderator": False,
+                "restricted_agent": role == "end-user",
+                "ticket_restriction": "requested" if role == "end-user" else None,
+                "only_private_comments": False,
+                "tags": [],
+                "user_fields": {},
+                "time_zone": "UTC",
+                "iana_time_zone": "Etc/UTC",
+                "locale": "en-US",
+                "locale_id": 1,
+                "alias": None,
+                "details": None,
+                "notes": None,
+                "signature": None,
+                "photo": None,
+                "last_login_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            return uid
+
+    def update_user(self, uid: int, **changes: Any) -> None:
+        """Change a user's fields (a deleted user stays, with `active: false`)."""
+        with self._lock:
+            self.state.users[uid].update(changes, updated_at=_iso(self.clock()))
+
+    def metric_event(self, tid: int, kind: str, metric: str = "reply_time") -> int:
+        """A ticket metric event (`breach`, `activate`, `fulfill`, ...) at the clock's time."""
+        with self._lock:
+            eid = next(self._ids)
+            self.state.metric_events.append(
+                {
+                    "id": eid,
+                    "ticket_id": tid,
+                    "metric": metric,
+                    "instance_id": 1,
+                    "type": kind,
+                    "time": _iso(self.clock()),
+                    "deleted": False,
+                }
+            )
+            return eid
+
     def add_ticket(
         self,
         organization: int | None,
@@ -133,8 +217,12 @@ class ZendeskSandbox:
         tags: tuple[str, ...] = (),
         ticket_id: int | None = None,
         reopens: int = 0,
+        requester: int = 1,
+        reply_minutes: int | None = None,
+        resolution_minutes: int | None = None,
     ) -> int:
-        """A ticket with its metrics; its id may be given."""
+        """A ticket with its metrics (a history: reply and resolution times may be given); its
+        id may be given."""
         with self._lock:
             tid = ticket_id if ticket_id is not None else next(self._ids)
             now = self.clock()
@@ -148,8 +236,8 @@ class ZendeskSandbox:
                 "description": subject,
                 "priority": priority,
                 "status": status,
-                "requester_id": 1,
-                "submitter_id": 1,
+                "requester_id": requester,
+                "submitter_id": requester,
                 "assignee_id": None,
                 "organization_id": organization,
                 "group_id": None,
@@ -169,16 +257,20 @@ class ZendeskSandbox:
                 "ticket_id": tid,
                 "url": f"https://sandbox.zendesk.com/api/v2/ticket_metrics/{tid}.json",
                 "reopens": reopens,
-                "replies": 0,
+                "replies": 0 if reply_minutes is None else 1 + reopens,
                 "assignee_stations": 0,
                 "group_stations": 1,
-                "reply_time_in_minutes": {"calendar": None, "business": None},
-                "full_resolution_time_in_minutes": {"calendar": None, "business": None},
+                "reply_time_in_minutes": {"calendar": reply_minutes, "business": reply_minutes},
+                "full_resolution_time_in_minutes": {
+                    "calendar": resolution_minutes,
+                    "business": resolution_minutes,
+                },
                 "solved_at": None,
                 "created_at": _iso(now),
                 "updated_at": _iso(now),
             }
-            return tid
+        self.metric_event(tid, "activate", "reply_time")
+        return tid
 
     def update_ticket(self, tid: int, **changes: Any) -> None:
         """Change fields; reopening a solved ticket counts in its metrics' `reopens`."""
@@ -189,6 +281,7 @@ class ZendeskSandbox:
                 metric["reopens"] += 1
             if changes.get("status") == "solved":
                 metric["solved_at"] = _iso(now)
+                self.metric_event(tid, "fulfill", "resolution_time")
             ticket.update(changes)
             ticket["updated_at"] = _iso(now)
             ticket["generated_timestamp"] = int(now)
@@ -288,14 +381,29 @@ class ZendeskSandbox:
         params = dict(parse_qsl(query, keep_blank_values=True))
         routes: dict[str, Callable[[dict[str, str]], Any]] = {
             "/api/v2/incremental/tickets/cursor": self._ticket_export,
+            "/api/v2/incremental/users/cursor": self._user_export,
             "/api/v2/incremental/organizations": self._organization_export,
+            "/api/v2/incremental/ticket_metric_events": self._metric_event_export,
+            "/api/v2/incremental/tickets/sample": lambda p: self._sample("tickets", p),
+            "/api/v2/incremental/users/sample": lambda p: self._sample("users", p),
+            "/api/v2/incremental/organizations/sample": lambda p: self._sample("organizations", p),
             "/api/v2/satisfaction_ratings": self._ratings,
             "/api/v2/ticket_metrics": self._metrics,
+            "/api/v2/users": lambda p: self._list("users", list(self.state.users.values()), p),
         }
         handler = routes.get(path)
+        if method == "GET" and handler is None and path.startswith("/api/v2/users/"):
+            handler = self._user
+            params["id"] = path.rsplit("/", 1)[1]
         if method != "GET" or handler is None:
             raise ZendeskError(404, {"error": "InvalidEndpoint", "description": "Not found"})
         return 200, handler(params)
+
+    def _user(self, params: dict[str, str]) -> dict[str, Any]:
+        user = self.state.users.get(int(params["id"])) if params["id"].isdigit() else None
+        if user is None:
+            raise ZendeskError(404, {"error": "RecordNotFound", "description": "Not found"})
+        return {"user": user}
 
     def _start_time(self, params: dict[str, str]) -> int:
         try:
@@ -315,66 +423,141 @@ class ZendeskSandbox:
         return start
 
     def _ticket_export(self, params: dict[str, str]) -> dict[str, Any]:
+        rows = list(self.state.tickets.values())
+        if params.get("exclude_deleted") == "true":
+            rows = [t for t in rows if t["status"] != "deleted"]
+        out = self._cursor_export("tickets", rows, lambda t: t["generated_timestamp"], params)
+        page = out["tickets"]
+        include = params.get("include", "").split(",")
+        if "metric_sets" in include:
+            out["metric_sets"] = [
+                self.state.metrics[t["id"]] for t in page if t["id"] in self.state.metrics
+            ]
+        if "users" in include:
+            ids = sorted({t["requester_id"] for t in page} & self.state.users.keys())
+            out["users"] = [self.state.users[i] for i in ids]
+        return out
+
+    def _user_export(self, params: dict[str, str]) -> dict[str, Any]:
+        rows = list(self.state.users.values())
+        return self._cursor_export("users", rows, lambda u: _seconds(u["updated_at"]), params)
+
+    def _cursor_export(
+        self,
+        key: str,
+        rows: list[dict[str, Any]],
+        stamp: Callable[[dict[str, Any]], int],
+        params: dict[str, str],
+    ) -> dict[str, Any]:
         per_page = min(int(params.get("per_page", EXPORT_PAGE_MAX)), EXPORT_PAGE_MAX)
         horizon = int(self.clock()) - 60  # the last minute is not exported
         if "cursor" in params:
             try:
-                stamp, last_id = base64.b64decode(params["cursor"]).decode().split("|")
-                after = (int(stamp), int(last_id))
+                at, last_id = base64.b64decode(params["cursor"]).decode().split("|")
+                after = (int(at), int(last_id))
             except (ValueError, UnicodeDecodeError):
                 raise ZendeskError(
                     400, {"error": "InvalidCursor", "description": "cursor is not valid"}
                 ) from None
         else:
             after = (self._start_time(params) - 1, 1 << 62)
-        rows = sorted(
-            (t for t in self.state.tickets.values() if t["generated_timestamp"] <= horizon),
-            key=lambda t: (t["generated_timestamp"], t["id"]),
+        ordered = sorted(
+            ((stamp(r), r["id"], r) for r in rows if stamp(r) <= horizon),
+            key=lambda x: (x[0], x[1]),
         )
-        if params.get("exclude_deleted") == "true":
-            rows = [t for t in rows if t["status"] != "deleted"]
-        rows = [t for t in rows if (t["generated_timestamp"], t["id"]) > after]
-        page = rows[:per_page]
-        last = (page[-1]["generated_timestamp"], page[-1]["id"]) if page else after
+        ordered = [x for x in ordered if (x[0], x[1]) > after]
+        page = ordered[:per_page]
+        last = (page[-1][0], page[-1][1]) if page else after
         cursor = base64.b64encode(f"{last[0]}|{last[1]}".encode()).decode()
-        out: dict[str, Any] = {
-            "tickets": page,
+        return {
+            key: [x[2] for x in page],
             "after_cursor": cursor,
-            "after_url": f"/api/v2/incremental/tickets/cursor.json?cursor={cursor}",
+            "after_url": f"/api/v2/incremental/{key}/cursor.json?cursor={cursor}",
             "before_cursor": None,
             "before_url": None,
-            "end_of_stream": len(rows) <= per_page,
+            "end_of_stream": len(ordered) <= per_page,
         }
-        if "metric_sets" in params.get("include", "").split(","):
-            out["metric_sets"] = [
-                self.state.metrics[t["id"]] for t in page if t["id"] in self.state.metrics
-            ]
-        return out
 
     def _organization_export(self, params: dict[str, str]) -> dict[str, Any]:
+        rows = list(self.state.organizations.values())
+        return self._time_export("organizations", rows, "updated_at", params, EXPORT_PAGE_MAX)
+
+    def _metric_event_export(self, params: dict[str, str]) -> dict[str, Any]:
+        rows = list(self.state.metric_events)
+        return self._time_export("ticket_metric_events", rows, "time", params, EXPORT_PAGE_MAX)
+
+    def _time_export(
+        self,
+        key: str,
+        rows: list[dict[str, Any]],
+        field_name: str,
+        params: dict[str, str],
+        page_max: int,
+    ) -> dict[str, Any]:
         start = self._start_time(params)
-        per_page = min(int(params.get("per_page", EXPORT_PAGE_MAX)), EXPORT_PAGE_MAX)
+        per_page = min(int(params.get("per_page", page_max)), page_max)
         horizon = int(self.clock()) - 60
-
-        def stamp(o: dict[str, Any]) -> int:
-            return int(datetime.fromisoformat(o["updated_at"].replace("Z", "+00:00")).timestamp())
-
-        rows = sorted(
-            (o for o in self.state.organizations.values() if start <= stamp(o) <= horizon),
-            key=lambda o: (stamp(o), o["id"]),
+        ordered = sorted(
+            ((_seconds(r[field_name]), r["id"], r) for r in rows),
+            key=lambda x: (x[0], x[1]),
         )
-        page = rows[:per_page]
-        end = stamp(page[-1]) if page else start
+        ordered = [x for x in ordered if start <= x[0] <= horizon]
+        page = ordered[:per_page]
+        end = page[-1][0] if page else start
         # A page never splits one second: it runs on over every record stamped at its end (so a
         # next page starting there can advance), and the next page starts at end_time,
         # inclusive: records stamped then come again.
-        page += [o for o in rows[per_page:] if stamp(o) == end]
+        page += [x for x in ordered[per_page:] if x[0] == end]
         return {
-            "organizations": page,
+            key: [x[2] for x in page],
             "count": len(page),
             "end_time": end,
-            "end_of_stream": len(rows) <= len(page),
-            "next_page": f"/api/v2/incremental/organizations.json?start_time={end}",
+            "end_of_stream": len(ordered) <= len(page),
+            "next_page": f"/api/v2/incremental/{key}.json?start_time={end}",
+        }
+
+    def _sample(self, key: str, params: dict[str, str]) -> dict[str, Any]:
+        """`/incremental/{key}/sample`: the time-based export's first page, at most 50 items."""
+        stamp = {"tickets": "updated_at", "users": "updated_at", "organizations": "updated_at"}
+        rows = list(getattr(self.state, key).values())
+        out = self._time_export(key, rows, stamp[key], params, SAMPLE_MAX)
+        out[key] = out[key][:SAMPLE_MAX]
+        out["count"] = len(out[key])
+        return out
+
+    def _list(self, key: str, rows: list[dict[str, Any]], params: dict[str, str]) -> Any:
+        """Cursor pagination with `page[size]`; offset pagination with `page` (or neither)."""
+        if "page[size]" in params or "page[after]" in params:
+            return self._cursor_list(key, rows, params)
+        return self._offset_list(key, rows, params)
+
+    def _offset_list(self, key: str, rows: list[dict[str, Any]], params: dict[str, str]) -> Any:
+        try:
+            number = int(params.get("page", "1"))
+            per_page = min(int(params.get("per_page", LIST_PAGE_MAX)), LIST_PAGE_MAX)
+        except ValueError:
+            raise ZendeskError(
+                400, {"error": "InvalidPaginationParameter", "description": "page must be a number"}
+            ) from None
+        if number > OFFSET_PAGES_MAX:
+            raise ZendeskError(
+                400,
+                {
+                    "error": "InvalidPaginationParameter",
+                    "description": "Offset pagination is limited to the first 100 pages. "
+                    "Use cursor-based pagination instead.",
+                },
+            )
+        rows = sorted(rows, key=lambda r: r["id"], reverse=True)
+        start = (max(number, 1) - 1) * per_page
+        page = rows[start : start + per_page]
+        more = start + per_page < len(rows) and number < OFFSET_PAGES_MAX
+        base = f"/api/v2/{key}.json?per_page={per_page}&page="
+        return {
+            key: page,
+            "count": len(rows),
+            "next_page": f"{base}{number + 1}" if more else None,
+            "previous_page": f"{base}{number - 1}" if number > 1 else None,
         }
 
     def _cursor_list(self, key: str, rows: list[dict[str, Any]], params: dict[str, str]) -> Any:
@@ -410,10 +593,10 @@ class ZendeskSandbox:
             ]
         if "score" in params:
             rows = [r for r in rows if r["score"] == params["score"]]
-        return self._cursor_list("satisfaction_ratings", rows, params)
+        return self._list("satisfaction_ratings", rows, params)
 
     def _metrics(self, params: dict[str, str]) -> Any:
-        return self._cursor_list("ticket_metrics", list(self.state.metrics.values()), params)
+        return self._list("ticket_metrics", list(self.state.metrics.values()), params)
 
 
 __all__ = ["ZendeskError", "ZendeskSandbox"]
