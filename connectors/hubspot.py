@@ -37,6 +37,7 @@ from signalplay.errors import (
     SyncError,
 )
 from signalplay.models import (
+    TASK_OUTCOME,
     Page,
     RecordRef,
     SourceRecord,
@@ -258,6 +259,16 @@ class HubSpotConnector:
             updated_at=obj.updated_at,
         )
 
+    def _outcome(self, props: dict[str, Any]) -> dict[str, Any]:
+        """The task as signalplay measures it (the `signalplay` block of a task record)."""
+        return {
+            "key": props.get(self.settings.episode_key_property),
+            "closed": props.get("hs_task_status") == "COMPLETED",
+            "completed_at": props.get("hs_task_completion_date"),
+            "closure_reason": props.get(self.settings.closure_reason_property),
+            "owner_id": props.get("hubspot_owner_id"),
+        }
+
     def _read_tasks(self, cursor: str | None, until: datetime) -> Iterator[Page]:
         """signalplay's tasks changed since `cursor` (their last-modified time), oldest first,
         through search: 200 a page, and a new query from the last time seen when a query
@@ -309,7 +320,11 @@ class HubSpotConnector:
                     source=self.source,
                     stream="tasks",
                     record_id=str(r["id"]),
-                    data={**r["properties"], "id": str(r["id"])},
+                    data={
+                        **r["properties"],
+                        "id": str(r["id"]),
+                        TASK_OUTCOME: self._outcome(r["properties"]),
+                    },
                     updated_at=_parse_iso(r.get("updatedAt")),
                 )
                 for r in answer.get("results", [])

@@ -37,6 +37,7 @@ from connectors._retry import call_translated, failed
 from signalplay.crmschema import CrmField, CrmMetadata, FieldSpec
 from signalplay.errors import AuthError, FatalError, RateLimitedError, RetriableError, SyncError
 from signalplay.models import (
+    TASK_OUTCOME,
     Page,
     RecordRef,
     SourceRecord,
@@ -287,6 +288,14 @@ class SalesforceConnector:
     def _record(self, stream: str, raw: Mapping[str, Any]) -> SourceRecord:
         data = {k: v for k, v in raw.items() if k != "attributes"}
         data["id"] = data.get("Id")
+        if stream == "tasks":
+            data[TASK_OUTCOME] = {
+                "key": data.get(self.settings.task_key_field),
+                "closed": bool(data.get("IsClosed")),
+                "completed_at": data.get("CompletedDateTime"),
+                "closure_reason": data.get(self.settings.closure_reason_field),
+                "owner_id": data.get("OwnerId"),
+            }
         stamp = data.get("SystemModstamp")
         return SourceRecord(
             source=self.source,

@@ -25,6 +25,12 @@ class StreamSpec(Frozen):
     cursor_field: str | None = None
 
 
+# A CRM connector's `tasks` stream carries, in each record's data under this key, the task as
+# signalplay measures it: {"key": the task's signalplay key, "closed": bool, "completed_at": ISO
+# time or None, "closure_reason": the CSM's reason code or None, "owner_id": str or None}.
+TASK_OUTCOME = "signalplay"
+
+
 class SourceRecord(Frozen):
     """One raw record as a connector normalised it (vendor envelope stripped)."""
 

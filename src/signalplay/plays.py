@@ -124,6 +124,19 @@ def _block_macro(name: str, by_stage: Mapping[str, Mapping[str, str]]) -> str:
     return f"{{% macro sp_block_{name}() %}}{body}{{% endmacro %}}"
 
 
+def content_use(plays: PlaysFile) -> dict[str, set[str]]:
+    """The content blocks each play's actions use, by play id."""
+    return {
+        play.id: {
+            m
+            for a in play.actions
+            for p in (a.subject, a.body)
+            for m in _BLOCK_REF.findall(p or "")
+        }
+        for play in plays.plays
+    }
+
+
 def combined_template(plays: PlaysFile, play_id: str, action: Action) -> str:
     """Subject and body of an action as one template (rendered once), with the content blocks
     they use inlined as macros; the parts are separated by SEP."""

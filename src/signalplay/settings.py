@@ -40,6 +40,34 @@ class CrmBlock(SourceBlock):
     """The CRM signalplay reads accounts from and writes plays to."""
 
 
+class MeasureSettings(_Block):
+    """How signalplay measures itself (`measure:` in signalplay.yaml): which profile fields hold
+    an account's value, churn, renewal and adoption, and the windows and thresholds of the KPIs,
+    the backtest and the noisy-trigger report."""
+
+    outcome_days: int = Field(default=30, ge=1, le=365)  # action-to-outcome window
+    horizon_days: int = Field(default=90, ge=1, le=730)  # backtest: churn this soon counts
+    grace_days: int = Field(default=30, ge=0, le=365)  # churn this long after renewal: lost
+    value_field: str = "arr"
+    churn_field: str = "churn_date"
+    segment_field: str = "tier"
+    renewal_field: str = "renewal_date"
+    confidence_field: str = "renewal_confidence"
+    confident: tuple[str, ...] = ("high", "medium")
+    checkpoints: tuple[int, ...] = (120, 90, 60)
+    contract_start_field: str = "contract_start"
+    first_value_field: str = "key_feature_days_all"
+    adoption_field: str = "active_users_7d"
+    adoption_groups: tuple[str, ...] = ("adoption", "feature_activation")
+    false_positive_reasons: tuple[str, ...] = ("false_positive",)
+    health_field: str = "health_score"
+    band_field: str = "health_band"
+    # noisy triggers: flagged from this many episodes on
+    min_episodes: int = Field(default=10, ge=1)
+    max_false_positive_rate: float = Field(default=0.4, ge=0, le=1)
+    retire_false_positive_rate: float = Field(default=0.7, ge=0, le=1)
+
+
 class Settings(BaseSettings):
     """Everything a run needs to know, validated once at the edge and passed down."""
 
@@ -63,6 +91,7 @@ class Settings(BaseSettings):
     # Evaluate as of this moment instead of now (reproducible runs, backtests): SIGNALPLAY_AS_OF.
     as_of: AwareDatetime | None = None
     secret_key: SecretStr | None = None
+    measure: MeasureSettings = MeasureSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -335,3 +335,13 @@ def test_pull_reads_back_signalplays_tasks_with_their_outcome_incrementally(crm:
     assert closed
     assert closed[-1][status] in ("COMPLETED", "Completed")
     assert closed[-1][reason] == "condition_cleared"
+    # ... and the same, CRM-neutral, as signalplay measures it
+    outcome = closed[-1]["signalplay"]
+    assert (outcome["key"], outcome["closed"], outcome["closure_reason"]) == (
+        "sp_1",
+        True,
+        "condition_cleared",
+    )
+    assert datetime.fromisoformat(outcome["completed_at"].replace("Z", "+00:00")) <= until
+    still_open = next(r.data["signalplay"] for r in first if r.data[key] == "sp_0")
+    assert (still_open["closed"], still_open["completed_at"]) == (False, None)

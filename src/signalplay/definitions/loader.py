@@ -222,11 +222,14 @@ class _Collector:
             return None
 
 
-def load_definitions(folder: Path, *, replace: Path | None = None) -> Definitions:
+def load_definitions(
+    folder: Path, *, replace: Path | None = None, triggers_file: Path | None = None
+) -> Definitions:
     """Load and check every file under `folder`; raise one ConfigError listing every issue.
 
     `replace` is a mapping file read instead of the folder's file for the same stream (or in
     addition, when the folder has none): the file a RevOps user is editing, for a preview.
+    `triggers_file` is read instead of the folder's triggers.yaml (a backtest of another version).
     """
     col = _Collector()
     mappings = _load_mappings(col, folder, replace)
@@ -244,7 +247,10 @@ def load_definitions(folder: Path, *, replace: Path | None = None) -> Definition
     seg = _compile_segments(col, segments, types, history)
     health_values = _compile_health(col, health, types, history, late=seg.late)
     plays = col.load(PlaysFile, *_file(folder, "plays"))
-    triggers = col.load(TriggersFile, *_file(folder, "triggers"))
+    where = (
+        _file(folder, "triggers") if triggers_file is None else (triggers_file, str(triggers_file))
+    )
+    triggers = col.load(TriggersFile, *where)
     conditions, closers = _load_conditions(col, triggers, types, history, late=frozenset())
     if plays:
         _check_plays(

@@ -723,9 +723,18 @@ class HubSpotSandbox:
 
     def _touch(self, otype: str, record: dict[str, Any], properties: dict[str, Any]) -> None:
         now = _now_iso(self.clock())
+        was = record["properties"].get("hs_task_status")
         record["properties"].update(
             {k: (None if v is None or v == "" else str(v)) for k, v in properties.items()}
         )
+        if otype == "tasks" and "hs_task_status" in properties:
+            # HubSpot stamps a task's completion when it is marked COMPLETED, and clears it
+            # when it is reopened.
+            status = record["properties"].get("hs_task_status")
+            if status == "COMPLETED" and was != "COMPLETED":
+                record["properties"]["hs_task_completion_date"] = now
+            elif status != "COMPLETED":
+                record["properties"]["hs_task_completion_date"] = None
         record["properties"][LASTMOD.get(otype, "hs_lastmodifieddate")] = now
         record["updatedAt"] = now
         self._index(otype, record)

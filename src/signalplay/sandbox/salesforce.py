@@ -209,6 +209,7 @@ def _schema() -> dict[str, dict[str, Field]]:
             Field("WhatId", "reference", reference_to=("Account", "Opportunity")),
             Field("WhoId", "reference", reference_to=("Contact",)),
             Field("IsClosed", "boolean"),
+            Field("CompletedDateTime", "datetime"),
         ),
     }
 
@@ -416,7 +417,7 @@ class SalesforceSandbox:
         record.update(
             Id=rid, CreatedDate=now, LastModifiedDate=now, SystemModstamp=now, IsDeleted=False
         )
-        _derive(sobject, record)
+        _derive(sobject, record, now)
         self.state.objects.setdefault(sobject, {})[rid] = record
         self._reindex(sobject, record)
         return rid
@@ -493,10 +494,10 @@ class SalesforceSandbox:
             raise RecordError("ENTITY_IS_DELETED", "entity is deleted")
         changes = {k: v for k, v in values.items() if k not in ("attributes", "id", "Id")}
         self._check_values(sobject, changes, creating=False, self_id=rid)
-        record.update(changes)
-        _derive(sobject, record)
-        self._reindex(sobject, record)
         now = _api_time(self.clock())
+        record.update(changes)
+        _derive(sobject, record, now)
+        self._reindex(sobject, record)
         record.update(LastModifiedDate=now, SystemModstamp=now)
 
     def _lookup(self, sobject: str, name: str, value: Any) -> list[dict[str, Any]]:
@@ -1088,10 +1089,16 @@ class SalesforceSandbox:
 CLOSED_TASK_STATUSES = frozenset({"Completed"})  # the default org's TaskStatus with IsClosed
 
 
-def _derive(sobject: str, record: dict[str, Any]) -> None:
-    """Read-only fields Salesforce computes: a Task's IsClosed from its Status."""
+def _derive(sobject: str, record: dict[str, Any], now: str) -> None:
+    """Read-only fields Salesforce computes: a Task's IsClosed from its Status, and its
+    CompletedDateTime when it closes (cleared when it is reopened)."""
     if sobject == "Task":
+        was = bool(record.get("IsClosed"))
         record["IsClosed"] = record.get("Status") in CLOSED_TASK_STATUSES
+        if record["IsClosed"] and not was:
+            record["CompletedDateTime"] = now
+        elif not record["IsClosed"]:
+            record["CompletedDateTime"] = None
 
 
 def _ordered(

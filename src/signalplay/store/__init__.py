@@ -397,6 +397,22 @@ class Store:
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(q)]
 
+    def snapshots_on(self, day: date) -> dict[str, dict[str, Any]]:
+        """Every account's whole profile on one snapshot day."""
+        q = sa.select(t.profile_snapshots.c.account_key, t.profile_snapshots.c.profile).where(
+            t.profile_snapshots.c.day == day
+        )
+        with self.engine.connect() as conn:
+            return {a: dict(p or {}) for a, p in conn.execute(q)}
+
+    def task_episodes(self) -> dict[str, str]:
+        """The episode of each task signalplay planned: the task's key → its episode key."""
+        q = sa.select(t.ledger.c.target, t.ledger.c.episode_key).where(
+            t.ledger.c.object_type == "tasks", t.ledger.c.episode_key.is_not(None)
+        )
+        with self.engine.connect() as conn:
+            return {str(target): str(episode) for target, episode in conn.execute(q)}
+
     def latest_snapshots(self) -> dict[str, dict[str, Any]]:
         """Every account's profile on the newest snapshot day."""
         days = self.snapshot_days()

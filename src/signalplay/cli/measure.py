@@ -1,0 +1,188 @@
+"""Commands that measure: `report` (the KPIs, experiments, noisy triggers and the backtest, as
+an HTML file and tables in the terminal) and `backtest` (one or two versions of the trigger
+file replayed over the snapshots)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from signalplay import outcomes
+from signalplay.cli._app import JsonOpt, ProjectOpt, app, context, guard, out
+from signalplay.errors import ConfigError, Issue
+from signalplay.measure import Period
+from signalplay.report import (
+    BACKTEST_HEADERS,
+    KPI_HEADERS,
+    LIFT_HEADERS,
+    VERDICT_HEADERS,
+    backtest_rows,
+    cohort_rows,
+    kpi_rows,
+    lift_rows,
+    render,
+    renewal_rows,
+    verdict_rows,
+)
+
+FromOpt = Annotated[
+    str | None, typer.Option("--from", help="First day (YYYY-MM-DD); default 90 days back.")
+]
+ToOpt = Annotated[str | None, typer.Option("--to", help="Last day (YYYY-MM-DD); default today.")]
+
+
+def _period(today: date, start: str | None, end: str | None) -> Period:
+    try:
+        last = date.fromisoformat(end) if end else today
+        first = date.fromisoformat(start) if start else last - timedelta(days=89)
+    except ValueError as exc:
+        raise ConfigError([Issue("command line", None, None, "--from/--to", str(exc))]) from None
+    if first > last:
+        raise ConfigError([Issue("command line", None, None, "--from", "is after --to")])
+    return Period(first, last)
+
+
+def write_report(ctx: Any, period: Period, path: Path) -> dict[str, Any]:
+    """Measure the period and write the HTML report to `path`."""
+    report = outcomes.build_report(ctx, period)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(report), encoding="utf-8")
+    return report
+
+
+def _print_table(title: str, headers: tuple[str, ...], rows: list[list[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for h in headers:
+        table.add_column(h, justify="left" if h == headers[0] else "right")
+    for row in rows:
+        table.add_row(
+            *("-" if c is None else f"{c:.2f}" if isinstance(c, float) else str(c) for c in row)
+        )
+    out.print(table)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The report's key tables, in the terminal."""
+    m = report["measure"]
+    _print_table("KPIs by trigger", KPI_HEADERS, kpi_rows(m["kpis"]["trigger"]))
+    _print_table("Cohorts", ("cohort", "accounts", "GRR", "NRR"), cohort_rows(m))
+    _print_table("Renewals and adoption", ("measure", "value", "n"), renewal_rows(m))
+    _print_table("Experiments", LIFT_HEADERS, lift_rows(m["experiments"]))
+    _print_table("Noisy and predictive triggers", VERDICT_HEADERS, verdict_rows(report))
+    _print_table("Backtest", BACKTEST_HEADERS, backtest_rows(report["backtest"]))
+
+
+@app.command("report")
+def report_cmd(
+    start: FromOpt = None,
+    end: ToOpt = None,
+    output: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path(
+        "signalplay-report.html"
+    ),
+    project: ProjectOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure a period (KPIs, experiments, noisy triggers, backtest), write one self-contained
+    HTML report with plots, and print the key tables."""
+
+    def go() -> dict[str, Any]:
+        ctx = context(project)
+        try:
+            period = _period(ctx.clock().date(), start, end)
+            return write_report(ctx, period, output if output.is_absolute() else project / output)
+        finally:
+            ctx.close()
+
+    report = guard(go)
+    path = output if output.is_absolute() else project / output
+    if as_json:
+        out.print_json(json.dumps({**report, "path": str(path)}, default=str))
+        return
+    print_report(report)
+    out.print(f"report written to {path}")
+
+
+@app.command("backtest")
+def backtest_cmd(  # noqa: PLR0917 - Typer options
+    start: FromOpt = None,
+    end: ToOpt = None,
+    triggers: Annotated[
+        Path | None, typer.Option("--triggers", help="A trigger file to replay instead.")
+    ] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option("--compare", help="A second trigger file, replayed side by side."),
+    ] = None,
+    project: ProjectOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay the trigger library and the health score over the snapshots of a period against
+    the churn the profiles know: per trigger precision, recall, lead time before churn and
+    episodes per account per month; health AUC. With --compare, two versions side by side."""
+
+    def go() -> dict[str, Any]:
+        ctx = context(project)
+        try:
+            period = _period(ctx.clock().date(), start, end)
+            runs = {"current" if triggers is None else str(triggers): triggers}
+            if compare is not None:
+                runs[str(compare)] = compare
+            found = {}
+            for name, file in runs.items():
+                replay = outcomes.backtest(ctx, period, triggers_file=file)
+                found[name] = replay.as_dict() if replay else None
+            return found
+        finally:
+            ctx.close()
+
+    results = guard(go)
+    if as_json:
+        out.print_json(json.dumps(results, default=str))
+        return
+    if any(r is None for r in results.values()):
+        out.print("no snapshots in the period: run `signalplay backfill` first")
+        raise typer.Exit(1)
+    _print_backtests(results)
+
+
+def _print_backtests(results: dict[str, Any]) -> None:
+    names = list(results)
+    first = results[names[0]]
+    out.print(
+        f"backtest {first['from']} … {first['to']}: {first['accounts']} accounts, "
+        f"{first['churned']} churned, base rate {first['base_rate'] or 0:.1%}"
+    )
+    for name in names:
+        h = results[name]["health"]
+        out.print(f"  {name}: health AUC {h['auc'] if h['auc'] is None else round(h['auc'], 3)}")
+    labels = "AB"
+    if len(names) > 1:
+        out.print("  " + ", ".join(f"{labels[i]} = {Path(n).name}" for i, n in enumerate(names)))
+    table = Table(title_justify="left")
+    table.add_column("trigger", no_wrap=True)
+    for i, _ in enumerate(names):
+        tag = f"{labels[i]} " if len(names) > 1 else ""
+        for h in ("episodes", "precision", "recall", "lead days"):
+            table.add_column(f"{tag}{h}", justify="right")
+    by_name = {n: {t["trigger"]: t for t in results[n]["triggers"]} for n in names}
+    triggers = sorted({t for n in names for t in by_name[n]})
+    for trig in triggers:
+        cells = [trig]
+        for n in names:
+            t = by_name[n].get(trig)
+            if t is None:
+                cells += ["-"] * 4
+                continue
+            cells += [
+                str(t["episodes"]),
+                "-" if t["precision"] is None else f"{t['precision']:.0%}",
+                "-" if t["recall"] is None else f"{t['recall']:.0%}",
+                "-" if t["lead_days"] is None else f"{t['lead_days']:.0f}",
+            ]
+        table.add_row(*cells)
+    out.print(table)
