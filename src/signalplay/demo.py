@@ -138,8 +138,11 @@ class DemoAccount:
     contraction: bool
 
 
-def generate_accounts(n: int, *, seed: int, today: date) -> list[DemoAccount]:
-    """`n` accounts; the same seed and day give the same book."""
+def generate_accounts(
+    n: int, *, seed: int, today: date, history_days: int = 0
+) -> list[DemoAccount]:
+    """`n` accounts; the same seed and day give the same book. With `history_days`, renewal
+    dates start that many days earlier, so that renewals fall in the replayed past."""
     rng = random.Random(seed)
     accounts = []
     for i in range(n):
@@ -148,7 +151,7 @@ def generate_accounts(n: int, *, seed: int, today: date) -> list[DemoAccount]:
         name = f"{rng.choice(WORDS)} {rng.choice(KINDS)} {i:04d}"
         tenure = rng.randint(1, 60) if rng.random() < 0.12 else rng.randint(61, 1000)
         start = today - timedelta(days=tenure)
-        renewal = today + timedelta(days=rng.randint(5, 360))
+        renewal = today + timedelta(days=rng.randint(5, 360) - history_days)
         pattern = rng.choices(
             ["healthy", "power", "declining", "cliff", "stalled"], weights=[70, 8, 8, 6, 8]
         )[0]
@@ -354,6 +357,7 @@ DATES = (
     "integration_done_date",
     "use_case_request_date",
     "org_change_date",
+    "churn_date",  # set when a customer churns (the demo's replayed renewals)
 )
 
 
@@ -533,9 +537,10 @@ def generate(
     accounts: int,
     seed: int,
     today: date,
+    history_days: int = 0,
 ) -> list[DemoAccount]:
     """Write the demo's source files under `root/data` and load the CRM part into the sandbox."""
-    book = generate_accounts(accounts, seed=seed, today=today)
+    book = generate_accounts(accounts, seed=seed, today=today, history_days=history_days)
     rng = random.Random(seed + 2)
     usage, tickets, invoices = [], [], []
     for acct in book:

@@ -658,12 +658,15 @@ def _send_events(ctx: Context, events: Sequence[WriteOp]) -> Sequence[WriteResul
     return sink.send(events)
 
 
-def run(ctx: Context, *, dry_run: bool = False) -> dict[str, Any]:
-    """Pull → profile → evaluate → plan → apply, recorded as one run."""
+def run(
+    ctx: Context, *, dry_run: bool = False, only: Collection[str] | None = None
+) -> dict[str, Any]:
+    """Pull → profile → evaluate → plan → apply, recorded as one run; `only` pulls just the
+    sources named (the others' stored records are used as they are)."""
     run_id = ctx.store.start_run("run")
     started: datetime = ctx.clock()
     try:
-        streams = pull(ctx, run_id)
+        streams = pull(ctx, run_id, only=only)
         with batch_gc():
             profiles = build_profiles(ctx, run_id)
             evaluation = evaluate(ctx, profiles)

@@ -348,6 +348,13 @@ def _value(snapshots: Snapshots, day: date, account: str, name: str) -> Any:
     return (snapshots.get(day) or {}).get(account, {}).get(name)
 
 
+def bounds(snapshots: Snapshots, period: Period) -> Period | None:
+    """The first and last snapshot days within the period (None without any): what "the
+    period's first day" reads when the snapshots begin later or end earlier."""
+    days = [d for d in snapshots if period.holds(d)]
+    return Period(min(days), max(days)) if days else None
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -387,18 +394,22 @@ def retention(
     churned: Mapping[str, date | None],
     settings: MeasureSettings,
 ) -> Retention:
-    """GRR and NRR of `accounts`: their value on the period's first day against its last (0 for
-    an account churned by then); accounts without a start value are left out."""
+    """GRR and NRR of `accounts`: their value on the period's first snapshot day against its
+    last (0 for an account churned by the period's end); accounts without a start value are
+    left out."""
     n, start_sum, end_sum, kept = 0, 0.0, 0.0, 0.0
+    seen = bounds(snapshots, period)
+    if seen is None:
+        return Retention(0, 0.0, 0.0, 0.0)
     for account in accounts:
-        start = _number(_value(snapshots, period.start, account, settings.value_field))
+        start = _number(_value(snapshots, seen.start, account, settings.value_field))
         if not start:
             continue
         gone = churned.get(account)
         if gone is not None and gone <= period.end:
             end = 0.0
         else:
-            end = _number(_value(snapshots, period.end, account, settings.value_field)) or 0.0
+            end = _number(_value(snapshots, seen.end, account, settings.value_field)) or 0.0
         n += 1
         start_sum += start
         end_sum += end
@@ -422,12 +433,14 @@ def save_rate(
     churned: Mapping[str, date | None],
     settings: MeasureSettings,
 ) -> tuple[float | None, int]:
-    """Of the touched accounts whose renewal (as known on the period's first day) fell in the
-    period, the share that did not churn by its end; and how many there were."""
+    """Of the touched accounts whose renewal (as known on the period's first snapshot day) fell
+    in the period, the share that did not churn by its end; and how many there were."""
+    seen = bounds(snapshots, period)
+    first = seen.start if seen else period.start
     due = [
         a
         for a in touched
-        if (d := _day(_value(snapshots, period.start, a, settings.renewal_field))) is not None
+        if (d := _day(_value(snapshots, first, a, settings.renewal_field))) is not None
         and period.holds(d)
     ]
     kept = [a for a in due if not ((c := churned.get(a)) is not None and c <= period.end)]
@@ -445,8 +458,10 @@ def forecast_accuracy(
     day (confident: renews; otherwise churns) matched what happened, over the renewals that
     fell in the period and have a snapshot on the checkpoint day: checkpoint → (accuracy, n)."""
     hits: dict[int, list[bool]] = {k: [] for k in settings.checkpoints}
+    seen = bounds(snapshots, period)
+    first = seen.start if seen else period.start
     for account in accounts:
-        renewal = _day(_value(snapshots, period.start, account, settings.renewal_field))
+        renewal = _day(_value(snapshots, first, account, settings.renewal_field))
         if renewal is None or not period.holds(renewal):
             continue
         gone = churned.get(account)

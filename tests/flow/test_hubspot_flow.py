@@ -178,7 +178,8 @@ def test_rate_limited_call_is_retried_after_retry_after(
 
 def test_demo_cli_json_twice(tmp_path: Path) -> None:
     runner = CliRunner()
-    args = ["demo", "--dir", str(tmp_path / "demo"), "--accounts", "150", "--json"]
+    args = ["demo", "--dir", str(tmp_path / "demo"), "--accounts", "150", "--history-weeks", "0"]
+    args += ["--json"]
     first = json.loads(runner.invoke(app, args, catch_exceptions=False).output)
     assert len(first["triggers_fired"]) >= 15
     assert first["tasks_created"] > 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,8 +27,18 @@ from signalplay.cli._app import (
     progress,
     sandbox_app,
 )
+from signalplay.cli.measure import write_report
 from signalplay.definitions.loader import load_definitions
+from signalplay.demo_history import (
+    BACKFILL_DAYS,
+    HISTORY_WEEKS,
+    Desk,
+    csms_work,
+    renewals_happen,
+    run_moments,
+)
 from signalplay.errors import SignalplayError
+from signalplay.outcomes import default_period
 from signalplay.registry import build_connector
 from signalplay.scaffold import init_project
 from signalplay.settings import SourceBlock, load_project
@@ -46,7 +58,7 @@ class CrmChoice(StrEnum):
 
 
 @app.command()
-def demo(
+def demo(  # noqa: PLR0917 - Typer options
     directory: Annotated[Path, typer.Option("--dir", help="Where the demo project lives.")] = Path(
         "signalplay-demo"
     ),
@@ -55,10 +67,20 @@ def demo(
     crm: Annotated[
         CrmChoice, typer.Option("--crm", help="The CRM stand-in: hubspot or salesforce.")
     ] = CrmChoice.hubspot,
+    history_weeks: Annotated[
+        int,
+        typer.Option(
+            "--history-weeks",
+            min=0,
+            max=26,
+            help="Weekly runs replayed before today, CSMs and renewals acting between them.",
+        ),
+    ] = HISTORY_WEEKS,
     as_json: JsonOpt = False,
 ) -> None:
     """Generate a book of business, start the CRM sandbox (HubSpot, or Salesforce over TLS),
-    provision its fields, run the flow, print a summary."""
+    provision its fields, replay past weeks of scheduled runs (CSMs closing tasks, renewals),
+    run the flow today, write the HTML report and print a summary."""
     from signalplay.demo import generate
     from signalplay.sandbox.hubspot import HubSpotSandbox
     from signalplay.sandbox.salesforce import SalesforceSandbox, tls
@@ -84,7 +106,9 @@ def demo(
         sandbox = HubSpotSandbox(state_file=state / "hubspot.json", token=token)
         served = serve(sandbox)
         key_field = "signalplay_episode_key"
-    generate(directory, sandbox, accounts=accounts, seed=seed, today=today)
+    fresh = not (directory / "signalplay.db").exists()
+    weeks = history_weeks if fresh else 0  # the past is replayed once, into a new store
+    generate(directory, sandbox, accounts=accounts, seed=seed, today=today, history_days=7 * weeks)
     billing, support = source_sandboxes(directory)
     with (
         served as server,
@@ -101,6 +125,7 @@ def demo(
                 webhook_url=f"{hooks.url}/events",
                 secret=secret,
                 source_urls=urls,
+                history=(Desk(sandbox), weeks),
             )
         )
     sandbox.save()
@@ -164,6 +189,7 @@ def _run_demo(
     webhook_url: str,
     secret: str,
     source_urls: dict[str, str] | None = None,
+    history: tuple[Desk, int] | None = None,
 ) -> dict[str, Any]:
     project = _with_sandbox_sources(load_project(directory), source_urls or {})
     where = "instance_url" if project.settings.crm.connector == "salesforce" else "host"
@@ -177,11 +203,80 @@ def _run_demo(
     ctx.progress = progress
     try:
         created, remaining = jobs.crm_setup(ctx)  # the fields signalplay writes, typed
+        past = _replay_history(ctx, *history) if history and history[1] else None
         summary = jobs.run(ctx)
         summary["crm_setup"] = {"created": created, "remaining": [str(f.issue) for f in remaining]}
+        summary["history"] = past
+        path = directory / "signalplay-report.html"
+        report = write_report(ctx, default_period(ctx), path)
+        summary["report"] = str(path)
+        summary["verdicts"] = len(report["verdicts"])
         return summary
     finally:
         ctx.close()
+
+
+def _fixed(moment: datetime) -> Callable[[], datetime]:
+    return lambda: moment
+
+
+def _replay_history(ctx: jobs.Context, desk: Desk, weeks: int) -> dict[str, Any]:
+    """Weekly scheduled runs replayed before today (daily snapshots backfilled before the
+    first), CSMs closing tasks and renewals happening between them; then up to now."""
+    today = ctx.clock().date()
+    real_clock = ctx.clock
+    episodes: dict[str, tuple[str, str]] = {}
+    groups = {t.id: t.group for t in ctx.definitions.triggers.triggers}
+
+    def trigger_of(key: str) -> tuple[str, str] | None:
+        if not episodes:
+            by_key = {e.key: e.trigger_id for e in ctx.store.episodes()}
+            for task, ep in ctx.store.task_episodes().items():
+                trig = by_key.get(ep)
+                if trig:
+                    episodes[task] = (trig, groups.get(trig, ""))
+        return episodes.get(key)
+
+    reached: set[str] = set()
+    bands: dict[str, str | None] = {}
+
+    def band_of(account: str) -> str | None:
+        if not bands:
+            bands.update({a: p.get("health_band") for a, p in ctx.store.latest_snapshots().items()})
+        return bands.get(account)
+
+    def touched(account: str) -> bool:
+        if not reached:
+            reached.update(
+                e.account for e in ctx.store.episodes() if e.decision.get("status") == "actioned"
+            )
+        return account in reached
+
+    closed: Counter[str] = Counter()
+    renewals: Counter[str] = Counter()
+    moments = run_moments(today, weeks)
+    since = moments[0].date() - timedelta(days=1)
+    try:
+        for i, moment in enumerate(moments):
+            closed += csms_work(desk, moment, trigger_of)
+            renewals += renewals_happen(desk, since, moment.date(), touched, band_of)
+            since = moment.date()
+            desk.at(moment)
+            ctx.clock = _fixed(moment)
+            # the sources' whole history is pulled once: later runs read the CRM only
+            jobs.run(ctx, only=None if i == 0 else (jobs.CRM_SOURCE,))
+            episodes.clear()
+            reached.clear()
+            bands.clear()
+            if i == 0:
+                jobs.backfill(ctx, days=BACKFILL_DAYS)
+        now = real_clock()
+        closed += csms_work(desk, now, trigger_of)
+        renewals += renewals_happen(desk, since, now.date(), touched, band_of)
+    finally:
+        desk.at(None)
+        ctx.clock = real_clock
+    return {"runs": len(moments), "tasks_closed": dict(closed), "renewals": dict(renewals)}
 
 
 def _print_summary(summary: dict[str, Any], directory: Path | None = None) -> None:

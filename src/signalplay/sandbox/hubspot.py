@@ -10,6 +10,7 @@ Imports: stdlib.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import threading
@@ -292,9 +293,11 @@ class HubSpotSandbox:
         self._indexes: dict[tuple[str, str], dict[str, str]] = {}
         self.rate_limited = 0  # 429s answered for the windows (injected faults not counted)
         self._lock = threading.RLock()
-        self._assoc_index: set[tuple[str, str, str, str, int]] = {
-            (str(a[0]), str(a[1]), str(a[2]), str(a[3]), int(a[4])) for a in self.state.associations
-        }
+        self._assoc_index: set[tuple[str, str, str, str, int]] = set()
+        # (from type, from id, to type) → sorted (to id, type id): a record's links in O(1)
+        self._links: dict[tuple[str, str, str], list[tuple[str, int]]] = {}
+        for a in self.state.associations:
+            self._link((str(a[0]), str(a[1]), str(a[2]), str(a[3]), int(a[4])))
         self.routes: list[Route] = [
             (m, re.compile(f"^{p}$"), p, h)
             for m, p, h in (
@@ -407,6 +410,14 @@ class HubSpotSandbox:
                 self._index(otype, existing)
                 return str(existing["id"])
             return str(self._insert(otype, properties)["id"])
+
+    def edit(self, otype: str, oid: str, properties: dict[str, Any]) -> None:
+        """A person's edit in the UI (a CSM completing a task): validated and stamped like an
+        API update, at the portal's clock, but not counted as an API request."""
+        with self._lock:
+            record = self.state.objects[otype][str(oid)]
+            self._validate(otype, properties, creating=False, own_id=record["id"])
+            self._touch(otype, record, properties)
 
     def seed_sequence(self, *, sequence_id: str, name: str, user_id: int) -> None:
         """A sequence the user (owner.userId) may enroll contacts in."""
@@ -872,8 +883,7 @@ class HubSpotSandbox:
             tname = TYPE_BY_ID.get(ttype, ttype)
             found = [
                 {"id": tid, "type": self._assoc_label(otype, tname, tid_type)}
-                for (f, fid, tt, tid, tid_type) in sorted(self._assoc_index)
-                if f == otype and fid == record["id"] and tt == tname
+                for tid, tid_type in self._links.get((otype, record["id"], tname), ())
             ]
             if found:
                 links[tname] = {"results": found}
@@ -901,8 +911,12 @@ class HubSpotSandbox:
                 )
         for link in ((ftype, fid, ttype, tid, type_id), (ttype, tid, ftype, fid, INVERSE[type_id])):
             if link not in self._assoc_index:
-                self._assoc_index.add(link)
+                self._link(link)
                 self.state.associations.append(list(link))
+
+    def _link(self, link: tuple[str, str, str, str, int]) -> None:
+        self._assoc_index.add(link)
+        bisect.insort(self._links.setdefault(link[:3], []), (link[3], link[4]))
 
     @staticmethod
     def _qlist(query: dict[str, list[str]], name: str) -> list[str]:
@@ -1318,9 +1332,8 @@ class HubSpotSandbox:
     ) -> tuple[int, Any]:
         otype, ttype = self._otype(otype), self._otype(ttype)
         by_target: dict[str, list[int]] = {}
-        for f, fid, tt, tid, type_id in sorted(self._assoc_index):
-            if f == otype and fid == oid and tt == ttype:
-                by_target.setdefault(tid, []).append(type_id)
+        for tid, type_id in self._links.get((otype, oid, ttype), ()):
+            by_target.setdefault(tid, []).append(type_id)
         results = [
             {
                 "toObjectId": str(tid),

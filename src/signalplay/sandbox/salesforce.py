@@ -372,6 +372,12 @@ class SalesforceSandbox:
         with self._lock:
             return self._insert(sobject, dict(values))
 
+    def edit(self, sobject: str, rid: str, values: dict[str, Any]) -> None:
+        """A person's edit in the UI (a CSM closing a task): validated and stamped like an API
+        update, at the org's clock, but not counted as an API request."""
+        with self._lock:
+            self._update(sobject, rid, dict(values))
+
     def expire_session(self, new_token: str | None = None) -> None:
         """Invalidate the current token (a refreshed one may be given)."""
         with self._lock:
