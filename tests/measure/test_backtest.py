@@ -8,8 +8,8 @@ trigger file side by side."""
 from __future__ import annotations
 
 import json
-import re
 import random
+import re
 import statistics
 from datetime import date, timedelta
 from pathlib import Path
