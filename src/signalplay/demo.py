@@ -400,7 +400,10 @@ def _contacts(acct: DemoAccount, rng: random.Random, today: date) -> list[DemoCo
 def seed_crm(
     sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int, today: date
 ) -> None:
-    """Owners, custom properties, companies and contacts with roles, idempotently."""
+    """Owners, custom properties, companies and contacts with roles (a new portal only: a saved
+    demo portal is kept as its history left it, renewals and closed tasks included)."""
+    if sandbox.state.objects["companies"]:
+        return
     for owner_id, user_id, first, last in _people():
         sandbox.seed_owner(
             owner_id=owner_id,

@@ -23,6 +23,7 @@ from signalplay.episodes import Episode
 from signalplay.settings import MeasureSettings
 
 ACTIONED, HOLDOUT = "actioned", "holdout"
+CLEARED = "condition_cleared"  # signalplay's own closure reason
 Snapshots = Mapping[date, Mapping[str, Mapping[str, Any]]]  # day → account → field → value
 Z95 = 1.959963984540054
 LOOSEN_RECALL = 0.1  # a precise trigger that warns fewer churners than this: loosen it
@@ -37,6 +38,14 @@ class TaskOutcome:
     closed: bool
     completed_at: datetime | None = None
     closure_reason: str | None = None
+
+    @property
+    def done(self) -> datetime | None:
+        """When a person completed it (None while open, or when signalplay closed it because
+        its condition cleared: that is no intervention)."""
+        if not self.closed or self.closure_reason == CLEARED:
+            return None
+        return self.completed_at
 
 
 @dataclass(frozen=True)
@@ -92,8 +101,17 @@ class EpisodeFacts:
     episode: Episode
     status: str  # the decision's: actioned, holdout, suppressed, capped (or "" when none)
     segment: str
-    task: TaskOutcome | None
+    tasks: tuple[TaskOutcome, ...]  # every task its play wrote (a CSM's and a sales owner's...)
     recovered: bool | None  # the condition cleared within the outcome window (None: too early)
+
+    @property
+    def task(self) -> TaskOutcome | None:
+        """The task that counts for the intervention: the first a person completed, else the
+        first written."""
+        done = [t for t in self.tasks if t.done is not None]
+        if done:
+            return min(done, key=lambda t: t.done or datetime.max.replace(tzinfo=UTC))
+        return self.tasks[0] if self.tasks else None
 
     @property
     def variant(self) -> str | None:
@@ -124,7 +142,7 @@ def recovered_within(ep: Episode, days: int, now: datetime) -> bool | None:
 
 def episode_facts(
     episodes: Iterable[Episode],
-    tasks: Mapping[str, TaskOutcome],
+    tasks: Mapping[str, Sequence[TaskOutcome]],
     segment_of: Callable[[Episode], str],
     settings: MeasureSettings,
     now: datetime,
@@ -135,7 +153,7 @@ def episode_facts(
             episode=ep,
             status=str(ep.decision.get("status") or ""),
             segment=segment_of(ep),
-            task=tasks.get(ep.key),
+            tasks=tuple(tasks.get(ep.key, ())),
             recovered=recovered_within(ep, settings.outcome_days, now),
         )
         for ep in episodes
@@ -204,17 +222,18 @@ def _add(group: GroupKpis, fact: EpisodeFacts, settings: MeasureSettings, now: d
         group.recovered += fact.recovered
     task, ep = fact.task, fact.episode
     due = as_moment(ep.decision.get("due_at"))
-    done = task.completed_at if task and task.closed else None
+    done = task.done if task else None
     if done is not None:
         group.tasks_closed += 1
         group.hours.append((done - ep.opened_at).total_seconds() / 3600)
     if due is not None and (done is not None or now > due):
         group.due += 1
         group.sla_met += done is not None and done <= due
-    reason = task.closure_reason if task and task.closed else None
-    if reason and reason != "condition_cleared":  # the CSM's own reasons, not signalplay's
-        group.reasons[reason] = group.reasons.get(reason, 0) + 1
-        group.false_positives += reason in settings.false_positive_reasons
+    for each in fact.tasks:
+        reason = each.closure_reason if each.closed else None
+        if reason and reason != CLEARED:  # the CSMs' own reasons, not signalplay's
+            group.reasons[reason] = group.reasons.get(reason, 0) + 1
+            group.false_positives += reason in settings.false_positive_reasons
 
 
 def kpis_by(
@@ -243,7 +262,7 @@ def sla_by_week(facts: Sequence[EpisodeFacts], now: datetime) -> list[tuple[date
             continue
         due = as_moment(fact.episode.decision.get("due_at"))
         task = fact.task
-        done = task.completed_at if task and task.closed else None
+        done = task.done if task else None
         if due is None or (done is None and now <= due):
             continue
         opened = fact.episode.opened_at.date()

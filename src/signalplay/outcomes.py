@@ -48,10 +48,10 @@ log = logging.getLogger(__name__)
 DIMENSIONS = ("trigger", "play", "segment", "owner", "variant")
 
 
-def task_outcomes(store: Store, source: str = CRM_SOURCE) -> dict[str, TaskOutcome]:
+def task_outcomes(store: Store, source: str = CRM_SOURCE) -> dict[str, list[TaskOutcome]]:
     """The tasks the CRM reported back, by the episode each was written for."""
     episodes = store.task_episodes()
-    out: dict[str, TaskOutcome] = {}
+    out: dict[str, list[TaskOutcome]] = {}
     for record in store.iter_records(source, "tasks"):
         block = record.data.get(TASK_OUTCOME)
         if not isinstance(block, dict) or not block.get("key"):
@@ -60,12 +60,14 @@ def task_outcomes(store: Store, source: str = CRM_SOURCE) -> dict[str, TaskOutco
         episode = episodes.get(key)
         if episode is None:
             continue
-        out[episode] = TaskOutcome(
-            key=key,
-            episode_key=episode,
-            closed=bool(block.get("closed")),
-            completed_at=as_moment(block.get("completed_at")),
-            closure_reason=block.get("closure_reason") or None,
+        out.setdefault(episode, []).append(
+            TaskOutcome(
+                key=key,
+                episode_key=episode,
+                closed=bool(block.get("closed")),
+                completed_at=as_moment(block.get("completed_at")),
+                closure_reason=block.get("closure_reason") or None,
+            )
         )
     return out
 
@@ -178,7 +180,7 @@ def funnel(facts: Iterable[EpisodeFacts], period: Period) -> dict[str, dict[str,
             row["fired"] += 1
             if f.status == ACTIONED:
                 row["actioned"] += 1
-                row["closed"] += bool(f.task and f.task.closed)
+                row["closed"] += bool(f.task and f.task.done)
                 row["outcome"] += bool(f.recovered)
     return {k: dict(v) for k, v in sorted(out.items())}
 

@@ -99,14 +99,14 @@ def test_setup_adds_new_closure_reasons_keeping_the_crms_own(
     ]
     writeback = project / "mappings" / "writeback.yaml"
     writeback.write_text(
-        writeback.read_text().replace("renewal_risk_reduced]", "renewal_risk_reduced, churned]")
+        writeback.read_text().replace("no_response, other]", "no_response, other, churned]")
     )
 
     code, output = cli("crm", "check", "-p", str(project))
     assert code == 1
     assert (
-        "lacks the picklist values adoption_recovered, renewal_risk_reduced, churned, "
-        "condition_cleared" in output
+        "lacks the picklist values adoption_recovered, renewal_risk_reduced, no_response, "
+        "churned, condition_cleared" in output
     )
     assert cli("crm", "setup", "-p", str(project))[0] == 0
     values = [
@@ -119,6 +119,7 @@ def test_setup_adds_new_closure_reasons_keeping_the_crms_own(
         "other",
         "adoption_recovered",
         "renewal_risk_reduced",
+        "no_response",
         "churned",
         "condition_cleared",
     ]

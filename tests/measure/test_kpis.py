@@ -40,7 +40,11 @@ def world() -> World:
 def facts_of(w: World) -> list:  # type: ignore[type-arg]
     tier = {k: a["tier"] for k, a in w.accounts.items()}
     return episode_facts(
-        [t.episode for t in w.truths], w.tasks, lambda ep: tier[ep.account], SETTINGS, NOW
+        [t.episode for t in w.truths],
+        {k: [task] for k, task in w.tasks.items()},
+        lambda ep: tier[ep.account],
+        SETTINGS,
+        NOW,
     )
 
 

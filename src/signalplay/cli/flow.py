@@ -108,7 +108,15 @@ def demo(  # noqa: PLR0917 - Typer options
         key_field = "signalplay_episode_key"
     fresh = not (directory / "signalplay.db").exists()
     weeks = history_weeks if fresh else 0  # the past is replayed once, into a new store
-    generate(directory, sandbox, accounts=accounts, seed=seed, today=today, history_days=7 * weeks)
+    # the same book for the same options: renewal dates start earlier by the replayed weeks
+    generate(
+        directory,
+        sandbox,
+        accounts=accounts,
+        seed=seed,
+        today=today,
+        history_days=7 * history_weeks,
+    )
     billing, support = source_sandboxes(directory)
     with (
         served as server,
@@ -307,7 +315,17 @@ def _print_summary(summary: dict[str, Any], directory: Path | None = None) -> No
     if "crm_requests" in summary:
         table.add_row("CRM requests", str(sum(summary["crm_requests"].values())))
         table.add_row("duplicate tasks", str(summary.get("duplicates_found")))
+    history = summary.get("history")
+    if history:
+        closed = sum(history["tasks_closed"].values())
+        renewals = ", ".join(f"{k}: {v}" for k, v in history["renewals"].items()) or "none"
+        table.add_row(
+            "replayed history",
+            f"{history['runs']} weekly runs; CSMs closed {closed} tasks; renewals {renewals}",
+        )
     out.print(table)
+    if summary.get("report"):
+        out.print(f"Report: {Path(summary['report']).resolve()}")
     if directory is not None:
         out.print(
             f"Project: {directory.resolve()}  (store: signalplay.db; sandbox state: "

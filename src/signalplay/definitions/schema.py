@@ -365,7 +365,14 @@ class RoutingFile(Strict):
     experiments: tuple[Experiment, ...] = ()
 
 
-CLOSURE_REASONS = ("false_positive", "resolved", "adoption_recovered", "renewal_risk_reduced")
+CLOSURE_REASONS = (
+    "false_positive",
+    "resolved",
+    "adoption_recovered",
+    "renewal_risk_reduced",
+    "no_response",
+    "other",
+)
 
 
 class WritebackFile(Strict):
