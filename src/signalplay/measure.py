@@ -436,6 +436,43 @@ def retention(
     return Retention(n, start_sum, end_sum, kept)
 
 
+def account_outcomes(
+    accounts: Iterable[str],
+    snapshots: Snapshots,
+    period: Period,
+    churned: Mapping[str, date | None],
+    settings: MeasureSettings,
+) -> dict[str, int]:
+    """What became of the accounts over the period, by their first and last snapshot in it:
+    churned (a churn day in the period); else renewed (a renewal date in the period that moved
+    on), and contracted or expanded (value down or up)."""
+    out = {"churned": 0, "renewed": 0, "contracted": 0, "expanded": 0}
+    seen = bounds(snapshots, period)
+    if seen is None:
+        return out
+    for account in accounts:
+        gone = churned.get(account)
+        if gone is not None and period.holds(gone):
+            out["churned"] += 1
+            continue
+        start = _number(_value(snapshots, seen.start, account, settings.value_field))
+        end = _number(_value(snapshots, seen.end, account, settings.value_field))
+        if start is None or end is None:
+            continue
+        out["renewed"] += _renewed(snapshots, seen, account, settings)
+        if end < start:
+            out["contracted"] += 1
+        elif end > start:
+            out["expanded"] += 1
+    return out
+
+
+def _renewed(snapshots: Snapshots, seen: Period, account: str, settings: MeasureSettings) -> bool:
+    before = _day(_value(snapshots, seen.start, account, settings.renewal_field))
+    after = _day(_value(snapshots, seen.end, account, settings.renewal_field))
+    return before is not None and after is not None and seen.holds(before) and after > before
+
+
 def touched_accounts(facts: Sequence[EpisodeFacts], period: Period) -> set[str]:
     """Accounts with an actioned episode opened in the period."""
     return {

@@ -24,6 +24,7 @@ from signalplay.measure import (
     EpisodeFacts,
     Period,
     TaskOutcome,
+    account_outcomes,
     adoption_lift,
     as_moment,
     churn_day,
@@ -147,6 +148,10 @@ def measure(ctx: Context, period: Period) -> dict[str, Any]:
         "cohorts": {
             name: {"accounts": c.accounts, "grr": c.grr, "nrr": c.nrr, "start_value": c.start_value}
             for name, c in cohorts.items()
+        },
+        "outcomes": {
+            name: account_outcomes(members, snaps, period, data.churn, settings)
+            for name, members in (("touched", sorted(touched)), ("untouched", untouched))
         },
         "save_rate": {"rate": rate, "renewals": due},
         "forecast_accuracy": {

@@ -269,7 +269,7 @@ def render(report: Mapping[str, Any]) -> str:
         ("KPIs by segment", _table(KPI_HEADERS, kpi_rows(m["kpis"]["segment"]))),
         ("KPIs by owner", _table(KPI_HEADERS, kpi_rows(m["kpis"]["owner"]))),
         ("KPIs by experiment variant", _table(KPI_HEADERS, kpi_rows(m["kpis"]["variant"]))),
-        ("Cohorts", _table(("cohort", "accounts", "GRR", "NRR"), cohort_rows(m))),
+        ("Cohorts", _table(COHORT_HEADERS, cohort_rows(m))),
         ("Renewals", _table(("measure", "value", "n"), renewal_rows(m))),
         ("Experiments", _table(LIFT_HEADERS, lift_rows(m["experiments"]))),
         ("Noisy and predictive triggers", _table(VERDICT_HEADERS, verdict_rows(report))),
@@ -288,11 +288,36 @@ def render(report: Mapping[str, Any]) -> str:
     )
 
 
+COHORT_HEADERS = (
+    "cohort",
+    "accounts",
+    "GRR",
+    "NRR",
+    "churned",
+    "renewed",
+    "contracted",
+    "expanded",
+)
+
+
 def cohort_rows(m: Mapping[str, Any]) -> list[list[Any]]:
-    """GRR and NRR of the touched and untouched cohorts."""
-    return [
-        [name, c["accounts"], _pct(c["grr"]), _pct(c["nrr"])] for name, c in m["cohorts"].items()
-    ]
+    """GRR, NRR and what became of the accounts, for the touched and untouched cohorts."""
+    rows = []
+    for name, c in m["cohorts"].items():
+        o = m["outcomes"][name]
+        rows.append(
+            [
+                name,
+                c["accounts"],
+                _pct(c["grr"]),
+                _pct(c["nrr"]),
+                o["churned"],
+                o["renewed"],
+                o["contracted"],
+                o["expanded"],
+            ]
+        )
+    return rows
 
 
 def renewal_rows(m: Mapping[str, Any]) -> list[list[Any]]:

@@ -49,7 +49,7 @@ class MeasureSettings(_Block):
     horizon_days: int = Field(default=90, ge=1, le=730)  # backtest: churn this soon counts
     grace_days: int = Field(default=30, ge=0, le=365)  # churn this long after renewal: lost
     value_field: str = "arr"
-    churn_field: str = "churn_date"
+    churn_field: str = "churned_on"
     segment_field: str = "tier"
     renewal_field: str = "renewal_date"
     confidence_field: str = "renewal_confidence"

@@ -107,7 +107,7 @@ def test_cli_compares_two_trigger_files(tmp_path: Path) -> None:
             {
                 k: {
                     **p,
-                    "churn_date": truth[k]["churn"].isoformat()
+                    "churned_on": truth[k]["churn"].isoformat()
                     if truth[k]["churn"] and last
                     else None,
                 }

@@ -232,3 +232,22 @@ def test_noisy_triggers_are_flagged_and_predictive_ones_named(world: World) -> N
     flagged = [v for v in verdicts if v.trigger == "adoption_drop" and v.segment == "all"]
     assert [v.verdict for v in flagged] == ["change_play"]
     assert "usage_review_quick_win" in flagged[0].reason
+
+
+@pytest.mark.parametrize(
+    ("crm", "live", "ended", "expected"),
+    [
+        (None, 0, "2026-10-31", "2026-10-31"),  # every Stripe subscription ended: churned then
+        (None, 1, "2026-10-31", None),  # one ended, another lives: a customer still
+        ("2026-09-30", 1, None, "2026-09-30"),  # the CRM's record wins
+        (None, None, None, None),  # no billing data: not churned
+    ],
+)
+def test_churned_on_reads_the_crm_then_stripe(
+    crm: str | None, live: int | None, ended: str | None, expected: str | None
+) -> None:
+    from tests.evaluator.helpers import frame_of, quiet
+
+    frame = frame_of(quiet(churn_date=crm, subscriptions_live=live, subscriptions_ended_on=ended))
+    value = frame.rows[0].get("churned_on")
+    assert (value.isoformat() if hasattr(value, "isoformat") else value) == expected

@@ -168,6 +168,7 @@ def _snapshots(w: World, rng: random.Random) -> None:
                 "renewal_confidence": _confidence(key, renewal, w.churn[key], day),
                 "active_users_7d": 10.0,
                 "churn_date": acct["churn_date"],
+                "churned_on": acct["churn_date"],
                 # an urgent ticket open for three days, a month before each churn
                 "open_urgent_tickets": 1 if _warned(w.churn[key], day) else 0,
                 "health_score": 35.0 if w.churn[key] else 80.0,

@@ -18,6 +18,7 @@ from signalplay.errors import ConfigError, Issue
 from signalplay.measure import Period
 from signalplay.report import (
     BACKTEST_HEADERS,
+    COHORT_HEADERS,
     KPI_HEADERS,
     LIFT_HEADERS,
     VERDICT_HEADERS,
@@ -70,7 +71,7 @@ def print_report(report: dict[str, Any]) -> None:
     """The report's key tables, in the terminal."""
     m = report["measure"]
     _print_table("KPIs by trigger", KPI_HEADERS, kpi_rows(m["kpis"]["trigger"]))
-    _print_table("Cohorts", ("cohort", "accounts", "GRR", "NRR"), cohort_rows(m))
+    _print_table("Cohorts", COHORT_HEADERS, cohort_rows(m))
     _print_table("Renewals and adoption", ("measure", "value", "n"), renewal_rows(m))
     _print_table("Experiments", LIFT_HEADERS, lift_rows(m["experiments"]))
     _print_table("Noisy and predictive triggers", VERDICT_HEADERS, verdict_rows(report))
