@@ -51,6 +51,32 @@ class Crm:
             )
         return str(self.sandbox.seed("Account", {"Name": name}))
 
+    def renewal(self, account: str, stage: str, closed: str) -> None:
+        """A renewal deal (opportunity) of the account, closed won or lost on `closed`."""
+        if self.name == "hubspot":
+            deal = self.sandbox.seed_object(
+                "deals",
+                {
+                    "dealname": f"Renewal {closed}",
+                    "dealtype": "existingbusiness",
+                    "dealstage": {"won": "closedwon", "lost": "closedlost"}[stage],
+                    "closedate": closed,
+                },
+                unique_by="dealname",
+            )
+            self.sandbox.seed_association("deals", deal, "companies", account)
+            return
+        self.sandbox.seed(
+            "Opportunity",
+            {
+                "AccountId": account,
+                "Name": f"Renewal {closed}",
+                "Type": "Renewal",
+                "StageName": {"won": "Closed Won", "lost": "Closed Lost"}[stage],
+                "CloseDate": closed,
+            },
+        )
+
     def contact(self, email: str) -> str:
         if self.name == "hubspot":
             return str(self.sandbox.seed_object("contacts", {"email": email}, unique_by="email"))
@@ -345,3 +371,51 @@ def test_pull_reads_back_signalplays_tasks_with_their_outcome_incrementally(crm:
     assert datetime.fromisoformat(outcome["completed_at"].replace("Z", "+00:00")) <= until
     still_open = next(r.data["signalplay"] for r in first if r.data[key] == "sp_0")
     assert (still_open["closed"], still_open["completed_at"]) == (False, None)
+
+
+def test_renewal_deals_map_to_won_and_lost_through_the_shipped_mappings(
+    crm: Crm, tmp_path: Path
+) -> None:
+    from datetime import date
+
+    from signalplay.definitions.loader import load_definitions
+    from signalplay.identity import IdentityMap
+    from signalplay.mapping import StreamMapper
+    from signalplay.scaffold import init_project
+
+    lost, won, both = crm.account("Lost"), crm.account("Won"), crm.account("Back")
+    crm.renewal(lost, "lost", "2026-10-01")
+    crm.renewal(won, "won", "2026-10-02")
+    crm.renewal(both, "lost", "2026-09-01")
+    crm.renewal(both, "won", "2026-10-03")  # lost, then won back
+    stream = "deals" if crm.name == "hubspot" else "opportunities"
+    init_project(tmp_path / "project", crm=crm.name)  # the CRM's mapping set
+    defs = load_definitions(tmp_path / "project" / "mappings")
+    mapping = next(m for m in defs.mappings if m.spec.stream == stream)
+    identity = IdentityMap()
+    for account in (lost, won, both):
+        identity.add("crm_id", account, account)
+    mapper = StreamMapper(mapping, identity, days=[date(2026, 11, 27)])
+    until = datetime.now(UTC) + timedelta(minutes=1)
+    for page in crm.conn.read(stream, cursor=None, until=until):
+        for record in page.records:
+            mapper.add(record)
+    assert mapper.report.quarantined == []
+    facts = mapper.facts(accounts=[lost, won, both])
+    fields = ("renewal_lost_on", "renewal_won_on")
+    value = {
+        a: {k: (facts[a][k].value if k in facts[a] else None) for k in fields}
+        for a in (lost, won, both)
+    }
+    assert (value[lost]["renewal_lost_on"], value[lost]["renewal_won_on"]) == ("2026-10-01", None)
+    assert (value[won]["renewal_lost_on"], value[won]["renewal_won_on"]) == (None, "2026-10-02")
+    assert value[both]["renewal_won_on"] == "2026-10-03"
+
+    from tests.evaluator.helpers import frame_of, quiet
+
+    churned = [
+        frame_of(quiet(**value[a], churn_date=None)).rows[0].get("churned_on")
+        for a in (lost, won, both)
+    ]
+    shown = [c.isoformat() if hasattr(c, "isoformat") else c for c in churned]
+    assert shown == ["2026-10-01", None, None]  # won back: not churned

@@ -147,6 +147,9 @@ def _default_properties() -> dict[str, dict[str, dict[str, Any]]]:
             "dealstage",
             "pipeline",
             "closedate",
+            "dealtype",
+            "hs_is_closed",
+            "hs_is_closed_won",
         ],
         "tasks": [
             *common,
@@ -174,6 +177,15 @@ def _default_properties() -> dict[str, dict[str, dict[str, Any]]]:
     )
     return props
 
+
+CLOSED_STAGES = frozenset({"closedwon", "closedlost"})  # the default sales pipeline
+
+
+def _deal_flags(props: dict[str, Any]) -> None:
+    """HubSpot's calculated closed/won flags of a deal, from its stage ("true"/"false")."""
+    stage = props.get("dealstage")
+    props["hs_is_closed"] = str(stage in CLOSED_STAGES).lower()
+    props["hs_is_closed_won"] = str(stage == "closedwon").lower()
 
 def _now_iso(moment: datetime) -> str:
     return (
@@ -715,6 +727,8 @@ class HubSpotSandbox:
         props.update(
             {"hs_object_id": oid, "createdate": now, LASTMOD.get(otype, "hs_lastmodifieddate"): now}
         )
+        if otype == "deals":
+            _deal_flags(props)
         record = {
             "id": oid,
             "properties": props,
@@ -738,6 +752,8 @@ class HubSpotSandbox:
         record["properties"].update(
             {k: (None if v is None or v == "" else str(v)) for k, v in properties.items()}
         )
+        if otype == "deals" and "dealstage" in properties:
+            _deal_flags(record["properties"])
         if otype == "tasks" and "hs_task_status" in properties:
             # HubSpot stamps a task's completion when it is marked COMPLETED, and clears it
             # when it is reopened.

@@ -158,6 +158,8 @@ def _schema() -> dict[str, dict[str, Field]]:
             Field("CloseDate", "date", nillable=False),
             Field("Amount", "currency"),
             Field("Type", "picklist", picklist=("New Business", "Renewal", "Upsell")),
+            Field("IsClosed", "boolean"),
+            Field("IsWon", "boolean"),
         ),
         "AccountContactRole": fields(
             Field("AccountId", "reference", nillable=False, reference_to=("Account",)),
@@ -1098,6 +1100,9 @@ CLOSED_TASK_STATUSES = frozenset({"Completed"})  # the default org's TaskStatus 
 def _derive(sobject: str, record: dict[str, Any], now: str) -> None:
     """Read-only fields Salesforce computes: a Task's IsClosed from its Status, and its
     CompletedDateTime when it closes (cleared when it is reopened)."""
+    if sobject == "Opportunity":  # the default org's closed stages
+        record["IsClosed"] = record.get("StageName") in ("Closed Won", "Closed Lost")
+        record["IsWon"] = record.get("StageName") == "Closed Won"
     if sobject == "Task":
         was = bool(record.get("IsClosed"))
         record["IsClosed"] = record.get("Status") in CLOSED_TASK_STATUSES
