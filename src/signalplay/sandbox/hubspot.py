@@ -187,6 +187,7 @@ def _deal_flags(props: dict[str, Any]) -> None:
     props["hs_is_closed"] = str(stage in CLOSED_STAGES).lower()
     props["hs_is_closed_won"] = str(stage == "closedwon").lower()
 
+
 def _now_iso(moment: datetime) -> str:
     return (
         moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
