@@ -12,15 +12,22 @@ a lost worker (`acks_late`) changes nothing.
 
 from __future__ import annotations
 
+import logging
 import os
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from celery import Celery, chord
+from celery.signals import after_setup_logger, after_setup_task_logger
 
-from signalplay import jobs
+from signalplay import jobs, logs
 from signalplay.errors import ConfigError, Issue, RetriableError
+from signalplay.models import WriteAction, WriteOp
 from signalplay.settings import load_project
+from signalplay.watch import check_runs
+
+log = logging.getLogger("signalplay.watchdog")
 
 BROKER = os.environ.get("SIGNALPLAY_BROKER") or "memory://"
 
@@ -50,17 +57,31 @@ def _context(project_dir: str) -> jobs.Context:
     return jobs.open_context(load_project(Path(project_dir)))
 
 
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _redacting(logger: logging.Logger, **_: Any) -> None:
+    """The worker's log handlers blank every secret value and tag records with the run id."""
+    logs.remember(logs.secret_values())
+    for handler in logger.handlers:
+        handler.addFilter(logs.RedactingFilter())
+
+
 @app.task(name="signalplay.sync", bind=True)
 def sync(self: Any, project_dir: str, *, apply: bool = True) -> dict[str, Any]:
     """Pull and map one project, then evaluate it in shards and merge (and apply) the plan."""
     ctx = _context(project_dir)
+    run_id = ctx.store.start_run("sync")
     try:
-        run_id = ctx.store.start_run("sync")
-        streams = jobs.pull(ctx, run_id)
-        mapped = jobs.map_profiles(ctx, run_id)
-        parts = jobs.shards(list(mapped.facts), ctx.project.settings.shard_size)
+        with logs.run_context(run_id):
+            streams = jobs.pull(ctx, run_id)
+            mapped = jobs.map_profiles(ctx, run_id)
+            parts = jobs.shards(list(mapped.facts), ctx.project.settings.shard_size)
     except RetriableError as exc:
+        ctx.store.finish_run(run_id, status="failed", summary={"error": logs.redact(str(exc))})
         raise self.retry(exc=exc, countdown=exc.retry_after or 30) from exc
+    except Exception as exc:
+        ctx.store.finish_run(run_id, status="failed", summary={"error": logs.redact(str(exc))})
+        raise
     finally:
         ctx.close()
     queue = self.request.delivery_info.get("routing_key") if self.request.delivery_info else None
@@ -117,8 +138,47 @@ def apply_plan(self: Any, plan_id: str, project_dir: str) -> dict[str, Any]:
         ctx.close()
 
 
+@app.task(name="signalplay.watchdog")
+def watchdog(project_dir: str) -> dict[str, Any] | None:
+    """Alert when the scheduled sync failed, is stuck, or stayed silent past twice its period:
+    an ERROR log line and, when the project has a webhook, a signed `signalplay.alert` event for
+    the team's messaging tool. Returns the alert (None: all well)."""
+    ctx = _context(project_dir)
+    try:
+        now = ctx.clock()
+        alert = check_runs(
+            ctx.store.recent_runs(20), now, every_minutes=ctx.project.settings.schedule_minutes
+        )
+        if alert is None:
+            return None
+        log.error("%s: %s", project_dir, alert.message)
+        if ctx.events is not None:
+            stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M")
+            key = f"alert:{alert.kind}:{alert.run_id or '-'}:{stamp}"
+            values = {"event": "signalplay.alert", "project": project_dir, **alert.as_dict()}
+            ctx.events.send(
+                [
+                    WriteOp(
+                        op_key=key,
+                        action=WriteAction.SEND_WEBHOOK,
+                        object_type="events",
+                        target=key,
+                        values=values,
+                        reason=alert.message,
+                    )
+                ]
+            )
+        return alert.as_dict()
+    finally:
+        ctx.close()
+
+
 @app.on_after_configure.connect
 def _schedule(sender: Celery, **_: Any) -> None:
     minutes = float(os.environ.get("SIGNALPLAY_SCHEDULE_MINUTES", "60"))
     for project in filter(None, os.environ.get("SIGNALPLAY_PROJECTS", "").split(os.pathsep)):
         sender.add_periodic_task(minutes * 60, sync.s(project), name=f"sync {project}")
+        # checked at a quarter of the period: a silent schedule is caught within the window
+        sender.add_periodic_task(
+            max(minutes * 15, 60), watchdog.s(project), name=f"watchdog {project}"
+        )

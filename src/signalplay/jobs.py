@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from signalplay import logs
 from signalplay.crmschema import Finding, owner_refs, preflight, wanted_fields
 from signalplay.definitions.loader import CompiledMapping, Definitions, load_definitions
 from signalplay.episodes import Episode, advance_episodes
@@ -118,7 +119,9 @@ def open_context(
     crm_factory: Callable[[], CrmConnector] | None = None,
     events_factory: Callable[[], EventSink | None] | None = None,
 ) -> Context:
-    """Load definitions, open and migrate the store (as of `as_of` when the settings fix it)."""
+    """Load definitions, open and migrate the store (as of `as_of` when the settings fix it);
+    the settings' secrets are blanked from every log record from now on."""
+    logs.remember(logs.secret_values(project.settings))
     as_of = project.settings.as_of
     if as_of is not None and clock is utc_clock:
         clock = lambda: as_of  # noqa: E731 - a fixed clock
@@ -665,6 +668,18 @@ def run(
     sources named (the others' stored records are used as they are)."""
     run_id = ctx.store.start_run("run")
     started: datetime = ctx.clock()
+    with logs.run_context(run_id):
+        return _run(ctx, run_id, started, dry_run=dry_run, only=only)
+
+
+def _run(
+    ctx: Context,
+    run_id: str,
+    started: datetime,
+    *,
+    dry_run: bool,
+    only: Collection[str] | None,
+) -> dict[str, Any]:
     try:
         streams = pull(ctx, run_id, only=only)
         with batch_gc():

@@ -14,7 +14,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from signalplay import jobs
+from signalplay import jobs, logs
 from signalplay.errors import ConfigError, SignalplayError
 from signalplay.settings import load_project
 
@@ -47,15 +47,29 @@ ProjectOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
+@app.callback()
+def main(
+    log_json: Annotated[
+        bool,
+        typer.Option("--log-json", envvar="SIGNALPLAY_LOG_JSON", help="Log JSON lines (stderr)."),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
+) -> None:
+    """Turn customer signals into Customer Success plays in the CRM."""
+    logs.remember(logs.secret_values())  # SIGNALPLAY_* tokens, keys and secrets
+    logs.configure(json_lines=log_json, level="INFO" if verbose else "WARNING")
+
+
 def guard(fn: Callable[[], T]) -> T:
-    """Run a command body, turning signalplay's errors into a message and an exit code."""
+    """Run a command body, turning signalplay's errors into a message and an exit code (with
+    every secret value blanked: an error may quote a request)."""
     try:
         return fn()
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]", markup=True, highlight=False)
+        console.print(f"[red]{logs.redact(str(exc))}[/red]", markup=True, highlight=False)
         raise typer.Exit(2) from None
     except SignalplayError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {logs.redact(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
 
 

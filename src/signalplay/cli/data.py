@@ -4,6 +4,7 @@ mapping preview, the JSON Schemas, and the snapshot backfill."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +27,7 @@ from signalplay.cli._app import (
 from signalplay.definitions.jsonschema import write_schemas
 from signalplay.scaffold import shipped_mappings
 from signalplay.settings import load_project
+from signalplay.watch import check_runs
 
 
 def _json(value: Any) -> None:
@@ -370,3 +372,62 @@ def requeue(
 
     count = guard(go)
     out.print(f"requeued {count} op(s): the next run or apply retries them")
+
+
+@app.command("runs")
+def runs_cmd(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Exit 1 when the last scheduled run failed, is stuck, or none succeeded within "
+            "twice the schedule (schedule_minutes): for a cron or monitoring probe.",
+        ),
+    ] = False,
+    project: ProjectOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """The run history: each run's kind, status, start, duration and what it did."""
+
+    def go() -> dict[str, Any]:
+        ctx = context(project)
+        try:
+            history = ctx.store.recent_runs(limit)
+            alert = check_runs(
+                history, ctx.clock(), every_minutes=ctx.project.settings.schedule_minutes
+            )
+            return {"runs": history, "alert": alert.as_dict() if alert else None}
+        finally:
+            ctx.close()
+
+    result = guard(go)
+    if as_json:
+        _json(result)
+    else:
+        table = Table(title="runs")
+        table.add_column("run (started at)", no_wrap=True)
+        for column in ("kind", "status", "seconds", "accounts", "tasks", "failed"):
+            table.add_column(column)
+        for r in result["runs"]:
+            summary = r.get("summary") or {}
+            started, finished = r.get("started_at"), r.get("finished_at")
+            seconds = (
+                f"{(finished - started).total_seconds():.1f}"
+                if isinstance(started, datetime) and isinstance(finished, datetime)
+                else "-"
+            )
+            table.add_row(
+                str(r["run_id"]),
+                str(r["kind"]),
+                str(r["status"]),
+                seconds,
+                str(summary.get("accounts", "-")),
+                str(summary.get("tasks_created", "-")),
+                str(summary.get("failed", "-")),
+            )
+        out.print(table)
+        alert = result["alert"]
+        out.print(f"[red]alert ({alert['kind']}):[/red] {alert['message']}" if alert else "ok")
+    if check and result["alert"] is not None:
+        raise typer.Exit(1)

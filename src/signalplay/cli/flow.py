@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -87,7 +86,6 @@ def demo(  # noqa: PLR0917 - Typer options
     from signalplay.sandbox.server import serve
     from signalplay.sandbox.webhook import WebhookReceiver
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     init_project(directory, crm=crm.value, sandbox_sources=True)
     state = directory / ".signalplay"
     secret = os.environ.get("SIGNALPLAY_WEBHOOK__SECRET", DEMO_WEBHOOK_SECRET)
