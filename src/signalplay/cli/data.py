@@ -431,3 +431,32 @@ def runs_cmd(
         out.print(f"[red]alert ({alert['kind']}):[/red] {alert['message']}" if alert else "ok")
     if check and result["alert"] is not None:
         raise typer.Exit(1)
+
+
+@app.command("metrics")
+def metrics_cmd(
+    serve_port: Annotated[
+        int | None,
+        typer.Option("--serve", help="Serve /metrics on this port (Prometheus scrapes it)."),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="The address to bind.")] = "127.0.0.1",
+    project: ProjectOpt = Path(),
+) -> None:
+    """Prometheus metrics from the store (requests, 429s, quarantined records, runs, episodes,
+    CRM changes): printed once, or served for scraping with --serve."""
+    from signalplay.metrics import exposition, registry
+
+    ctx = guard(lambda: context(project))
+    try:
+        if serve_port is None:
+            out.print(exposition(ctx.store), end="", markup=False, highlight=False)
+            return
+        from wsgiref.simple_server import make_server
+
+        from prometheus_client import make_wsgi_app
+
+        with make_server(host, serve_port, make_wsgi_app(registry(ctx.store))) as server:
+            out.print(f"serving metrics on http://{host}:{serve_port}/metrics")
+            server.serve_forever()
+    finally:
+        ctx.close()

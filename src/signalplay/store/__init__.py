@@ -622,6 +622,20 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def all_runs(self) -> list[dict[str, Any]]:
+        """Every run's kind, status, times and summary, oldest first."""
+        q = sa.select(t.runs).order_by(t.runs.c.started_at)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def episode_counts(self) -> dict[tuple[str, str], int]:
+        """Episodes per (status, decision status)."""
+        q = sa.select(t.episodes.c.status, t.episodes.c.decision_status, sa.func.count()).group_by(
+            t.episodes.c.status, t.episodes.c.decision_status
+        )
+        with self.engine.connect() as conn:
+            return {(s, d or "none"): n for s, d, n in conn.execute(q)}
+
     def ledger_counts(self) -> dict[str, int]:
         """Ledger entries per status."""
         with self.engine.connect() as conn:
