@@ -22,6 +22,7 @@ from signalplay.cli._app import (
     mappings_app,
     out,
     profile_app,
+    progress,
     quarantine_app,
 )
 from signalplay.definitions.jsonschema import write_schemas
@@ -460,3 +461,52 @@ def metrics_cmd(
             server.serve_forever()
     finally:
         ctx.close()
+
+
+@app.command("fuzz")
+def fuzz_cmd(
+    cases: Annotated[int, typer.Option("--cases", min=1, help="Cases per target.")] = 10_000,
+    targets: Annotated[
+        list[str] | None, typer.Option("--target", help="Only these targets (repeatable).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Vary the cases (default: fixed).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fuzz every input door (expressions, templates, raw records, signalplay.yaml, mapping,
+    trigger and play files) with Hypothesis: print the cases and outcomes per target; exit 1
+    on any unexpected exception. Needs the test extra (`pip install -e '.[test]'`)."""
+    try:
+        from signalplay.fuzz import TARGETS, run
+    except ModuleNotFoundError as exc:  # hypothesis is a test dependency
+        out.print(f"fuzzing needs the test extra: pip install -e '.[test]' ({exc})")
+        raise typer.Exit(2) from None
+    chosen = tuple(targets or TARGETS)
+    unknown = sorted(set(chosen) - set(TARGETS))
+    if unknown:
+        out.print(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}")
+        raise typer.Exit(2)
+    tallies = run(chosen, cases=cases, seed=seed, progress=progress)
+    result: dict[str, Any] = {
+        "targets": [t.as_dict() for t in tallies],
+        "cases": sum(t.cases for t in tallies),
+        "unexpected": sum(len(t.unexpected) for t in tallies),
+    }
+    if as_json:
+        _json(result)
+    else:
+        table = Table(title="fuzzing")
+        for column in ("target", "cases", "outcomes", "unexpected", "seconds"):
+            table.add_column(column)
+        for t in result["targets"]:
+            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(t["outcomes"].items()))
+            table.add_row(
+                t["target"], str(t["cases"]), outcomes, str(t["unexpected"]), str(t["seconds"])
+            )
+        out.print(table)
+        for t in tallies:
+            for example in t.unexpected[:3]:
+                out.print(f"[red]{t.target}:[/red] {example}")
+    if result["unexpected"]:
+        raise typer.Exit(1)
