@@ -619,16 +619,32 @@ def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -
     ops_list = list(todo.values())
     if not ops_list:
         return dict(NOTHING_APPLIED)
+    declared = set(ctx.definitions.writeback.account_fields)
+    refused = {
+        o.op_key: sorted(set(o.values) - declared)
+        for o in ops_list
+        if o.action is WriteAction.UPDATE_FIELDS and not set(o.values) <= declared
+    }
+    # Only the account fields writeback.yaml declares are ever written (a saved plan can be
+    # edited by hand): any other is refused and recorded with the reason.
+    results: list[WriteResult] = [
+        WriteResult(
+            op_key=key,
+            ok=False,
+            error=f"not declared in writeback.yaml account_fields: {', '.join(names)}",
+        )
+        for key, names in refused.items()
+    ]
+    ops_list = [o for o in ops_list if o.op_key not in refused]
     events = [o for o in ops_list if o.action is WriteAction.SEND_WEBHOOK]
     writes = [o for o in ops_list if o.action is not WriteAction.SEND_WEBHOOK]
-    results: list[WriteResult] = []
     if writes:
         ctx.crm.ensure_schema(list(ctx.definitions.writeback.account_fields))
         results.extend(ctx.crm.write(writes))
     if events:
         results.extend(_send_events(ctx, events))
     ctx.store.record_results(results, max_attempts=ctx.project.settings.max_attempts)
-    by_key = {o.op_key: o for o in ops_list}
+    by_key = dict(todo)
     ok = [(r, by_key[r.op_key]) for r in results if r.ok]
     for r in results:
         if not r.ok:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from signalplay.cli import app
@@ -134,3 +135,61 @@ def test_a_canary_secret_reaches_no_output_log_store_or_report(
     assert any(re.search(r'"run_id": "\d{8}T\d{6}-[0-9a-f]{8}"', o) for o in outputs)  # JSON logs
     for text in outputs + files:
         assert CANARY not in text
+
+
+def test_only_declared_fields_are_ever_written(
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server
+) -> None:
+    """A saved plan edited by hand to write a field writeback.yaml does not declare: that op is
+    refused and recorded failed with the reason; the declared ones are written."""
+    from signalplay import jobs
+    from signalplay.models import RecordRef, WriteAction, WriteOp
+    from signalplay.registry import build_connector
+    from signalplay.settings import load_project
+
+    root = make_project(tmp_path / "proj", sandbox, server.url, accounts=3)
+    project = load_project(root)
+    block = project.settings.crm.model_copy(update={"access_token": TOKEN})
+    ctx = jobs.open_context(
+        project, crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",))
+    )
+    company = next(iter(sandbox.state.objects["companies"]))
+
+    def update(key: str, values: dict[str, str]) -> WriteOp:
+        return WriteOp(
+            op_key=key,
+            action=WriteAction.UPDATE_FIELDS,
+            object_type="companies",
+            target=company,
+            values=values,
+            associations=(RecordRef(object_type="companies", record_id=company),),
+            reason="test",
+        )
+
+    ops = [
+        update("declared", {"signalplay_health_band": "red"}),
+        update("smuggled", {"signalplay_health_band": "green", "annualrevenue": "1"}),
+    ]
+    try:
+        jobs.crm_setup(ctx)
+        ctx.store.record_planned("run-x", "hubspot", ops)
+        result = jobs.apply(ctx, ops)
+        with ctx.store.engine.connect() as conn:
+            ledger = {
+                key: (status, error)
+                for key, status, error in conn.execute(
+                    sa.text("SELECT op_key, status, error FROM ledger")
+                )
+            }
+        counts = ctx.store.ledger_counts()
+    finally:
+        ctx.close()
+    assert result["failed"] == 1
+    props = sandbox.state.objects["companies"][company]["properties"]
+    assert props["signalplay_health_band"] == "red"  # the declared op, and only it
+    assert props.get("annualrevenue") in (None, "")
+    assert counts.get("failed", 0) == 1
+    assert ledger["declared"][0] == "applied"
+    status, error = ledger["smuggled"]
+    assert status == "failed"
+    assert "not declared in writeback.yaml account_fields: annualrevenue" in error
