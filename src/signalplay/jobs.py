@@ -372,19 +372,22 @@ def backfill(ctx: Context, *, days: int, chunk: int = 14) -> dict[str, Any]:
     }
 
 
-def evaluate(ctx: Context, profiles: Profiles) -> dict[str, Any]:
+def evaluate(
+    ctx: Context, profiles: Profiles, *, shard: Collection[str] | None = None
+) -> dict[str, Any]:
     """Evaluate every trigger for every account, move episodes forward, and decide what each
     episode that wants action gets (play, owner, due date; actioned, held out, suppressed or
-    capped)."""
+    capped). A `shard` (its accounts) reads only its own episodes: all that is decided about an
+    account reads that account's episodes only, so memory follows the shard, not the book."""
     defs = ctx.definitions
     frame = profiles.frame
     now = ctx.clock()
     results = fire_triggers(defs, frame)
     fired = firings(defs, frame, results)
-    open_episodes = ctx.store.open_episodes()
+    open_episodes = ctx.store.open_episodes(shard)
     changes = advance_episodes(
         open_episodes=open_episodes,
-        last_resolved=ctx.store.last_resolved(),
+        last_resolved=ctx.store.last_resolved(shard),
         firings=fired,
         cleared=cleared(frame, results, open_episodes.keys()),
         cooldown_days={t.id: t.cooldown_days for t in defs.triggers.triggers},
@@ -403,7 +406,9 @@ def evaluate(ctx: Context, profiles: Profiles) -> dict[str, Any]:
         open_pairs=open_pairs,
         suppressed_by=_suppressed_by(defs, frame),
         recent=RecentActions.from_episodes(
-            ctx.store.episodes_since(now - timedelta(days=_cap_window(defs))), defs.routing, now
+            ctx.store.episodes_since(now - timedelta(days=_cap_window(defs)), shard),
+            defs.routing,
+            now,
         ),
         now=now,
     )
@@ -467,12 +472,16 @@ def action_intents(
     return consolidate(intents) if consolidating else intents
 
 
-def plan_ops(ctx: Context, profiles: Profiles) -> Plan:
+def plan_ops(ctx: Context, profiles: Profiles, *, shard: Collection[str] | None = None) -> Plan:
     """The CRM changes wanted now for these accounts, diffed against the ledger and the CRM's
-    current values; ops in a stable order."""
+    current values; ops in a stable order. A `shard` reads only its accounts' episodes and CRM
+    records."""
     defs = ctx.definitions
     values = profiles.values
-    episodes = [e for e in ctx.store.episodes(status="open") if e.account in values]
+    episodes = sorted(
+        (e for e in ctx.store.open_episodes(shard).values() if e.account in values),
+        key=lambda e: (e.opened_at, e.key),
+    )
     applied = ctx.store.applied_keys()
     intents = action_intents(ctx, values, episodes, applied)
     wanted = {
@@ -480,9 +489,14 @@ def plan_ops(ctx: Context, profiles: Profiles) -> Plan:
         for a, p in values.items()
     }
     master = defs.master
+    records = (
+        ctx.store.iter_records(master.spec.source, master.spec.stream)
+        if shard is None
+        else ctx.store.records_with_ids(master.spec.source, master.spec.stream, shard)
+    )
     current = {
         r.record_id: {f: _text(r.data.get(f)) for f in defs.writeback.account_fields}
-        for r in ctx.store.iter_records(master.spec.source, master.spec.stream)
+        for r in records
         if r.record_id in values
     }
     result = plan_writes(
@@ -559,8 +573,8 @@ def evaluate_shard(ctx: Context, run_id: str, part: int, accounts: Sequence[str]
         frame = derive_profiles(ctx, facts)
         values = dict(zip(frame.accounts, frame.rows, strict=True))
         profiles = Profiles(values, facts, {}, {}, {}, Coverage(len(values), {}, {}), frame)
-        evaluation = evaluate(ctx, profiles)
-        result = plan_ops(ctx, profiles)
+        evaluation = evaluate(ctx, profiles, shard=accounts)
+        result = plan_ops(ctx, profiles, shard=accounts)
     bands = Counter(str(p.get("health_band")) for p in values.values())
     summary = {
         **evaluation,

@@ -425,11 +425,17 @@ class Store:
             return {a: dict(p or {}) for a, p in conn.execute(q)}
 
     # episodes -------------------------------------------------------------------------------
-    def open_episodes(self) -> dict[tuple[str, str], Episode]:
-        """Open episodes by (account, trigger)."""
+    def open_episodes(
+        self, accounts: Collection[str] | None = None
+    ) -> dict[tuple[str, str], Episode]:
+        """Open episodes by (account, trigger), of every account or of these (a shard's)."""
+        query = sa.select(t.episodes).where(t.episodes.c.status == "open")
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.episodes).where(t.episodes.c.status == "open"))
-            return {(r.account_key, r.trigger_id): _episode(r) for r in rows}
+            return {
+                (r.account_key, r.trigger_id): _episode(r)
+                for q in _of_accounts(query, t.episodes.c.account_key, accounts)
+                for r in conn.execute(q)
+            }
 
     def episodes(
         self,
@@ -449,8 +455,10 @@ class Store:
         with self.engine.connect() as conn:
             return [_episode(r) for r in conn.execute(query)]
 
-    def last_resolved(self) -> dict[tuple[str, str], datetime]:
-        """When each (account, trigger) last resolved."""
+    def last_resolved(
+        self, accounts: Collection[str] | None = None
+    ) -> dict[tuple[str, str], datetime]:
+        """When each (account, trigger) last resolved (of every account, or of these)."""
         query = (
             sa.select(
                 t.episodes.c.account_key,
@@ -461,7 +469,12 @@ class Store:
             .group_by(t.episodes.c.account_key, t.episodes.c.trigger_id)
         )
         with self.engine.connect() as conn:
-            return {(a, tr): _aware(at) for a, tr, at in conn.execute(query) if at is not None}
+            return {
+                (a, tr): _aware(at)
+                for q in _of_accounts(query, t.episodes.c.account_key, accounts)
+                for a, tr, at in conn.execute(q)
+                if at is not None
+            }
 
     def save_episode_changes(self, changes: EpisodeChanges) -> None:
         """Insert opened episodes and mark resolved ones; replays change nothing."""
@@ -499,11 +512,38 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(stmt, rows)
 
-    def episodes_since(self, since: datetime) -> list[Episode]:
-        """Episodes opened at or after `since` (for the frequency caps)."""
+    def episodes_since(
+        self, since: datetime, accounts: Collection[str] | None = None
+    ) -> list[Episode]:
+        """Episodes opened at or after `since` (for the frequency caps), of every account or
+        of these."""
         query = sa.select(t.episodes).where(t.episodes.c.opened_at >= since)
         with self.engine.connect() as conn:
-            return [_episode(r) for r in conn.execute(query)]
+            return [
+                _episode(r)
+                for q in _of_accounts(query, t.episodes.c.account_key, accounts)
+                for r in conn.execute(q)
+            ]
+
+    def records_with_ids(
+        self, source: str, stream: str, ids: Collection[str]
+    ) -> list[SourceRecord]:
+        """The stored records of a stream with these ids (a shard's accounts, say)."""
+        query = sa.select(t.raw_records).where(
+            t.raw_records.c.source == source, t.raw_records.c.stream == stream
+        )
+        with self.engine.connect() as conn:
+            return [
+                SourceRecord(
+                    source=r.source,
+                    stream=r.stream,
+                    record_id=r.record_id,
+                    data=r.data,
+                    updated_at=_aware(r.updated_at),
+                )
+                for q in _of_accounts(query, t.raw_records.c.record_id, ids)
+                for r in conn.execute(q)
+            ]
 
     # ledger and plans -----------------------------------------------------------------------
     def applied_keys(self) -> set[str]:
@@ -734,3 +774,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
+
+
+def _of_accounts(query: Any, column: Any, accounts: Collection[str] | None) -> list[Any]:
+    """The query as it is (every account), or one per batch of these accounts."""
+    if accounts is None:
+        return [query]
+    keys = sorted(accounts)
+    return [query.where(column.in_(keys[i : i + BATCH])) for i in range(0, len(keys), BATCH)]
