@@ -48,6 +48,7 @@ from signalplay.models import (
 )
 
 log = logging.getLogger(__name__)
+HTTP_CONFLICT = 409
 T = TypeVar("T")
 
 BATCH_CAP = 100  # inputs per batch call (developers.hubspot.com/docs/api/crm/understanding-the-crm)
@@ -461,7 +462,7 @@ class HubSpotConnector:
         )
         if "signalplay" not in {g.name for g in groups.results}:
             group = {"name": "signalplay", "label": "signalplay", "displayOrder": -1}
-            self._call(
+            self._create(
                 "create group",
                 partial(
                     self._properties.groups_api.create,
@@ -481,11 +482,21 @@ class HubSpotConnector:
         }
         if spec.kind == "picklist":
             body["options"] = _options(spec.options)
-        self._call(
+        self._create(
             "create property",
             partial(self._properties.core_api.create, otype, body, _request_timeout=self._timeout),
         )
         self._catalogue.pop(otype, None)
+
+    def _create(self, operation: str, fn: Callable[[], Any]) -> None:
+        """A create that may have happened already: a retry after a timeout (the first attempt
+        went through) or another worker answers 409 Conflict, and the thing exists."""
+        try:
+            self._call(operation, fn)
+        except FatalError as exc:
+            if exc.status != HTTP_CONFLICT:
+                raise
+            log.info("%s: it exists already (409)", operation)
 
     def add_picklist_values(self, spec: FieldSpec, values: Sequence[str]) -> None:
         """Add options to an enumeration property, keeping the ones it has."""
