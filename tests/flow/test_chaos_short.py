@@ -77,7 +77,8 @@ def test_no_duplicate_and_no_lost_write_under_chaos(
         if not t["archived"]
     }
     wanted = {target for _, action, target, _, _ in ledger if action == "upsert_task"}
-    assert wanted and wanted <= tasks  # every applied task is in the CRM
+    assert wanted
+    assert wanted <= tasks  # every applied task is in the CRM
     for _, action, target, _, payload in ledger:
         if action != "update_fields":
             continue
