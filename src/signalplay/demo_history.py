@@ -92,10 +92,6 @@ class Desk:
 
     sandbox: HubSpotSandbox | SalesforceSandbox
 
-    @property
-    def salesforce(self) -> bool:
-        return isinstance(self.sandbox, SalesforceSandbox)
-
     def at(self, moment: datetime | None) -> None:
         """Stamp what people do next at `moment` (None: the real clock again)."""
         self.sandbox.clock = (lambda: moment) if moment else (lambda: datetime.now(UTC))

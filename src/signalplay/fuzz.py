@@ -90,7 +90,6 @@ class _World:
             st.text(max_size=24),
             st.sampled_from(["__class__", "{{", "}}", "{%", "%}", "1e999", "9**9**9", *names[:20]]),
         )
-        self.scalar = scalar
         self.tree = st.recursive(
             scalar,
             lambda inner: st.one_of(

@@ -7,7 +7,6 @@ Imports: stdlib, backtest, definitions, jobs, measure, models, plays, profile, s
 
 from __future__ import annotations
 
-import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -45,7 +44,6 @@ from signalplay.plays import content_use
 from signalplay.profile import history_days, history_fields
 from signalplay.store import Store
 
-log = logging.getLogger(__name__)
 DIMENSIONS = ("trigger", "play", "segment", "owner", "variant")
 
 
@@ -169,6 +167,7 @@ def measure(ctx: Context, period: Period) -> dict[str, Any]:
         "content_reuse": content_reuse(defs),
         "health": health_distribution(data.latest, settings.segment_field),
         "_lifts": lifts,
+        "_churn": data.churn,
         "_by_trigger_segment": kpis_by_pair(facts, ("trigger", "segment"), period, settings, now),
     }
 
@@ -230,6 +229,7 @@ def backtest(
     period: Period,
     *,
     triggers_file: Path | None = None,
+    churn: Mapping[str, date | None] | None = None,
 ) -> Backtest | None:
     """Replay the trigger library (or another version of triggers.yaml) over the period's
     snapshots against the churn days the profiles know; None without snapshots."""
@@ -242,8 +242,8 @@ def backtest(
     days = [d for d in ctx.store.snapshot_days() if period.holds(d)]
     if not days:
         return None
-    latest = ctx.store.latest_snapshots()
-    churn = {a: churn_day(p, settings) for a, p in latest.items()}
+    if churn is None:  # (a report has read it already)
+        churn = {a: churn_day(p, settings) for a, p in ctx.store.latest_snapshots().items()}
     needs = defs.history
     fields = history_fields(needs)
 
@@ -285,7 +285,7 @@ def verdicts(
 def build_report(ctx: Context, period: Period) -> dict[str, Any]:
     """The KPIs, the backtest and the verdicts of a period, as plain data."""
     measured = measure(ctx, period)
-    replay = backtest(ctx, period)
+    replay = backtest(ctx, period, churn=measured["_churn"])
     found = verdicts(ctx, measured, replay)
     public = {k: v for k, v in measured.items() if not k.startswith("_")}
     return {

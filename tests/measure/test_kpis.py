@@ -189,13 +189,25 @@ def test_time_to_first_value_per_segment(world: World) -> None:
 
 
 def test_adoption_lift_reads_the_snapshots_a_window_apart(world: World) -> None:
-    # the world's active users are flat: no lift, in any segment, from either arm
+    # active users 10 on the day each adoption episode opened; 30 days later +6 where it was
+    # actioned, +2 where held out: a lift of 4 in every segment
+    snapshots: dict[date, dict[str, dict[str, float]]] = defaultdict(dict)
+    arms: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for t in in_period(world):
+        if t.trigger != "adoption_drop" or t.status not in ("actioned", "holdout"):
+            continue
+        day = t.episode.opened_at.date()
+        gain = 6.0 if t.status == "actioned" else 2.0
+        snapshots[day][t.episode.account] = {"active_users_7d": 10.0}
+        snapshots[day + timedelta(days=30)][t.episode.account] = {"active_users_7d": 10 + gain}
+        arms[t.tier][t.status] += 1
     lift = adoption_lift(
-        facts_of(world), world.snapshots, PERIOD, SETTINGS, {"adoption_drop": "adoption"}
+        facts_of(world), snapshots, PERIOD, SETTINGS, {"adoption_drop": "adoption"}
     )
-    assert set(lift) == {"enterprise", "mid_market", "smb"}
-    assert all(v["lift"] == 0 for v in lift.values())
-    assert all(v["holdout_n"] > 0 and v["actioned_n"] > 0 for v in lift.values())
+    assert set(lift) == set(arms)
+    for tier, v in lift.items():
+        assert v["lift"] == pytest.approx(4.0)
+        assert (v["actioned_n"], v["holdout_n"]) == (arms[tier]["actioned"], arms[tier]["holdout"])
 
 
 def test_noisy_triggers_are_flagged_and_predictive_ones_named(world: World) -> None:
