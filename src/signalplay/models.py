@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from signalplay.types import JSONValue
 
@@ -75,7 +75,7 @@ class WriteOp(Frozen):
     object_type: str
     target: str
     values: dict[str, JSONValue]
-    previous: dict[str, JSONValue] = {}
+    previous: dict[str, JSONValue] = Field(default_factory=dict)  # (a `{}` is deep-copied)
     associations: tuple[RecordRef, ...] = ()
     episode_key: str | None = None
     reason: str

@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from signalplay.models import RecordRef, WriteAction, WriteOp
@@ -16,11 +17,18 @@ from signalplay.plays import TASK_KINDS, ActionIntent
 from signalplay.types import JSONValue
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+_json_string = json.encoder.encode_basestring_ascii  # what _CANONICAL (ensure_ascii) uses
 
 
 def op_key(*parts: JSONValue) -> str:
-    """A stable key: sha256 of the canonical JSON of the op's identifying parts."""
-    return hashlib.sha256(_CANONICAL.encode(list(parts)).encode()).hexdigest()
+    """A stable key: sha256 of the canonical JSON of the op's identifying parts. Parts that
+    are all text (most keys) are written by the encoder's own string escaper, byte for byte
+    what the whole encoder writes, without its generic walk."""
+    if all(type(p) is str for p in parts):
+        text = "[" + ",".join(map(_json_string, parts)) + "]"  # type: ignore[arg-type]
+    else:
+        text = _CANONICAL.encode(list(parts))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def crm_text(value: JSONValue) -> str | None:
@@ -164,7 +172,9 @@ def _construct(**fields: Any) -> WriteOp:
     return WriteOp(**fields)
 
 
+@lru_cache(maxsize=65_536)
 def _ref(object_type: str, record_id: str) -> RecordRef:
+    """A record reference (frozen, so one per record is shared by all the ops naming it)."""
     return RecordRef(object_type=object_type, record_id=record_id)
 
 

@@ -21,6 +21,7 @@ MAX_OUTPUT = 20_000
 MAX_LOOP_NESTING = 2
 MAX_EXPONENT = 64
 MAX_REPEAT = 10_000
+_DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
 def _safe_range(*args: int) -> range:
@@ -39,6 +40,16 @@ class PlayEnvironment(ImmutableSandboxedEnvironment):
     def __init__(self) -> None:
         super().__init__(autoescape=False, trim_blocks=True, lstrip_blocks=True)
         self.globals = {"range": _safe_range}
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """`a.b` on a plain dict: the item, exactly as the sandbox finds it after
+        `getattr(dict, "b")` fails, without raising and catching that AttributeError first
+        (most of a play's lookups are `account.x`)."""
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            if attribute in obj:
+                return obj[attribute]
+            return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
         """`**` and `*` with bounded operands; everything else as the sandbox does it."""

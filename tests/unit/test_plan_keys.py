@@ -3,6 +3,12 @@ same op must get the same key across releases, or a re-run would write it again.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from signalplay.plan import op_key
 
 TASK_KEY = "25a3704670af51e2ed5799c768610e4788ae4c685d7d6d763f5604bae2f4c9b8"
@@ -12,3 +18,10 @@ FIELDS_KEY = "b15e368d587b18a6f6dce9170ed12d8d3936745dadff959c693278a5ae3ef63e"
 def test_op_keys_are_stable_across_releases() -> None:
     assert op_key("hubspot", "task", "sp_abc:review_call") == TASK_KEY
     assert op_key("hubspot", "companies", "123", "update", {"b": "2", "a": "1"}) == FIELDS_KEY
+
+
+@given(st.lists(st.text(), min_size=1, max_size=5))
+def test_text_keys_are_the_canonical_json_digest(parts: list[str]) -> None:
+    """The fast path for all-text parts writes exactly what the generic encoder writes."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    assert op_key(*parts) == hashlib.sha256(canonical.encode()).hexdigest()

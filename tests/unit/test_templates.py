@@ -61,3 +61,16 @@ def test_ordinary_templates_render() -> None:
     )
     assert render(text, {"account": {"name": "Acme"}, "contacts": ["a", "b"]}) == "Acme: 31% a b"
     assert check_template(text) is None
+
+
+def test_dict_lookups_read_as_the_sandbox_reads_them() -> None:
+    """`a.b` on a dict: the item, except where dict itself has the attribute; missing is
+    undefined (renders empty)."""
+    account = {"name": "Acme", "items": "seven", "keys": 3}
+    out = render(
+        "{{ a.name }}|{{ a.missing }}|{{ a.items is callable }}|{{ a['items'] }}|{{ a.keys }}",
+        {"a": account},
+    )
+    assert out.split("|")[:2] == ["Acme", ""]
+    assert out.split("|")[2:4] == ["True", "seven"]
+    assert out.split("|")[4].startswith("<built-in method keys")
