@@ -33,7 +33,7 @@ from connectors._ratelimit import (
     make_budget,
     pacing,
 )
-from connectors._retry import call_translated, failed
+from connectors._retry import call_translated, call_with_retry, failed
 from signalplay.crmschema import CrmField, CrmMetadata, FieldSpec
 from signalplay.errors import AuthError, FatalError, RateLimitedError, RetriableError, SyncError
 from signalplay.models import (
@@ -146,6 +146,7 @@ class SalesforceConnector:
         self.settings = settings
         self.source = source
         sleep, clock = pacing(sleep)
+        self._sleep = sleep
         self.budget = make_budget(
             settings.rate_limit,
             key=budget_key("salesforce", settings.instance_url),
@@ -178,7 +179,6 @@ class SalesforceConnector:
             session=session,
             version=settings.api_version,
         )
-        self._sleep = sleep
         self._fields: dict[str, list[str]] = {}
 
     def close(self) -> None:
@@ -195,23 +195,30 @@ class SalesforceConnector:
                 "set SIGNALPLAY_CRM__ACCESS_TOKEN, or client_id and SIGNALPLAY_CRM__CLIENT_SECRET",
             )
         url = s.instance_url.rstrip("/") + "/services/oauth2/token"
-        try:
-            resp = self._session.post(
-                url,
-                data={"grant_type": "client_credentials"},
-                auth=(s.client_id, s.client_secret.get_secret_value()),
-            )
-        except requests.RequestException as exc:
-            raise RetriableError("salesforce", "login", f"transport: {exc}") from None
-        body: Any = (
-            resp.json()
-            if resp.headers.get("Content-Type", "").startswith("application/json")
-            else {}
-        )
-        if resp.status_code != 200 or "access_token" not in body:
+        client, secret = s.client_id, s.client_secret.get_secret_value()
+
+        def login() -> str:
+            try:
+                resp = self._session.post(
+                    url, data={"grant_type": "client_credentials"}, auth=(client, secret)
+                )
+            except requests.RequestException as exc:
+                raise RetriableError("salesforce", "login", f"transport: {exc}") from None
+            try:
+                body: Any = resp.json()
+            except ValueError:
+                body = None
+            body = body if isinstance(body, dict) else {}  # an outage answers lists, or HTML
+            if resp.status_code == 200 and "access_token" in body:
+                return str(body["access_token"])
             detail = f"{body.get('error', resp.status_code)}: {body.get('error_description', '')}"
+            if resp.status_code >= 500 or resp.status_code == 429:
+                raise RetriableError("salesforce", "login", detail, status=resp.status_code)
             raise AuthError("salesforce", "login", detail, status=resp.status_code)
-        return str(body["access_token"])
+
+        if self._sleep is None:
+            return call_with_retry(login, max_delay=s.max_retry_seconds)
+        return call_with_retry(login, max_delay=s.max_retry_seconds, sleep=self._sleep)
 
     def _refresh(self) -> bool:
         """Replace an expired session by a fresh token; False when there is no way to."""

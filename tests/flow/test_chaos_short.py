@@ -5,6 +5,7 @@ applied, and the CRM holds what the ledger says it does)."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ def _run(root: Path) -> dict:  # type: ignore[type-arg]
         ctx.close()
 
 
-@pytest.mark.parametrize("seed", [3, 5])  # seeds whose draws hit every fault kind
+@pytest.mark.parametrize("seed", [3])  # a seed whose draws hit every fault kind
 def test_no_duplicate_and_no_lost_write_under_chaos(
     tmp_path: Path, seed: int, hooks: Server, receiver: WebhookReceiver
 ) -> None:
@@ -82,6 +83,7 @@ def test_no_duplicate_and_no_lost_write_under_chaos(
     for _, action, target, _, payload in ledger:
         if action != "update_fields":
             continue
-        values = payload["values"] if isinstance(payload, dict) else {}
+        values = json.loads(payload)["values"]  # (a JSON column, as plain SQL reads it)
+        assert values
         props = portal.state.objects["companies"][target]["properties"]
         assert {k: props.get(k) for k in values} == {k: str(v) for k, v in values.items()}

@@ -16,6 +16,7 @@ from signalplay.cli._app import (
     JsonOpt,
     ProjectOpt,
     app,
+    console,
     context,
     guard,
     identity_app,
@@ -509,4 +510,61 @@ def fuzz_cmd(
             for example in t.unexpected[:3]:
                 out.print(f"[red]{t.target}:[/red] {example}")
     if result["unexpected"]:
+        raise typer.Exit(1)
+
+
+@app.command("chaos")
+def chaos_cmd(  # noqa: PLR0917 - Typer options
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Scenarios per CRM.")] = 5,
+    crm: Annotated[
+        list[str] | None, typer.Option("--crm", help="hubspot and/or salesforce (default both).")
+    ] = None,
+    accounts: Annotated[int, typer.Option("--accounts", min=5, max=2_000)] = 40,
+    first_seed: Annotated[int, typer.Option("--first-seed", help="The first seed.")] = 1,
+    workdir: Annotated[
+        Path | None, typer.Option("--dir", help="Keep the scenarios' projects here.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The chaos suite's long form: per seed and CRM, a demo book synced through stand-ins that
+    answer 10% of requests 429, 5% 5xx and hold 2% past the client's timeout, one expired
+    Salesforce session, the scheduled run killed with SIGKILL mid-apply, then recovery runs.
+    Prints, per seed and in total, duplicates, lost writes and lost records; exit 1 unless all
+    are 0."""
+    import tempfile
+
+    from signalplay.chaos_suite import run_suite
+
+    chosen = tuple(crm or ("hubspot", "salesforce"))
+    unknown = sorted(set(chosen) - {"hubspot", "salesforce"})
+    if unknown:
+        out.print(f"unknown CRM(s) {', '.join(unknown)}; known: hubspot, salesforce")
+        raise typer.Exit(2)
+    with tempfile.TemporaryDirectory(prefix="signalplay-chaos-") as scratch:
+        result = run_suite(
+            seeds,
+            workdir=workdir or Path(scratch),
+            crms=chosen,
+            accounts=accounts,
+            first_seed=first_seed,
+            progress=lambda line: console.print(line, highlight=False),
+        )
+    total = result["total"]
+    if as_json:
+        _json(result)
+    else:
+        table = Table(title="chaos")
+        columns = ("seed", "crm", "duplicates", "lost_writes", "lost_records", "faults", "seconds")
+        for column in columns:
+            table.add_column(column)
+        for s in result["seeds"]:
+            faults = ", ".join(f"{k} {v}" for k, v in s["faults"].items())
+            table.add_row(*(str(s[c]) if c != "faults" else faults for c in columns))
+        out.print(table)
+        out.print(
+            f"total: {total['duplicates']} duplicates, {total['lost_writes']} lost writes, "
+            f"{total['lost_records']} lost records over {total['scenarios']} scenarios "
+            f"({total['killed_mid_apply']} killed mid-apply)"
+        )
+    if total["duplicates"] or total["lost_writes"] or total["lost_records"]:
         raise typer.Exit(1)

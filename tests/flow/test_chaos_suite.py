@@ -1,0 +1,61 @@
+"""The chaos suite's short form (`signalplay chaos --seeds N` is the long one): a whole sync
+through stand-ins that fail 10% of requests with 429, 5% with 5xx and hold 2% past the
+client's timeout, one expired Salesforce session, the scheduled run (its own process) killed
+with SIGKILL after its first CRM write; after the recovery runs, nothing is duplicated or lost.
+And the counting itself: a task removed from the CRM, a field changed behind signalplay's back
+and a stored source record dropped are each counted as lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from signalplay.chaos_suite import World, run_seed
+from signalplay.sandbox.hubspot import HubSpotSandbox
+from signalplay.settings import load_project
+from signalplay.store import Store
+
+pytestmark = pytest.mark.slow
+
+
+def test_salesforce_survives_faults_an_expired_session_and_a_killed_apply(tmp_path: Path) -> None:
+    result = run_seed(2, crm="salesforce", workdir=tmp_path)
+    assert (result.duplicates, result.lost_writes, result.lost_records) == (0, 0, 0), result.details
+    assert result.killed_after.startswith(("PATCH", "POST"))  # the kill came after a CRM write
+    assert "/services/data/" in result.killed_after
+    assert result.faults["429"] > 0
+    assert result.faults["5xx"] > 0
+    assert result.faults["expired_session"] == 1
+    assert result.ops > 0
+    assert result.records > 1_000
+    assert result.runs >= 2
+
+
+def _lose_things(world: World, root: Path) -> None:
+    crm = world.crm
+    assert isinstance(crm, HubSpotSandbox)
+    task = next(t for t in crm.state.objects["tasks"].values() if not t["archived"])
+    task["archived"] = True
+    company = next(iter(crm.state.objects["companies"].values()))
+    company["properties"]["signalplay_health_band"] = "changed behind our back"
+    store = Store(load_project(root).store_url())
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "DELETE FROM raw_records WHERE record_id = (SELECT min(record_id) "
+                "FROM raw_records WHERE source = 'billing' AND stream = 'invoices')"
+            )
+        )
+    store.close()
+
+
+def test_the_suite_counts_what_is_lost(tmp_path: Path) -> None:
+    result = run_seed(3, crm="hubspot", workdir=tmp_path, accounts=15, sabotage=_lose_things)
+    assert result.duplicates == 0
+    assert any(d.startswith("task ") and "not in the CRM" in d for d in result.details)
+    assert any(".signalplay_health_band: ledger" in d for d in result.details), result.details
+    assert result.lost_writes >= 2
+    assert result.lost_records == 1
+    assert any(d.startswith("record not pulled: billing.invoices/") for d in result.details)
