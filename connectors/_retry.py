@@ -25,6 +25,7 @@ from tenacity import (
 )
 
 from connectors._ratelimit import Budget, BudgetExhaustedError, take
+from signalplay import tally
 from signalplay.errors import RateLimitedError, RetriableError, SyncError
 from signalplay.models import WriteOp, WriteResult
 
@@ -72,6 +73,7 @@ def call_with_retry(
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0
+        tally.add("retries", getattr(exc, "source", ""))
         log.warning(
             "retrying after %s (attempt %d, waiting %.1fs)", exc, state.attempt_number, wait
         )

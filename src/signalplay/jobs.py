@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from signalplay import logs
+from signalplay import logs, tally
 from signalplay.crmschema import Finding, owner_refs, preflight, wanted_fields
 from signalplay.definitions.loader import CompiledMapping, Definitions, load_definitions
 from signalplay.episodes import Episode, advance_episodes
@@ -180,6 +180,7 @@ def _pull_stream(
     cursor = None if full else ctx.store.get_cursor(source, stream)
     counts: dict[str, float] = {"records": 0, "quarantined": 0}
     requests, limited = getattr(conn, "requests", None), getattr(conn, "rate_limited", None)
+    retries = tally.total("retries")
     started = time.perf_counter()
     for page in conn.read(stream, cursor=cursor, until=until):
         ctx.store.save_page(source, stream, page.records, page.cursor)
@@ -192,6 +193,7 @@ def _pull_stream(
         counts["requests"] = conn.requests - requests
     if limited is not None:
         counts["429s"] = conn.rate_limited - limited
+    counts["retries"] = tally.total("retries") - retries
     counts["seconds"] = round(time.perf_counter() - started, 2)
     return counts
 
@@ -619,6 +621,7 @@ NOTHING_APPLIED = {
     "fields_updated": 0,
     "events_sent": 0,
     "failed": 0,
+    "write_retries": 0,
 }
 
 
@@ -652,6 +655,7 @@ def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -
     ops_list = [o for o in ops_list if o.op_key not in refused]
     events = [o for o in ops_list if o.action is WriteAction.SEND_WEBHOOK]
     writes = [o for o in ops_list if o.action is not WriteAction.SEND_WEBHOOK]
+    retries = tally.total("retries")
     if writes:
         ctx.crm.ensure_schema(list(ctx.definitions.writeback.account_fields))
         results.extend(ctx.crm.write(writes))
@@ -673,6 +677,7 @@ def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -
         ),
         "events_sent": sum(1 for _, o in ok if o.action is WriteAction.SEND_WEBHOOK),
         "failed": sum(1 for r in results if not r.ok),
+        "write_retries": tally.total("retries") - retries,
     }
 
 

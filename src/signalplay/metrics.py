@@ -1,9 +1,9 @@
 """Prometheus metrics, read from the store: every worker's runs count, since they share it.
 
-Requests, 429s, records and quarantined records per source stream (summed over the runs'
-summaries), runs per kind and status with the last one's time, episodes per status and
-decision, and CRM changes per ledger status (applied, failed, dead, planned). Imports:
-prometheus_client, store.
+Requests, 429s, retries, records and quarantined records per source stream (summed over the
+runs' summaries), runs per kind and status with the last one's time, retried CRM writes,
+episodes per status and decision, and CRM changes per ledger status (applied, failed, dead,
+planned). Imports: prometheus_client, store.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ STREAM_FIELDS = {
     "429s": ("signalplay_source_rate_limited", "429 answers from a source stream"),
     "records": ("signalplay_source_records", "Records pulled from a source stream"),
     "quarantined": ("signalplay_source_quarantined", "Records quarantined at the pull"),
+    "retries": ("signalplay_source_retries", "Retried requests to a source stream"),
 }
 
 
@@ -38,7 +39,9 @@ class StoreCollector(Collector):
         per_stream: dict[str, Counter[str]] = {k: Counter() for k in STREAM_FIELDS}
         outcome = Counter[tuple[str, str]]()
         last: dict[tuple[str, str], datetime] = {}
+        write_retries = 0
         for run in runs:
+            write_retries += int((run.get("summary") or {}).get("write_retries") or 0)
             key = (str(run["kind"]), str(run["status"]))
             outcome[key] += 1
             if run.get("started_at") is not None:
@@ -64,6 +67,11 @@ class StoreCollector(Collector):
             stamp.add_metric([kind, status], last[(kind, status)].timestamp())
         yield runs_family
         yield stamp
+        retried = CounterMetricFamily(
+            "signalplay_crm_write_retries", "Retried requests while applying CRM changes"
+        )
+        retried.add_metric([], write_retries)
+        yield retried
         episodes = GaugeMetricFamily(
             "signalplay_episodes", "Episodes by status and decision", labels=["status", "decision"]
         )

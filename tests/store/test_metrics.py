@@ -30,9 +30,15 @@ def test_metrics_sum_the_runs_and_read_the_store(tmp_path: Path) -> None:
             status="ok",
             summary={
                 "streams": {
-                    "support.tickets": {"requests": requests, "429s": limited, "records": 10},
+                    "support.tickets": {
+                        "requests": requests,
+                        "429s": limited,
+                        "retries": limited,
+                        "records": 10,
+                    },
                     "billing.invoices": {"requests": 1, "429s": 0, "records": 2},
-                }
+                },
+                "write_retries": requests,
             },
         )
     store.finish_run(store.start_run("sync"), status="failed", summary={})
@@ -40,6 +46,8 @@ def test_metrics_sum_the_runs_and_read_the_store(tmp_path: Path) -> None:
     assert got[("signalplay_source_requests_total", (("stream", "support.tickets"),))] == 8
     assert got[("signalplay_source_rate_limited_total", (("stream", "support.tickets"),))] == 1
     assert got[("signalplay_source_records_total", (("stream", "billing.invoices"),))] == 4
+    assert got[("signalplay_source_retries_total", (("stream", "support.tickets"),))] == 1
+    assert got[("signalplay_crm_write_retries_total", ())] == 8
     assert got[("signalplay_runs_total", (("kind", "run"), ("status", "ok")))] == 2
     assert got[("signalplay_runs_total", (("kind", "sync"), ("status", "failed")))] == 1
 
