@@ -114,7 +114,7 @@ def merge_plan(project_dir: str, run_id: str) -> str:
     """Merge the parts of a run into one saved plan; returns its id."""
     ctx = _context(project_dir)
     try:
-        plan_id, _ops, summary = jobs.merge_plan(ctx, run_id)
+        plan_id, summary = jobs.merge_plan(ctx, run_id)
         ctx.store.finish_run(run_id, status="ok", summary=summary)
         return plan_id
     finally:

@@ -584,23 +584,23 @@ def evaluate_shard(ctx: Context, run_id: str, part: int, accounts: Sequence[str]
         "plan": _plan_stats(result),
         "health_bands": dict(bands),
     }
+    # The shard's ops go into the ledger here, in parallel with the other shards (their keys
+    # are their accounts'), so that the merge only orders and saves the plan.
+    ctx.store.record_planned(run_id, ctx.crm_name, result.ops)
     ctx.store.save_plan_part(run_id, part, result.ops, summary)
     return summary
 
 
-def merge_plan(ctx: Context, run_id: str) -> tuple[str, list[WriteOp], dict[str, Any]]:
-    """One plan from every part of a sharded run, in the same stable order as an unsharded one."""
-    parts = ctx.store.plan_parts(run_id)
-    ops = sorted(
-        (o for part_ops, _ in parts for o in part_ops),
-        key=lambda o: (o.action.value, o.target, o.op_key),
+def merge_plan(ctx: Context, run_id: str) -> tuple[str, dict[str, Any]]:
+    """One plan from every part of a sharded run, in the same stable order as an unsharded one
+    (merged as stored JSON: the ops were validated when their shard planned them)."""
+    plan_id, summaries = ctx.store.merge_plan_parts(
+        run_id, key=lambda o: (o["action"], o["target"], o["op_key"])
     )
-    plan_id = ctx.store.save_plan(run_id, ops)
-    ctx.store.record_planned(run_id, ctx.crm_name, ops)
-    summary: dict[str, Any] = {"run_id": run_id, "plan_id": plan_id, "parts": len(parts)}
-    for _, part in parts:
+    summary: dict[str, Any] = {"run_id": run_id, "plan_id": plan_id, "parts": len(summaries)}
+    for part in summaries:
         _add_counts(summary, part)
-    return plan_id, ops, summary
+    return plan_id, summary
 
 
 def _add_counts(total: dict[str, Any], part: Mapping[str, Any]) -> None:

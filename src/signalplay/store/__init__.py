@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, overload
@@ -702,21 +702,27 @@ class Store:
         with self.engine.begin() as conn:
             self._upsert(conn, t.plan_parts, [row], ("run_id", "part"))
 
-    def plan_parts(self, run_id: str) -> list[tuple[list[WriteOp], dict[str, Any]]]:
-        """Every shard's ops and summary of a run, in part order."""
+    def merge_plan_parts(
+        self, run_id: str, *, key: Callable[[dict[str, Any]], Any]
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """Save the ops of every part of a run as its plan, ordered by `key` over their stored
+        JSON; returns the plan id and the parts' summaries in part order."""
         query = (
             sa.select(t.plan_parts.c.ops, t.plan_parts.c.summary)
             .where(t.plan_parts.c.run_id == run_id)
             .order_by(t.plan_parts.c.part)
         )
         with self.engine.connect() as conn:
-            return [
-                ([WriteOp.model_validate(o) for o in ops], dict(summary))
-                for ops, summary in conn.execute(query)
-            ]
+            parts = [(list(ops), dict(summary)) for ops, summary in conn.execute(query)]
+        ops = sorted((o for part_ops, _ in parts for o in part_ops), key=key)
+        plan_id = self._insert_plan(run_id, ops)
+        return plan_id, [summary for _, summary in parts]
 
     def save_plan(self, run_id: str, ops: Sequence[WriteOp]) -> str:
         """Keep a plan so that `apply` executes exactly it; returns its id."""
+        return self._insert_plan(run_id, [o.model_dump(mode="json") for o in ops])
+
+    def _insert_plan(self, run_id: str, ops: list[dict[str, Any]]) -> str:
         plan_id = f"plan-{run_id}"
         with self.engine.begin() as conn:
             conn.execute(t.plans.delete().where(t.plans.c.plan_id == plan_id))  # a re-merge
@@ -725,7 +731,7 @@ class Store:
                     plan_id=plan_id,
                     run_id=run_id,
                     created_at=self.clock(),
-                    ops=[o.model_dump(mode="json") for o in ops],
+                    ops=ops,
                     status="planned",
                 )
             )
