@@ -6,16 +6,23 @@ the file, line and key. Imports: pydantic, pydantic-settings, definitions.yamlsr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from signalplay.definitions.yamlsrc import YamlDoc, read_yaml, validation_issues
-from signalplay.errors import ConfigError
+from signalplay.errors import ConfigError, Issue
 
 CONFIG_FILE = "signalplay.yaml"
+SECRETS_DIR_VARIABLE = "SIGNALPLAY_SECRETS_DIR"  # one file a secret, named as its variable
 
 
 class _Block(BaseModel):
@@ -74,6 +81,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIGNALPLAY_",
         env_nested_delimiter="__",
+        secrets_nested_delimiter="__",  # a file SIGNALPLAY_CRM__ACCESS_TOKEN in the secrets dir
         extra="forbid",
         frozen=True,
     )
@@ -102,8 +110,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """The environment overrides the file: that is where secrets and per-host values live."""
-        return env_settings, init_settings, file_secret_settings
+        """The environment overrides the file: that is where secrets and per-host values live;
+        then secret files, each named as its variable (a mounted Docker or Kubernetes secret)."""
+        return env_settings, init_settings, NestedSecretsSettingsSource(file_secret_settings)
 
 
 class Project(BaseModel):
@@ -141,8 +150,12 @@ def load_project(root: Path) -> Project:
     data: Any = doc.data
     if not isinstance(data, dict):
         raise ConfigError([doc.issue((), "expected a mapping of settings at the top level")])
+    secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
+    if secrets_dir and not Path(secrets_dir).is_dir():
+        issue = Issue(SECRETS_DIR_VARIABLE, None, None, "secrets", "no such directory")
+        raise ConfigError([issue])
     try:
-        settings = Settings(**data)
+        settings = Settings(**data, _secrets_dir=secrets_dir or None)
     except ValidationError as exc:
         raise ConfigError(validation_issues(doc, exc)) from None
     return Project(root=root.resolve(), settings=settings, config_doc=doc)
