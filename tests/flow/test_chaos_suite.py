@@ -7,12 +7,15 @@ and a stored source record dropped are each counted as lost."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from signalplay.chaos_suite import World, run_seed
+from signalplay.cli import app
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.settings import load_project
 from signalplay.store import Store
@@ -59,3 +62,19 @@ def test_the_suite_counts_what_is_lost(tmp_path: Path) -> None:
     assert result.lost_writes >= 2
     assert result.lost_records == 1
     assert any(d.startswith("record not pulled: billing.invoices/") for d in result.details)
+
+
+def test_the_long_form_prints_per_seed_and_total_figures(tmp_path: Path) -> None:
+    args = ["chaos", "--seeds", "1", "--crm", "hubspot", "--accounts", "10", "--json"]
+    result = CliRunner().invoke(app, [*args, "--dir", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    (seed,) = got["seeds"]
+    assert (seed["seed"], seed["crm"]) == (1, "hubspot")
+    assert {k: got["total"][k] for k in ("duplicates", "lost_writes", "lost_records")} == {
+        "duplicates": 0,
+        "lost_writes": 0,
+        "lost_records": 0,
+    }
+    assert got["total"]["killed_mid_apply"] == 1
+    assert sum(got["total"]["faults"].values()) > 0
