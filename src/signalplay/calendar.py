@@ -31,6 +31,9 @@ class SlaError(ValueError):
     """An SLA the calendar cannot read."""
 
 
+DUE_CACHE = 10_000  # (start, SLA) pairs kept per calendar
+
+
 class BusinessCalendar:
     """One region's working time."""
 
@@ -40,6 +43,7 @@ class BusinessCalendar:
         self.opens = time(spec.start_hour)
         self.closes = time(spec.end_hour) if spec.end_hour < 24 else time(23, 59, 59)
         self._extra = frozenset(spec.extra_holidays)
+        self._due: dict[tuple[datetime, str], datetime] = {}  # a run's episodes share `now`
         self._holidays: Any = (
             holiday_data.country_holidays(spec.country, subdiv=spec.subdiv)
             if spec.country
@@ -114,6 +118,9 @@ class BusinessCalendar:
 
     def due(self, start: datetime, sla: str, values: Mapping[str, Any] | None = None) -> datetime:
         """When `sla` runs out for work that starts at `start` (aware); returned in UTC."""
+        known = self._due.get((start, sla))
+        if known is not None:
+            return known
         match = _SLA.match(sla)
         if match is None:
             raise SlaError(f"not an SLA: {sla!r} (e.g. 4h, 8bh, 3d, 5bd, by renewal_date - 60d)")
@@ -131,8 +138,10 @@ class BusinessCalendar:
             ).astimezone(UTC)
         elif unit == "bd":
             result = self.add_business_days(start, int(amount))
-        else:
-            result = self._by(start, (values or {}).get(field), int(minus or 0))
+        else:  # depends on the account's date: not kept
+            return self._by(start, (values or {}).get(field), int(minus or 0)).astimezone(UTC)
+        if len(self._due) < DUE_CACHE:
+            self._due[start, sla] = result.astimezone(UTC)
         return result.astimezone(UTC)
 
     def _by(self, start: datetime, value: Any, minus: int) -> datetime:

@@ -21,14 +21,24 @@ _json_string = json.encoder.encode_basestring_ascii  # what _CANONICAL (ensure_a
 
 
 def op_key(*parts: JSONValue) -> str:
-    """A stable key: sha256 of the canonical JSON of the op's identifying parts. Parts that
-    are all text (most keys) are written by the encoder's own string escaper, byte for byte
-    what the whole encoder writes, without its generic walk."""
-    if all(type(p) is str for p in parts):
-        text = "[" + ",".join(map(_json_string, parts)) + "]"  # type: ignore[arg-type]
+    """A stable key: sha256 of the canonical JSON of the op's identifying parts. Text parts and
+    text-to-text mappings (a field update's values) are written by the encoder's own string
+    escaper, byte for byte what the whole encoder writes, without its generic walk."""
+    pieces = [_text_json(p) for p in parts]
+    if all(p is not None for p in pieces):
+        text = "[" + ",".join(pieces) + "]"  # type: ignore[arg-type]
     else:
         text = _CANONICAL.encode(list(parts))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _text_json(part: JSONValue) -> str | None:
+    if type(part) is str:
+        return _json_string(part)
+    if type(part) is dict and all(type(v) is str for v in part.values()):
+        items = sorted(part.items())  # (sort_keys; the keys are text)
+        return "{" + ",".join(f"{_json_string(k)}:{_json_string(str(v))}" for k, v in items) + "}"
+    return None
 
 
 def crm_text(value: JSONValue) -> str | None:

@@ -20,8 +20,17 @@ def test_op_keys_are_stable_across_releases() -> None:
     assert op_key("hubspot", "companies", "123", "update", {"b": "2", "a": "1"}) == FIELDS_KEY
 
 
-@given(st.lists(st.text(), min_size=1, max_size=5))
-def test_text_keys_are_the_canonical_json_digest(parts: list[str]) -> None:
-    """The fast path for all-text parts writes exactly what the generic encoder writes."""
+JSONISH = st.one_of(
+    st.text(),
+    st.dictionaries(st.text(), st.text(), max_size=4),
+    st.dictionaries(st.text(), st.one_of(st.none(), st.integers(), st.text()), max_size=3),
+    st.none(),
+    st.integers(),
+)
+
+
+@given(st.lists(JSONISH, min_size=1, max_size=5))
+def test_keys_are_the_canonical_json_digest(parts: list[object]) -> None:
+    """The fast path (text, text-to-text mappings) writes exactly what the encoder writes."""
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     assert op_key(*parts) == hashlib.sha256(canonical.encode()).hexdigest()
