@@ -87,7 +87,7 @@ def sync(self: Any, project_dir: str, *, apply: bool = True) -> dict[str, Any]:
     queue = self.request.delivery_info.get("routing_key") if self.request.delivery_info else None
     options = {"queue": queue} if queue else {}
     header = [
-        evaluate_shard.si(project_dir, run_id, i, accounts).set(**options)
+        evaluate_shard.si(project_dir, run_id, i, accounts, record=apply).set(**options)
         for i, accounts in enumerate(parts)
     ]
     callback = merge_plan.si(project_dir, run_id).set(**options)
@@ -99,12 +99,13 @@ def sync(self: Any, project_dir: str, *, apply: bool = True) -> dict[str, Any]:
 
 @app.task(name="signalplay.evaluate_shard", bind=True)
 def evaluate_shard(
-    self: Any, project_dir: str, run_id: str, part: int, accounts: list[str]
+    self: Any, project_dir: str, run_id: str, part: int, accounts: list[str], *, record: bool = True
 ) -> dict[str, Any]:
-    """Evaluate and plan one chunk of accounts; the ops are kept as a part of the run."""
+    """Evaluate and plan one chunk of accounts; the ops are kept as a part of the run (and
+    enter the ledger when the run applies them)."""
     ctx = _context(project_dir)
     try:
-        return jobs.evaluate_shard(ctx, run_id, part, accounts)
+        return jobs.evaluate_shard(ctx, run_id, part, accounts, record=record)
     finally:
         ctx.close()
 

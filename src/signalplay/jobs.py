@@ -551,12 +551,15 @@ def _plan_stats(result: Plan) -> dict[str, int]:
 
 
 def plan(
-    ctx: Context, profiles: Profiles, run_id: str
+    ctx: Context, profiles: Profiles, run_id: str, *, record: bool = True
 ) -> tuple[str, list[WriteOp], dict[str, int]]:
-    """The CRM changes wanted now, diffed against the ledger and the CRM; saved, not applied."""
+    """The CRM changes wanted now, diffed against the ledger and the CRM; saved, not applied.
+    With `record`, its ops enter the ledger as planned (a run about to apply them); a preview
+    leaves the ledger alone, so that a plan nobody applies is never sent by a later run."""
     result = plan_ops(ctx, profiles)
     plan_id = ctx.store.save_plan(run_id, result.ops)
-    ctx.store.record_planned(run_id, ctx.crm_name, result.ops)
+    if record:
+        ctx.store.record_planned(run_id, ctx.crm_name, result.ops)
     return plan_id, result.ops, _plan_stats(result)
 
 
@@ -566,7 +569,9 @@ def shards(accounts: Sequence[str], size: int) -> list[list[str]]:
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
-def evaluate_shard(ctx: Context, run_id: str, part: int, accounts: Sequence[str]) -> dict[str, Any]:
+def evaluate_shard(
+    ctx: Context, run_id: str, part: int, accounts: Sequence[str], *, record: bool = True
+) -> dict[str, Any]:
     """Derive, evaluate and plan one chunk of accounts from the stored facts; the ops are kept
     as part `part` of the run's plan. Safe to repeat: episodes, decisions and the part upsert."""
     stored = ctx.store.load_facts(accounts)
@@ -586,7 +591,8 @@ def evaluate_shard(ctx: Context, run_id: str, part: int, accounts: Sequence[str]
     }
     # The shard's ops go into the ledger here, in parallel with the other shards (their keys
     # are their accounts'), so that the merge only orders and saves the plan.
-    ctx.store.record_planned(run_id, ctx.crm_name, result.ops)
+    if record:
+        ctx.store.record_planned(run_id, ctx.crm_name, result.ops)
     ctx.store.save_plan_part(run_id, part, result.ops, summary)
     return summary
 
@@ -636,6 +642,9 @@ def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -
     ops_list = list(todo.values())
     if not ops_list:
         return dict(NOTHING_APPLIED)
+    # A previewed plan's ops enter the ledger now (what a run recorded already is kept as is):
+    # from here on, each is applied or recorded with its error.
+    ctx.store.record_planned("apply", ctx.crm_name, ops_list)
     declared = set(ctx.definitions.writeback.account_fields)
     refused = {
         o.op_key: sorted(set(o.values) - declared)
@@ -720,7 +729,7 @@ def _run(
         with batch_gc():
             profiles = build_profiles(ctx, run_id)
             evaluation = evaluate(ctx, profiles)
-            plan_id, ops, plan_stats = plan(ctx, profiles, run_id)
+            plan_id, ops, plan_stats = plan(ctx, profiles, run_id, record=not dry_run)
         applied = dict(NOTHING_APPLIED) if dry_run else apply(ctx, ops)
         if not dry_run:
             ctx.store.mark_plan(plan_id, "applied")

@@ -41,10 +41,16 @@ def _lose_things(world: World, root: Path) -> None:
     assert isinstance(crm, HubSpotSandbox)
     task = next(t for t in crm.state.objects["tasks"].values() if not t["archived"])
     task["archived"] = True
-    company = next(iter(crm.state.objects["companies"].values()))
-    company["properties"]["signalplay_health_band"] = "changed behind our back"
+    first, second = list(crm.state.objects["companies"])[:2]
+    crm.state.objects["companies"][first]["properties"]["signalplay_health_band"] = "changed"
+    # the second's change is hidden from the ledger check too: only the dry run can see it
+    crm.state.objects["companies"][second]["properties"]["signalplay_health_band"] = "changed"
     store = Store(load_project(root).store_url())
     with store.engine.begin() as conn:
+        conn.execute(
+            sa.text("DELETE FROM ledger WHERE action = 'update_fields' AND target = :t"),
+            {"t": second},
+        )
         conn.execute(
             sa.text(
                 "DELETE FROM raw_records WHERE record_id = (SELECT min(record_id) "
@@ -59,7 +65,10 @@ def test_the_suite_counts_what_is_lost(tmp_path: Path) -> None:
     assert result.duplicates == 0
     assert any(d.startswith("task ") and "not in the CRM" in d for d in result.details)
     assert any(".signalplay_health_band: ledger" in d for d in result.details), result.details
-    assert result.lost_writes >= 2
+    dry = [d for d in result.details if d.startswith("a fault-free dry run still plans")]
+    assert dry
+    assert "'update_fields': 2" in dry[0]  # both changed accounts would be written again
+    assert result.lost_writes == 3
     assert result.lost_records == 1
     assert any(d.startswith("record not pulled: billing.invoices/") for d in result.details)
 

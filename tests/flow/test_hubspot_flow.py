@@ -15,6 +15,7 @@ from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.server import Server
 from signalplay.sandbox.webhook import WebhookReceiver
 from signalplay.settings import load_project
+from signalplay.store import Store
 from tests.conftest import TODAY, TOKEN, make_project
 
 pytestmark = pytest.mark.slow
@@ -296,9 +297,37 @@ def test_plan_prints_each_change_with_its_fields_and_apply_executes_exactly_it(
     dry = json.loads(runner.invoke(app, ["apply", "--dry-run", "-p", str(root)]).stdout)
     assert dry["would_apply"] > 0
     assert _writes(sandbox) == writes
-    applied = json.loads(runner.invoke(app, ["apply", "-p", str(root)]).stdout)
-    assert applied["failed"] == 0
-    assert applied["tasks_created"] == len(sandbox.state.objects["tasks"]) > 0
+    store = Store(load_project(root).store_url())
+    try:
+        # a preview leaves the ledger alone: a plan nobody applies is never sent by a later run
+        assert store.pending_ops() == []
+        planned = store.load_plan(store.latest_plan_id() or "")
+        assert planned
+        applied = json.loads(runner.invoke(app, ["apply", "-p", str(root)]).stdout)
+        assert applied["failed"] == 0
+        assert applied["tasks_created"] == len(sandbox.state.objects["tasks"]) > 0
+        assert {o.op_key for o in planned} <= store.applied_keys()  # each applied op recorded
+    finally:
+        store.close()
+
+
+def test_a_dry_run_changes_nothing_a_later_run_would_send(
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server, hooks: Server
+) -> None:
+    root = _project(tmp_path, sandbox, server, hooks, accounts=20)
+    project = load_project(root)
+    block = project.settings.crm.model_copy(update={"access_token": TOKEN})
+    ctx = jobs.open_context(
+        project,
+        clock=_noon,
+        crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)),
+    )
+    try:
+        dry = jobs.run(ctx, dry_run=True)
+        assert dry["plan"]["upsert_task"] > 0
+        assert ctx.store.pending_ops() == []
+    finally:
+        ctx.close()
 
 
 def test_a_crash_between_the_crm_and_the_ledger_leaves_no_duplicate_and_no_gap(

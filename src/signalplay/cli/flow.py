@@ -379,7 +379,7 @@ def plan(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
             jobs.pull(ctx, run_id)
             profiles = jobs.build_profiles(ctx, run_id)
             jobs.evaluate(ctx, profiles)
-            result = jobs.plan(ctx, profiles, run_id)
+            result = jobs.plan(ctx, profiles, run_id, record=False)  # a preview
             ctx.store.finish_run(run_id, status="ok", summary=result[2])
             return result
         finally:
