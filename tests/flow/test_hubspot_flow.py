@@ -21,14 +21,18 @@ from tests.conftest import TODAY, TOKEN, make_project
 pytestmark = pytest.mark.slow
 
 
-def _run(root: Path) -> dict:
+def _context(root: Path) -> jobs.Context:
     project = load_project(root)
     block = project.settings.crm.model_copy(update={"access_token": TOKEN})
-    ctx = jobs.open_context(
+    return jobs.open_context(
         project,
         clock=_noon,
         crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)),
     )
+
+
+def _run(root: Path) -> dict:
+    ctx = _context(root)
     try:
         return jobs.run(ctx)
     finally:
@@ -314,14 +318,7 @@ def test_plan_prints_each_change_with_its_fields_and_apply_executes_exactly_it(
 def test_a_dry_run_changes_nothing_a_later_run_would_send(
     tmp_path: Path, sandbox: HubSpotSandbox, server: Server, hooks: Server
 ) -> None:
-    root = _project(tmp_path, sandbox, server, hooks, accounts=20)
-    project = load_project(root)
-    block = project.settings.crm.model_copy(update={"access_token": TOKEN})
-    ctx = jobs.open_context(
-        project,
-        clock=_noon,
-        crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)),
-    )
+    ctx = _context(_project(tmp_path, sandbox, server, hooks, accounts=20))
     try:
         dry = jobs.run(ctx, dry_run=True)
         assert dry["plan"]["upsert_task"] > 0
