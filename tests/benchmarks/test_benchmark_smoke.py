@@ -22,14 +22,18 @@ def test_map_profiles_benchmark_short_form_maps_every_record() -> None:
 def test_evaluate_benchmark_short_form_runs_every_stage_and_compares() -> None:
     import evaluate
 
-    result = evaluate.main(["--accounts", "600", "--rule-engine-sample", "200", "--workers", "2"])
+    args = "--accounts 600 --rule-engine-sample 200 --workers 2 --shard-size 250"
+    result = evaluate.main(args.split())
     assert result["episodes"] > 0
     assert result["ops"] > 0
     assert set(result["stages"]) >= {"triggers", "decisions", "plays", "plan"}
     assert result["second_run"]["episodes"] == 0
     assert result["rule_engine"]["agree_on_unsegmented_triggers"]
     assert result["rule_engine"]["ratio"] > 1
+    # The product's way (shards over worker processes) finds the same as one process.
+    assert result["sharded"]["shards"] == 3
     assert result["sharded"]["episodes"] == result["episodes"]
+    assert result["sharded"]["ops"] == result["ops"]
 
 
 def test_writeback_benchmark_short_form_makes_the_minimum_requests_then_none() -> None:
