@@ -24,27 +24,32 @@ def op_key(*parts: JSONValue) -> str:
     """A stable key: sha256 of the canonical JSON of the op's identifying parts. Text parts and
     text-to-text mappings (a field update's values) are written by the encoder's own string
     escaper, byte for byte what the whole encoder writes, without its generic walk."""
-    pieces = [_text_json(p) for p in parts]
-    if all(p is not None for p in pieces):
-        text = "[" + ",".join(pieces) + "]"  # type: ignore[arg-type]
-    else:
-        text = _CANONICAL.encode(list(parts))
-    return hashlib.sha256(text.encode()).hexdigest()
+    pieces = []
+    for part in parts:
+        piece = _json_string(part) if type(part) is str else _text_json(part)
+        if piece is None:
+            return hashlib.sha256(_CANONICAL.encode(list(parts)).encode()).hexdigest()
+        pieces.append(piece)
+    return hashlib.sha256(("[" + ",".join(pieces) + "]").encode()).hexdigest()
 
 
 def _text_json(part: JSONValue) -> str | None:
     if type(part) is str:
         return _json_string(part)
-    if type(part) is dict and all(type(v) is str for v in part.values()):
-        items = sorted(part.items())  # (sort_keys; the keys are text)
-        return "{" + ",".join(f"{_json_string(k)}:{_json_string(str(v))}" for k, v in items) + "}"
-    return None
+    if type(part) is not dict:
+        return None
+    items = []
+    for k, v in sorted(part.items()):  # (sort_keys)
+        if type(k) is not str or type(v) is not str:
+            return None
+        items.append(_json_string(k) + ":" + _json_string(v))
+    return "{" + ",".join(items) + "}"
 
 
 def crm_text(value: JSONValue) -> str | None:
     """A profile value as a CRM field holds it (CRMs hand back text)."""
-    if value is None:
-        return None
+    if type(value) is str or value is None:
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -87,12 +92,15 @@ def plan_writes(
             plan.skipped_applied += 1
             continue
         plan.ops.append(_intent_op(key, intent, account_object))
+    none: Mapping[str, str | None] = {}
     for account in sorted(fields):
-        now = current.get(account, {})
-        wanted = {f: crm_text(v) for f, v in fields[account].items()}
-        changed: dict[str, JSONValue] = {
-            f: v for f, v in wanted.items() if v is not None and now.get(f) != v
-        }
+        now = current.get(account, none)
+        wanted = fields[account]
+        changed: dict[str, JSONValue] = {}
+        for f, value in wanted.items():
+            text = crm_text(value)
+            if text is not None and now.get(f) != text:
+                changed[f] = text
         plan.skipped_unchanged += len(wanted) - len(changed)
         if not changed:
             continue
@@ -100,23 +108,24 @@ def plan_writes(
         if key in applied:
             plan.skipped_applied += 1
             continue
-        reason = ", ".join(f"{f}: {now.get(f)!r} → {v!r}" for f, v in sorted(changed.items()))
         plan.ops.append(
             _construct(
                 op_key=key,
                 action=WriteAction.UPDATE_FIELDS,
                 object_type=account_object,
                 target=account,
-                values=dict(changed),
+                values=changed,
                 previous={f: now.get(f) for f in changed},
-                reason=reason,
+                reason="the CRM's values differ: " + ", ".join(sorted(changed)),
             )
         )
     return plan
 
 
+@lru_cache(maxsize=65_536)
 def action_key(crm: str, kind: str, key: str) -> str:
-    """The op key of an episode's action: stable whatever its rendered content."""
+    """The op key of an episode's action: stable whatever its rendered content. Kept for a
+    while: a run asks for it when it looks the action up in the ledger and again to plan it."""
     if kind in TASK_KINDS:
         return op_key(crm, "task", key)
     if kind == "sequence":

@@ -39,7 +39,9 @@ class PlayEnvironment(ImmutableSandboxedEnvironment):
 
     def __init__(self) -> None:
         super().__init__(autoescape=False, trim_blocks=True, lstrip_blocks=True)
-        self.globals = {"range": _safe_range}
+        # No environment globals: a template's globals are a ChainMap that Jinja walks to set
+        # up every render's context (a third of a short render); `render` passes `range`.
+        self.globals = {}
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """`a.b` on a plain dict: the item, exactly as the sandbox finds it after
@@ -106,7 +108,7 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     try:
         out: list[str] = []
         size = 0
-        for chunk in compiled(text).generate(**context):
+        for chunk in compiled(text).generate(context, range=_safe_range):
             out.append(chunk)
             size += len(chunk)
             if size > MAX_OUTPUT:
