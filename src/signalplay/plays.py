@@ -98,9 +98,12 @@ def _cached(plays: PlaysFile, key: tuple[int, str, str], build: Callable[[], str
     return text
 
 
-def _block_macro(name: str, by_stage: Mapping[str, Mapping[str, str]]) -> str:
-    """A content block as a macro choosing its text by `stage` and `role` in the fallback
-    order of `content_blocks`: (stage, role), (stage, any), (any, role), (any, any)."""
+def _block_value(name: str, by_stage: Mapping[str, Mapping[str, str]]) -> str:
+    """A content block as a block assignment (`sp_block_<name>`) choosing its text by `stage`
+    and `role` in the fallback order of `content_blocks`: (stage, role), (stage, any), (any,
+    role), (any, any). Not a macro: a macro and the render's context refer to each other, so
+    every render would leave its context, and the account profile in it, to the cyclic
+    collector (a worker's memory grew by a shard's profiles between collections)."""
     branches: list[tuple[str, str]] = []
     for s, roles in by_stage.items():
         for r, text in roles.items():
@@ -121,7 +124,7 @@ def _block_macro(name: str, by_stage: Mapping[str, Mapping[str, str]]) -> str:
         body += f"{{% else %}}{fallback}" if branches else fallback
     if branches:
         body += "{% endif %}"
-    return f"{{% macro sp_block_{name}() %}}{body}{{% endmacro %}}"
+    return f"{{% set sp_block_{name} %}}{body}{{% endset %}}"
 
 
 def content_use(plays: PlaysFile) -> dict[str, set[str]]:
@@ -139,14 +142,14 @@ def content_use(plays: PlaysFile) -> dict[str, set[str]]:
 
 def combined_template(plays: PlaysFile, play_id: str, action: Action) -> str:
     """Subject and body of an action as one template (rendered once), with the content blocks
-    they use inlined as macros; the parts are separated by SEP."""
+    they use inlined as block assignments; the parts are separated by SEP."""
 
     def build() -> str:
         parts = [action.subject or "", action.body or ""]
         used = sorted({m for p in parts for m in _BLOCK_REF.findall(p)})
-        macros = "".join(_block_macro(n, plays.content.get(n, {})) for n in used)
-        inlined = [_BLOCK_REF.sub(r"(sp_block_\1() | trim)", p) for p in parts]
-        return macros + SEP.join(inlined)
+        blocks = "".join(_block_value(n, plays.content.get(n, {})) for n in used)
+        inlined = [_BLOCK_REF.sub(r"(sp_block_\1 | trim)", p) for p in parts]
+        return blocks + SEP.join(inlined)
 
     return _cached(plays, (id(plays), play_id, action.id), build)
 
@@ -175,8 +178,8 @@ def _all_blocks(plays: PlaysFile, context: Mapping[str, Any]) -> dict[str, str]:
     names = list(plays.content)
 
     def build() -> str:
-        macros = "".join(_block_macro(n, plays.content[n]) for n in names)
-        return macros + SEP.join(f"{{{{ sp_block_{n}() | trim }}}}" for n in names)
+        blocks = "".join(_block_value(n, plays.content[n]) for n in names)
+        return blocks + SEP.join(f"{{{{ sp_block_{n} | trim }}}}" for n in names)
 
     text = _cached(plays, (id(plays), "", "*all*"), build)
     parts = render(text, context).split(SEP) if names else []

@@ -291,3 +291,25 @@ def test_a_missing_evidence_value_prints_no_sentence() -> None:
     body = intents_for(ep, dec, prof, defs)[0].body
     assert "fell" not in body
     assert body.splitlines()[0] == "20% of 100 seats active."
+
+
+def test_rendering_plays_leaves_no_reference_cycles() -> None:
+    """A worker renders thousands of plays per shard: a render must be freed by reference
+    counting, not left with the account's profile for the cyclic collector (Jinja macros and
+    their context refer to each other; content blocks are block assignments instead)."""
+    import gc
+
+    defs = shipped()
+    prof = profiles(a={})["a"]
+    eps = [episode("a", t.id) for t in defs.triggers.triggers]
+    decisions = run(defs, eps, {"a": prof})
+    gc.collect()
+    gc.disable()
+    try:
+        intents = [i for ep in eps for i in intents_for(ep, decisions[ep.key], prof, defs)]
+        assert any(i.kind == "webhook" and i.payload["content"] for i in intents)
+        assert any("Opening:" in i.body for i in intents)  # a block inlined in a task body
+        del intents
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
