@@ -39,8 +39,9 @@ from signalplay.evaluator import (
     firings,
     new_frame,
 )
+from signalplay.models import WriteAction
 from signalplay.orchestration import FINAL, Decision, RecentActions, decide
-from signalplay.plan import action_key, crm_text, plan_writes
+from signalplay.plan import action_key, plan_writes
 from signalplay.plays import intents_for
 from signalplay.scaffold import shipped_mappings
 
@@ -218,9 +219,18 @@ def run_library(
         "results": results,
         "after": {
             "open": {(e.account, e.trigger_id): e for e in episodes},
-            "current": {a: {f: crm_text(v) for f, v in w.items()} for a, w in wanted.items()},
+            "current": {**prior["current"], **_written(plan)},
             "applied": applied | {o.op_key for o in plan.ops},
         },
+    }
+
+
+def _written(plan: Any) -> dict[str, dict[str, Any]]:
+    """What the CRM holds once the plan's field updates are applied (the fields it wrote)."""
+    return {
+        o.target: {**o.previous, **o.values}
+        for o in plan.ops
+        if o.action is WriteAction.UPDATE_FIELDS
     }
 
 

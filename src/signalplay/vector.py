@@ -125,7 +125,7 @@ class Frame:
         missing = [n for n in dict.fromkeys(names) if n not in self.columns]
         if not missing or not self.rows:
             return
-        table = [[row.get(n) for n in missing] for row in self.rows]
+        table = [list(map(row.get, missing)) for row in self.rows]
         for name, values in zip(missing, zip(*table, strict=True), strict=True):
             self.columns[name] = _build(list(values), self.types.get(name))
 
