@@ -33,6 +33,10 @@ def op_key(*parts: JSONValue) -> str:
     return hashlib.sha256(("[" + ",".join(pieces) + "]").encode()).hexdigest()
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _text_json(part: JSONValue) -> str | None:
     if type(part) is str:
         return _json_string(part)
@@ -50,6 +54,8 @@ def crm_text(value: JSONValue) -> str | None:
     """A profile value as a CRM field holds it (CRMs hand back text)."""
     if type(value) is str or value is None:
         return value
+    if type(value) is int:
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -93,6 +99,9 @@ def plan_writes(
             continue
         plan.ops.append(_intent_op(key, intent, account_object))
     none: Mapping[str, str | None] = {}
+    # op_key(crm, account_object, account, "update", changed), its constant parts written once
+    update_prefix = f"[{_json_string(crm)},{_json_string(account_object)},"
+    update_verb = _json_string("update")
     for account in sorted(fields):
         now = current.get(account, none)
         wanted = fields[account]
@@ -104,7 +113,12 @@ def plan_writes(
         plan.skipped_unchanged += len(wanted) - len(changed)
         if not changed:
             continue
-        key = op_key(crm, account_object, account, "update", changed)
+        fields_json = _text_json(changed)
+        key = (
+            _digest(f"{update_prefix}{_json_string(account)},{update_verb},{fields_json}]")
+            if fields_json is not None
+            else op_key(crm, account_object, account, "update", changed)
+        )
         if key in applied:
             plan.skipped_applied += 1
             continue

@@ -34,3 +34,28 @@ def test_keys_are_the_canonical_json_digest(parts: list[object]) -> None:
     """The fast path (text, text-to-text mappings) writes exactly what the encoder writes."""
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     assert op_key(*parts) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@given(
+    st.text(min_size=1),
+    st.dictionaries(
+        st.text(min_size=1),
+        st.one_of(st.text(), st.integers(), st.floats(allow_nan=False), st.booleans()),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_a_planned_field_update_has_the_key_of_its_parts(account: str, wanted: dict) -> None:
+    """plan_writes writes a field update's key from its constant parts and the account's: it
+    must be op_key's, or an upgrade would write every account's fields again."""
+    from signalplay.plan import plan_writes
+
+    plan = plan_writes(crm="hubspot", intents=[], fields={account: wanted}, current={}, applied=())
+    (op,) = plan.ops
+    assert op.op_key == op_key("hubspot", "companies", account, "update", op.values)
+    assert (
+        plan_writes(
+            crm="hubspot", intents=[], fields={account: wanted}, current={}, applied={op.op_key}
+        ).ops
+        == []
+    )
