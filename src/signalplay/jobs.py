@@ -16,7 +16,7 @@ from typing import Any
 
 from signalplay import logs, tally
 from signalplay.crmschema import Finding, owner_refs, preflight, wanted_fields
-from signalplay.definitions.loader import CompiledMapping, Definitions, load_definitions
+from signalplay.definitions.loader import CompiledMapping, Definitions, load_definitions_cached
 from signalplay.episodes import Episode, advance_episodes
 from signalplay.errors import ConfigError, Issue
 from signalplay.evaluator import (
@@ -125,7 +125,7 @@ def open_context(
     as_of = project.settings.as_of
     if as_of is not None and clock is utc_clock:
         clock = lambda: as_of  # noqa: E731 - a fixed clock
-    definitions = load_definitions(project.definitions_dir)
+    definitions = load_definitions_cached(project.definitions_dir)
     store = Store(project.store_url(), clock=clock)
     store.migrate()
     return Context(

@@ -7,7 +7,9 @@ Imports: definitions.schema, definitions.fields, definitions.yamlsrc, expr, tran
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -220,6 +222,36 @@ class _Collector:
             )
             self.issues.append(Issue(doc.path, line, col, dotted(loc), exc.message, hint))
             return None
+
+
+LOADED_KEEP = 4  # definitions sets a process keeps (a worker usually serves one project)
+_LOADED: OrderedDict[tuple[str, str], Definitions] = OrderedDict()
+
+
+def load_definitions_cached(folder: Path) -> Definitions:
+    """`load_definitions(folder)`, kept while every file under `folder` stays byte for byte the
+    same: a Celery worker opens the project for every task, and loading the files takes 60-100
+    ms, a shard's own work a few hundred. An edit (or a `git pull`) is read by the next task; a
+    broken edit raises as it would, and nothing is kept for it."""
+    key = (str(folder.resolve()), _fingerprint(folder))
+    hit = _LOADED.get(key)
+    if hit is not None:
+        _LOADED.move_to_end(key)
+        return hit
+    defs = load_definitions(folder)
+    _LOADED[key] = defs
+    while len(_LOADED) > LOADED_KEEP:
+        _LOADED.popitem(last=False)
+    return defs
+
+
+def _fingerprint(folder: Path) -> str:
+    """A digest of the names and contents of the files under `folder`."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def load_definitions(
