@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -484,7 +484,21 @@ def plan_ops(ctx: Context, profiles: Profiles, *, shard: Collection[str] | None 
         (e for e in ctx.store.open_episodes(shard).values() if e.account in values),
         key=lambda e: (e.opened_at, e.key),
     )
-    applied = ctx.store.applied_keys()
+    since = ctx.clock() - timedelta(days=CLOSE_WINDOW_DAYS)
+    resolved = [
+        e
+        for e in ctx.store.episodes(status="resolved", resolved_since=since)
+        if e.account in values
+    ]
+    # A shard reads the ledger of its own accounts and episodes (every op names one or the
+    # other), not the whole ledger once per shard.
+    applied = (
+        ctx.store.applied_keys()
+        if shard is None
+        else ctx.store.applied_keys(
+            targets=shard, episode_keys=[e.key for e in (*episodes, *resolved)]
+        )
+    )
     intents = action_intents(ctx, values, episodes, applied)
     wanted = {
         a: {crm_f: p.get(f) for crm_f, f in defs.writeback.account_fields.items()}
@@ -508,7 +522,7 @@ def plan_ops(ctx: Context, profiles: Profiles, *, shard: Collection[str] | None 
         current=current,
         applied=applied,
     )
-    result.ops.extend(_closing_ops(ctx, values, applied))
+    result.ops.extend(_closing_ops(ctx, resolved, applied))
     result.ops.sort(key=lambda o: (o.action.value, o.target, o.op_key))
     return result
 
@@ -517,17 +531,15 @@ CLOSE_WINDOW_DAYS = 30  # resolved episodes read for closing ops; failed closes 
 
 
 def _closing_ops(
-    ctx: Context, values: Mapping[str, Any], applied: Collection[str]
+    ctx: Context, resolved: Iterable[Episode], applied: Collection[str]
 ) -> list[WriteOp]:
     """Close the tasks and end the enrollments of actioned episodes that resolved lately (a
     close planned once stays in the ledger until applied)."""
-    defs = ctx.definitions
-    plays = {p.id: p for p in defs.plays.plays}
-    since = ctx.clock() - timedelta(days=CLOSE_WINDOW_DAYS)
+    plays = {p.id: p for p in ctx.definitions.plays.plays}
     out: list[WriteOp] = []
-    for ep in ctx.store.episodes(status="resolved", resolved_since=since):
+    for ep in resolved:
         play = plays.get(str(ep.decision.get("play_id")))
-        if ep.account not in values or ep.decision.get("status") != "actioned" or play is None:
+        if ep.decision.get("status") != "actioned" or play is None:
             continue
         out.extend(
             closing_ops(

@@ -546,11 +546,31 @@ class Store:
             ]
 
     # ledger and plans -----------------------------------------------------------------------
-    def applied_keys(self) -> set[str]:
-        """Op keys the ledger holds as applied."""
+    def applied_keys(
+        self,
+        *,
+        targets: Collection[str] | None = None,
+        episode_keys: Collection[str] | None = None,
+    ) -> set[str]:
+        """Op keys the ledger holds as applied: all of them, or (a shard's) those whose target
+        is one of `targets` (its accounts: field updates) or that belong to one of
+        `episode_keys` (its episodes: tasks, enrollments, events and their closing)."""
+        applied = t.ledger.c.status == "applied"
+        if targets is None and episode_keys is None:
+            with self.engine.connect() as conn:
+                return {r[0] for r in conn.execute(sa.select(t.ledger.c.op_key).where(applied))}
+        out: set[str] = set()
         with self.engine.connect() as conn:
-            q = sa.select(t.ledger.c.op_key).where(t.ledger.c.status == "applied")
-            return {r[0] for r in conn.execute(q)}
+            for column, values in (
+                (t.ledger.c.target, sorted(targets or ())),
+                (t.ledger.c.episode_key, sorted(episode_keys or ())),
+            ):
+                for start in range(0, len(values), BATCH):
+                    q = sa.select(t.ledger.c.op_key).where(
+                        applied, column.in_(values[start : start + BATCH])
+                    )
+                    out.update(r[0] for r in conn.execute(q))
+        return out
 
     def record_planned(self, run_id: str, crm: str, ops: Sequence[WriteOp]) -> None:
         """Write each new op to the ledger as planned; an op already there keeps its status and

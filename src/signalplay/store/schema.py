@@ -94,6 +94,8 @@ ledger = Table(
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
     Index("ix_ledger_status", "status"),
+    Index("ix_ledger_target", "target"),
+    Index("ix_ledger_episode", "episode_key"),
 )
 
 plans = Table(
