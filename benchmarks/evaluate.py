@@ -44,6 +44,7 @@ from signalplay.orchestration import FINAL, Decision, RecentActions, decide
 from signalplay.plan import action_key, plan_writes
 from signalplay.plays import intents_for
 from signalplay.scaffold import shipped_mappings
+from signalplay.settings import Settings
 
 TODAY = date(2026, 11, 18)
 TIERS = ("enterprise", "mid_market", "smb")
@@ -335,8 +336,8 @@ def _result(results: Any, procs: list[Any]) -> dict[str, Any]:
 
 def sharded(n: int, seed: int, workers: int, shard_size: int) -> dict[str, Any]:
     """The evaluation as the product runs it: accounts split into shards of `shard_size` (the
-    setting's default is 5,000), one task each, over `workers` processes (this machine's
-    cores). Wall time is the slowest worker's; they start together."""
+    setting's default), one task each, over `workers` processes (this machine's cores). Wall
+    time is the slowest worker's; they start together."""
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
@@ -376,7 +377,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rule-engine-sample", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2, help="processes for the sharded run")
     parser.add_argument(
-        "--shard-size", type=int, default=5_000, help="accounts per shard (the setting's default)"
+        "--shard-size",
+        type=int,
+        default=Settings.model_fields["shard_size"].default,
+        help="accounts per shard (default: the setting's)",
     )
     args = parser.parse_args(argv)
     par: dict[str, Any] = {}
