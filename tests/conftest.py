@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import pytest
 
+from signalplay import jobs
 from signalplay.demo import generate
+from signalplay.registry import build_connector
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.server import Server, serve
 from signalplay.sandbox.webhook import WebhookReceiver
 from signalplay.scaffold import init_project
+from signalplay.settings import load_project
 
 TOKEN = "pat-test-token"
 WEBHOOK_SECRET = "whsec-test"
@@ -72,3 +75,19 @@ def make_project(
         config.write_text(config.read_text().replace("sqlite:///signalplay.db", store))
     generate(root, sandbox, accounts=accounts, seed=7, today=TODAY)
     return root
+
+
+def noon() -> datetime:
+    """Noon (UTC) of TODAY: the tests' clock."""
+    return datetime.combine(TODAY, time(12), tzinfo=UTC)
+
+
+def hubspot_context(root: Path) -> jobs.Context:
+    """The project's context on the tests' clock, its CRM connector holding the token."""
+    project = load_project(root)
+    block = project.settings.crm.model_copy(update={"access_token": TOKEN})
+    return jobs.open_context(
+        project,
+        clock=noon,
+        crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)),
+    )

@@ -16,23 +16,13 @@ from signalplay.sandbox.server import Server
 from signalplay.sandbox.webhook import WebhookReceiver
 from signalplay.settings import load_project
 from signalplay.store import Store
-from tests.conftest import TODAY, TOKEN, make_project
+from tests.conftest import TOKEN, hubspot_context, make_project, noon
 
 pytestmark = pytest.mark.slow
 
 
-def _context(root: Path) -> jobs.Context:
-    project = load_project(root)
-    block = project.settings.crm.model_copy(update={"access_token": TOKEN})
-    return jobs.open_context(
-        project,
-        clock=_noon,
-        crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)),
-    )
-
-
 def _run(root: Path) -> dict:
-    ctx = _context(root)
+    ctx = hubspot_context(root)
     try:
         return jobs.run(ctx)
     finally:
@@ -43,12 +33,6 @@ def _writes(sandbox: HubSpotSandbox) -> int:
     """Requests that change data: not GETs, searches or batch reads (those POST, and read)."""
     reads = ("/search", "/batch/read")
     return sum(1 for r in sandbox.requests if r.method != "GET" and not r.template.endswith(reads))
-
-
-def _noon():
-    from datetime import UTC, datetime, time
-
-    return datetime.combine(TODAY, time(12), tzinfo=UTC)
 
 
 def _project(tmp_path: Path, sandbox: HubSpotSandbox, server: Server, hooks: Server, **kw) -> Path:
@@ -318,7 +302,7 @@ def test_plan_prints_each_change_with_its_fields_and_apply_executes_exactly_it(
 def test_a_dry_run_changes_nothing_a_later_run_would_send(
     tmp_path: Path, sandbox: HubSpotSandbox, server: Server, hooks: Server
 ) -> None:
-    ctx = _context(_project(tmp_path, sandbox, server, hooks, accounts=20))
+    ctx = hubspot_context(_project(tmp_path, sandbox, server, hooks, accounts=20))
     try:
         dry = jobs.run(ctx, dry_run=True)
         assert dry["plan"]["upsert_task"] > 0
@@ -341,7 +325,7 @@ def test_a_crash_between_the_crm_and_the_ledger_leaves_no_duplicate_and_no_gap(
     block = project.settings.crm.model_copy(update={"access_token": TOKEN})
     ctx = jobs.open_context(
         project,
-        clock=_noon,
+        clock=noon,
         crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)),
     )
     run_id = ctx.store.start_run("plan")

@@ -4,7 +4,6 @@ shard) and plans exactly what a whole run plans for those accounts."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,31 +11,19 @@ import sqlalchemy as sa
 
 from signalplay import jobs
 from signalplay.models import WriteAction
-from signalplay.registry import build_connector
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.server import Server
-from signalplay.settings import load_project
 from signalplay.store import schema
-from tests.conftest import TODAY, TOKEN, make_project
+from tests.conftest import hubspot_context, make_project
 
 pytestmark = pytest.mark.slow
-
-
-def _context(root: Path) -> jobs.Context:
-    project = load_project(root)
-    block = project.settings.crm.model_copy(update={"access_token": TOKEN})
-    return jobs.open_context(
-        project,
-        clock=lambda: datetime.combine(TODAY, datetime.min.time(), tzinfo=UTC).replace(hour=15),
-        crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)),
-    )
 
 
 def test_a_shard_plans_from_its_own_ledger_what_a_whole_run_plans(
     tmp_path: Path, sandbox: HubSpotSandbox, server: Server, hooks: Server
 ) -> None:
     root = make_project(tmp_path, sandbox, server.url, accounts=60, webhook_url=f"{hooks.url}/e")
-    ctx = _context(root)
+    ctx = hubspot_context(root)
     try:
         first = jobs.run(ctx)
         assert first["tasks_created"] > 0
