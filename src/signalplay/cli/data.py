@@ -477,7 +477,7 @@ def fuzz_cmd(
 ) -> None:
     """Fuzz every input door (expressions, templates, raw records, signalplay.yaml, mapping,
     trigger and play files) with Hypothesis: print the cases and outcomes per target; exit 1
-    on any unexpected exception. Needs the test extra (`pip install -e '.[test]'`)."""
+    on any unexpected exception. Needs the test extra (`pip install -e '.\\[test]'`)."""
     try:
         from signalplay.fuzz import TARGETS, run
     except ModuleNotFoundError as exc:  # hypothesis is a test dependency
