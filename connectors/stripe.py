@@ -295,8 +295,9 @@ class StripeConnector:
                 shown = obj if isinstance(obj, dict) else {"value": repr(obj)[:200]}
                 bad.append(("", f"{stream}: an object without an id", shown))
                 continue
+            whole = self._with_every_item(obj) if stream == "subscriptions" else obj
             try:
-                data = normalise(stream, obj)
+                data = normalise(stream, whole)
             except (TypeError, ValueError, KeyError) as exc:
                 bad.append(
                     (str(obj["id"]), f"{stream}: cannot read {type(exc).__name__}: {exc}", obj)
@@ -313,6 +314,33 @@ class StripeConnector:
                 )
             )
         return tuple(good), tuple(bad)
+
+    def _with_every_item(self, sub: dict[str, Any]) -> dict[str, Any]:
+        """The subscription with all its items: Stripe embeds the first 10 (`has_more` says
+        there are more), and the rest are paged from /v1/subscription_items. Without them the
+        MRR of a subscription of many items would be short. A subscription gone since keeps
+        what it embedded."""
+        items = sub.get("items")
+        if not isinstance(items, dict) or not items.get("has_more"):
+            return sub
+        rows: list[Any] = []
+        after = None
+        try:
+            while True:
+                params: list[tuple[str, Any]] = [("subscription", sub["id"]), ("limit", 100)]
+                if after:
+                    params.append(("starting_after", after))
+                page = self._get("list subscription items", "/v1/subscription_items", params)
+                data = [d for d in page.get("data") or [] if isinstance(d, dict)]
+                rows += data
+                if not page.get("has_more") or not data:
+                    break
+                after = data[-1].get("id")
+        except FatalError as exc:
+            if exc.status != 404:
+                raise
+            return sub
+        return {**sub, "items": {**items, "data": rows, "has_more": False}}
 
 
 def _state(cursor: str | None) -> dict[str, Any] | None:

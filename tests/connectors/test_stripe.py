@@ -87,6 +87,32 @@ def test_bootstrap_lists_every_page_then_events_carry_the_changes(
     assert gone[-1].data["deleted"] is True
 
 
+def test_a_subscription_of_more_than_ten_items_counts_every_item(
+    env: tuple[StripeSandbox, StripeConnector, Clock, list[float]],
+) -> None:
+    """Stripe embeds a subscription's first 10 items (`has_more`); the rest are paged from
+    /v1/subscription_items, in the bootstrap list and in the events after it."""
+    sandbox, conn, clock, _ = env
+    customer = sandbox.add_customer(name="Many seats")
+    sub = sandbox.add_subscription(customer, items=[(1000, "month", 1, 1)] * 12)
+    embedded = sandbox.state.objects["subscription"][sub]["items"]
+    assert (len(embedded["data"]), embedded["has_more"], embedded["total_count"]) == (10, True, 12)
+    pages = list(conn.read("subscriptions", cursor=None, until=until(clock)))
+    (record,) = [r for p in pages for r in p.records]
+    assert record.data["mrr"] == 120.0  # 12 items of $10, not 10
+    assert len(record.data["items"]["data"]) == 12
+    assert any(r.path == "/v1/subscription_items" for r in sandbox.requests)
+
+    clock.now += 3600
+    sandbox.update_subscription(sub, quantity=(11, 3))  # the 12th item, not embedded
+    changed = [
+        r
+        for p in conn.read("subscriptions", cursor=pages[-1].cursor, until=until(clock))
+        for r in p.records
+    ]
+    assert changed[-1].data["mrr"] == 140.0
+
+
 def test_a_killed_bootstrap_resumes_where_it_stopped(
     env: tuple[StripeSandbox, StripeConnector, Clock, list[float]],
 ) -> None:

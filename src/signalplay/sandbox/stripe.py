@@ -32,6 +32,7 @@ FIXTURES = json.loads(
 )["resources"]
 RETENTION_SECONDS = 30 * 86_400
 LIST_LIMIT = 100
+EMBEDDED_ITEMS = 10  # a subscription's `items` list holds the first 10; the rest are paged
 TYPES_MAX = 20
 API_VERSION = "2025-03-31.basil"
 RESOURCES = {
@@ -103,6 +104,8 @@ class StripeState:
         default_factory=lambda: {"customer": {}, "subscription": {}, "invoice": {}}
     )
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Every item of each subscription: a subscription embeds only its first EMBEDDED_ITEMS.
+    items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def _template(name: str) -> dict[str, Any]:
@@ -245,12 +248,13 @@ class StripeSandbox:
                 latest_invoice=None,
                 items={
                     "object": "list",
-                    "data": rows,
-                    "has_more": False,
+                    "data": rows[:EMBEDDED_ITEMS],
+                    "has_more": len(rows) > EMBEDDED_ITEMS,
                     "total_count": len(rows),
                     "url": f"/v1/subscription_items?subscription={sid}",
                 },
             )
+            self.state.items[sid] = rows
             self.state.objects["subscription"][sid] = sub
             self._event("customer.subscription.created", sub)
             return sid
@@ -265,7 +269,7 @@ class StripeSandbox:
             if "quantity" in changes:
                 index, quantity = changes.pop("quantity")
                 previous["items"] = copy.deepcopy(sub["items"])
-                sub["items"]["data"][index]["quantity"] = quantity
+                self.state.items[sid][index]["quantity"] = quantity  # (embedded: the same dict)
             for key, value in changes.items():
                 previous[key] = sub.get(key)
                 sub[key] = value
@@ -446,9 +450,7 @@ class StripeSandbox:
             horizon = self._now() - RETENTION_SECONDS
             return [e for e in self.state.events if e["created"] >= horizon]
         if resource == "subscription_items":
-            return [
-                i for s in self.state.objects["subscription"].values() for i in s["items"]["data"]
-            ]
+            return [i for rows in self.state.items.values() for i in rows]
         return list(self.state.objects[RESOURCES[resource]].values())
 
     def _retrieve(self, resource: str, oid: str, params: dict[str, Any]) -> dict[str, Any]:
