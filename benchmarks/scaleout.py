@@ -104,6 +104,20 @@ def _peak_mb(pid: int) -> float:
     return 0.0
 
 
+def _merge_seconds(root: Path, run_id: str) -> float:
+    """How long the merge (the serial part after the shards) takes: merged again, here."""
+    from signalplay import jobs
+    from signalplay.settings import load_project
+
+    ctx = jobs.open_context(load_project(root))
+    try:
+        start = time.perf_counter()
+        jobs.merge_plan(ctx, run_id)
+        return round(time.perf_counter() - start, 2)
+    finally:
+        ctx.close()
+
+
 def measure(workers: int, accounts: int, shard_size: int, seed: int) -> dict[str, Any]:
     """Prepare a store, start `workers` workers, time the shards and the merge."""
     root, schema, run_id, shards = prepare(accounts, shard_size, seed)
@@ -136,6 +150,7 @@ def measure(workers: int, accounts: int, shard_size: int, seed: int) -> dict[str
         )
         seconds = time.perf_counter() - started
         peaks = [round(_peak_mb(p.pid)) for p in procs]
+        merge = _merge_seconds(root, run_id)
     finally:
         for proc in procs:
             proc.terminate()
@@ -150,6 +165,7 @@ def measure(workers: int, accounts: int, shard_size: int, seed: int) -> dict[str
         "accounts": accounts,
         "shards": len(shards),
         "seconds": round(seconds, 2),
+        "merge_seconds": merge,
         "plan": plan_id,
         "peak_mb_per_worker": peaks,
     }
