@@ -9,7 +9,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -374,6 +374,16 @@ def backfill(ctx: Context, *, days: int, chunk: int = 14) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What one evaluation found: its summary, the episodes open after it (with their
+    decisions) and those it resolved; a preview's exist only here, not in the store."""
+
+    summary: dict[str, Any]
+    open: list[Episode]
+    resolved: list[Episode]
+
+
 def evaluate(
     ctx: Context, profiles: Profiles, *, shard: Collection[str] | None = None
 ) -> dict[str, Any]:
@@ -381,6 +391,14 @@ def evaluate(
     episode that wants action gets (play, owner, due date; actioned, held out, suppressed or
     capped). A `shard` (its accounts) reads only its own episodes: all that is decided about an
     account reads that account's episodes only, so memory follows the shard, not the book."""
+    return assess(ctx, profiles, shard=shard).summary
+
+
+def assess(
+    ctx: Context, profiles: Profiles, *, shard: Collection[str] | None = None, save: bool = True
+) -> Evaluation:
+    """`evaluate`, keeping its episodes; without `save` (a preview) the store is left as it
+    was: no episode opens or resolves there and no decision is recorded."""
     defs = ctx.definitions
     frame = profiles.frame
     now = ctx.clock()
@@ -395,7 +413,8 @@ def evaluate(
         cooldown_days={t.id: t.cooldown_days for t in defs.triggers.triggers},
         now=now,
     )
-    ctx.store.save_episode_changes(changes)
+    if save:
+        ctx.store.save_episode_changes(changes)
     resolved = {(e.account, e.trigger_id) for e in changes.resolved}
     open_pairs = (set(open_episodes) - resolved) | {
         (e.account, e.trigger_id) for e in changes.opened
@@ -414,11 +433,13 @@ def evaluate(
         ),
         now=now,
     )
-    ctx.store.save_decisions({k: d.as_dict() for k, d in decisions.items()})
+    decided = {k: d.as_dict() for k, d in decisions.items()}
+    if save:
+        ctx.store.save_decisions(decided)
     failed = sum(r.failed for r in results)
     if failed:
         log.warning("trigger conditions failed on %d account rows", failed)
-    return {
+    summary = {
         "triggers_fired": dict(sorted(Counter(f.trigger_id for f in fired).items())),
         "episodes_opened": len(changes.opened),
         "episodes_held": len(changes.held),
@@ -426,6 +447,11 @@ def evaluate(
         "cooling_down": len(changes.cooling),
         "decisions": dict(sorted(Counter(d.status for d in decisions.values()).items())),
     }
+    still_open = [
+        replace(e, decision=decided[e.key]) if e.key in decided else e
+        for e in (*changes.opened, *changes.held)
+    ]
+    return Evaluation(summary, still_open, list(changes.resolved))
 
 
 def _cap_window(defs: Definitions) -> int:
@@ -474,22 +500,25 @@ def action_intents(
     return consolidate(intents) if consolidating else intents
 
 
-def plan_ops(ctx: Context, profiles: Profiles, *, shard: Collection[str] | None = None) -> Plan:
+def plan_ops(
+    ctx: Context,
+    profiles: Profiles,
+    *,
+    shard: Collection[str] | None = None,
+    preview: Evaluation | None = None,
+) -> Plan:
     """The CRM changes wanted now for these accounts, diffed against the ledger and the CRM's
     current values; ops in a stable order. A `shard` reads only its accounts' episodes and CRM
-    records."""
+    records. A `preview` is an evaluation the store did not keep: its episodes are used."""
     defs = ctx.definitions
     values = profiles.values
+    opened = preview.open if preview else ctx.store.open_episodes(shard).values()
     episodes = sorted(
-        (e for e in ctx.store.open_episodes(shard).values() if e.account in values),
-        key=lambda e: (e.opened_at, e.key),
+        (e for e in opened if e.account in values), key=lambda e: (e.opened_at, e.key)
     )
     since = ctx.clock() - timedelta(days=CLOSE_WINDOW_DAYS)
-    resolved = [
-        e
-        for e in ctx.store.episodes(status="resolved", resolved_since=since)
-        if e.account in values
-    ]
+    stored = ctx.store.episodes(status="resolved", resolved_since=since)
+    resolved = [e for e in (*stored, *(preview.resolved if preview else ())) if e.account in values]
     # A shard reads the ledger of its own accounts and episodes (every op names one or the
     # other), not the whole ledger once per shard.
     applied = (
@@ -563,12 +592,18 @@ def _plan_stats(result: Plan) -> dict[str, int]:
 
 
 def plan(
-    ctx: Context, profiles: Profiles, run_id: str, *, record: bool = True
+    ctx: Context,
+    profiles: Profiles,
+    run_id: str,
+    *,
+    record: bool = True,
+    preview: Evaluation | None = None,
 ) -> tuple[str, list[WriteOp], dict[str, int]]:
     """The CRM changes wanted now, diffed against the ledger and the CRM; saved, not applied.
     With `record`, its ops enter the ledger as planned (a run about to apply them); a preview
-    leaves the ledger alone, so that a plan nobody applies is never sent by a later run."""
-    result = plan_ops(ctx, profiles)
+    leaves the ledger alone, so that a plan nobody applies is never sent by a later run, and
+    plans from the `preview` evaluation's episodes, which the store never saw."""
+    result = plan_ops(ctx, profiles, preview=preview)
     plan_id = ctx.store.save_plan(run_id, result.ops)
     if record:
         ctx.store.record_planned(run_id, ctx.crm_name, result.ops)
@@ -740,8 +775,11 @@ def _run(
         streams = pull(ctx, run_id, only=only)
         with batch_gc():
             profiles = build_profiles(ctx, run_id)
-            evaluation = evaluate(ctx, profiles)
-            plan_id, ops, plan_stats = plan(ctx, profiles, run_id, record=not dry_run)
+            assessed = assess(ctx, profiles, save=not dry_run)
+            evaluation = assessed.summary
+            plan_id, ops, plan_stats = plan(
+                ctx, profiles, run_id, record=not dry_run, preview=assessed if dry_run else None
+            )
         applied = dict(NOTHING_APPLIED) if dry_run else apply(ctx, ops)
         if not dry_run:
             ctx.store.mark_plan(plan_id, "applied")

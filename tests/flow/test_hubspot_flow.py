@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -306,7 +307,17 @@ def test_a_dry_run_changes_nothing_a_later_run_would_send(
     try:
         dry = jobs.run(ctx, dry_run=True)
         assert dry["plan"]["upsert_task"] > 0
+        assert dry["episodes_opened"] > 0
         assert ctx.store.pending_ops() == []
+        assert ctx.store.open_episodes() == {}  # a preview opens no episode, decides nothing
+        assert ctx.store.episodes(status="resolved", resolved_since=noon() - timedelta(1)) == []
+
+        real = jobs.run(ctx)  # and it previewed exactly what the run then sends
+        assert real["episodes_opened"] == dry["episodes_opened"]
+        previewed, sent = ctx.store.load_plan(dry["plan_id"]), ctx.store.load_plan(real["plan_id"])
+        assert previewed is not None
+        assert sent is not None
+        assert [o.model_dump() for o in previewed] == [o.model_dump() for o in sent]
     finally:
         ctx.close()
 

@@ -378,8 +378,8 @@ def plan(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
             run_id = ctx.store.start_run("plan")
             jobs.pull(ctx, run_id)
             profiles = jobs.build_profiles(ctx, run_id)
-            jobs.evaluate(ctx, profiles)
-            result = jobs.plan(ctx, profiles, run_id, record=False)  # a preview
+            assessed = jobs.assess(ctx, profiles, save=False)  # a preview: the store keeps none
+            result = jobs.plan(ctx, profiles, run_id, record=False, preview=assessed)
             ctx.store.finish_run(run_id, status="ok", summary=result[2])
             return result
         finally:
