@@ -220,19 +220,19 @@ def run_library(
         "results": results,
         "after": {
             "open": {(e.account, e.trigger_id): e for e in episodes},
-            "current": {**prior["current"], **_written(plan)},
+            "current": _written(plan, prior["current"]),
             "applied": applied | {o.op_key for o in plan.ops},
         },
     }
 
 
-def _written(plan: Any) -> dict[str, dict[str, Any]]:
-    """What the CRM holds once the plan's field updates are applied (the fields it wrote)."""
-    return {
-        o.target: {**o.previous, **o.values}
-        for o in plan.ops
-        if o.action is WriteAction.UPDATE_FIELDS
-    }
+def _written(plan: Any, before: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What the CRM holds once the plan's field updates are applied over what it held."""
+    after = dict(before)
+    for o in plan.ops:
+        if o.action is WriteAction.UPDATE_FIELDS:
+            after[o.target] = {**before.get(o.target, {}), **o.values}
+    return after
 
 
 def rule_engine_text(text: str, thresholds: dict[str, float]) -> str:

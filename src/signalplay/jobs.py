@@ -517,7 +517,7 @@ def plan_ops(
         (e for e in opened if e.account in values), key=lambda e: (e.opened_at, e.key)
     )
     since = ctx.clock() - timedelta(days=CLOSE_WINDOW_DAYS)
-    stored = ctx.store.episodes(status="resolved", resolved_since=since)
+    stored = ctx.store.episodes(status="resolved", resolved_since=since, accounts=shard)
     resolved = [e for e in (*stored, *(preview.resolved if preview else ())) if e.account in values]
     # A shard reads the ledger of its own accounts and episodes (every op names one or the
     # other), not the whole ledger once per shard.

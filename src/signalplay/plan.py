@@ -26,15 +26,11 @@ def op_key(*parts: JSONValue) -> str:
     escaper, byte for byte what the whole encoder writes, without its generic walk."""
     pieces = []
     for part in parts:
-        piece = _json_string(part) if type(part) is str else _text_json(part)
+        piece = _text_json(part)
         if piece is None:
             return hashlib.sha256(_CANONICAL.encode(list(parts)).encode()).hexdigest()
         pieces.append(piece)
     return hashlib.sha256(("[" + ",".join(pieces) + "]").encode()).hexdigest()
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _text_json(part: JSONValue) -> str | None:
@@ -99,9 +95,6 @@ def plan_writes(
             continue
         plan.ops.append(_intent_op(key, intent, account_object))
     none: Mapping[str, str | None] = {}
-    # op_key(crm, account_object, account, "update", changed), its constant parts written once
-    update_prefix = f"[{_json_string(crm)},{_json_string(account_object)},"
-    update_verb = _json_string("update")
     for account in sorted(fields):
         now = current.get(account, none)
         wanted = fields[account]
@@ -113,12 +106,7 @@ def plan_writes(
         plan.skipped_unchanged += len(wanted) - len(changed)
         if not changed:
             continue
-        fields_json = _text_json(changed)
-        key = (
-            _digest(f"{update_prefix}{_json_string(account)},{update_verb},{fields_json}]")
-            if fields_json is not None
-            else op_key(crm, account_object, account, "update", changed)
-        )
+        key = op_key(crm, account_object, account, "update", changed)
         if key in applied:
             plan.skipped_applied += 1
             continue

@@ -443,8 +443,10 @@ class Store:
         status: str | None = None,
         account: str | None = None,
         resolved_since: datetime | None = None,
+        accounts: Collection[str] | None = None,
     ) -> list[Episode]:
-        """Every episode, optionally of one status, of one account, resolved since a moment."""
+        """Every episode, optionally of one status, of one account (or of these accounts),
+        resolved since a moment."""
         query = sa.select(t.episodes).order_by(t.episodes.c.opened_at, t.episodes.c.episode_key)
         if status:
             query = query.where(t.episodes.c.status == status)
@@ -453,7 +455,11 @@ class Store:
         if resolved_since is not None:
             query = query.where(t.episodes.c.resolved_at >= resolved_since)
         with self.engine.connect() as conn:
-            return [_episode(r) for r in conn.execute(query)]
+            return [
+                _episode(r)
+                for q in _of_accounts(query, t.episodes.c.account_key, accounts)
+                for r in conn.execute(q)
+            ]
 
     def last_resolved(
         self, accounts: Collection[str] | None = None
@@ -559,18 +565,13 @@ class Store:
         if targets is None and episode_keys is None:
             with self.engine.connect() as conn:
                 return {r[0] for r in conn.execute(sa.select(t.ledger.c.op_key).where(applied))}
-        out: set[str] = set()
+        query = sa.select(t.ledger.c.op_key).where(applied)
+        queries = [
+            *_of_accounts(query, t.ledger.c.target, targets or ()),
+            *_of_accounts(query, t.ledger.c.episode_key, episode_keys or ()),
+        ]
         with self.engine.connect() as conn:
-            for column, values in (
-                (t.ledger.c.target, sorted(targets or ())),
-                (t.ledger.c.episode_key, sorted(episode_keys or ())),
-            ):
-                for start in range(0, len(values), BATCH):
-                    q = sa.select(t.ledger.c.op_key).where(
-                        applied, column.in_(values[start : start + BATCH])
-                    )
-                    out.update(r[0] for r in conn.execute(q))
-        return out
+            return {r[0] for q in queries for r in conn.execute(q)}
 
     def record_planned(self, run_id: str, crm: str, ops: Sequence[WriteOp]) -> None:
         """Write each new op to the ledger as planned; an op already there keeps its status and
@@ -803,7 +804,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def _of_accounts(query: Any, column: Any, accounts: Collection[str] | None) -> list[Any]:
-    """The query as it is (every account), or one per batch of these accounts."""
+    """The query as it is (every account), or one per batch of these accounts (or other keys
+    of `column`)."""
     if accounts is None:
         return [query]
     keys = sorted(accounts)
