@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from signalplay.definitions.loader import Definitions, load_definitions
-from signalplay.episodes import advance_episodes
-from signalplay.evaluator import (
+from signalplay.evaluate.episodes import advance_episodes
+from signalplay.evaluate.evaluator import (
     base_row,
     batch_gc,
     cleared,
@@ -39,12 +39,12 @@ from signalplay.evaluator import (
     firings,
     new_frame,
 )
+from signalplay.jobs.scaffold import shipped_mappings
 from signalplay.models import WriteAction
-from signalplay.orchestration import FINAL, Decision, RecentActions, decide
-from signalplay.plan import action_key, plan_writes
-from signalplay.plays import intents_for
-from signalplay.scaffold import shipped_mappings
+from signalplay.plays.actions import intents_for
+from signalplay.plays.orchestration import FINAL, Decision, RecentActions, decide
 from signalplay.settings import Settings
+from signalplay.writeback.plan import action_key, plan_writes
 
 TODAY = date(2026, 11, 18)
 TIERS = ("enterprise", "mid_market", "smb")

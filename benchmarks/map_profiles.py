@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 
 from signalplay.definitions.loader import load_definitions
-from signalplay.identity import IdentityMap
-from signalplay.mapping import StreamMapper
+from signalplay.jobs.scaffold import shipped_mappings
 from signalplay.models import SourceRecord
-from signalplay.scaffold import shipped_mappings
+from signalplay.profile.identity import IdentityMap
+from signalplay.profile.mapping import StreamMapper
 
 TODAY = date(2026, 11, 18)
 MIX = (("usage_daily", 70), ("tickets", 15), ("invoices", 10), ("contacts", 4), ("companies", 1))

@@ -15,6 +15,7 @@ shard size to see that memory per worker follows the shard, not the book.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import subprocess
 import sys
@@ -31,8 +32,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from evaluate import TODAY, synthetic  # noqa: E402 - the sibling benchmark's book
 
+from signalplay.jobs.scaffold import init_project  # noqa: E402
 from signalplay.models import Fact  # noqa: E402
-from signalplay.scaffold import init_project  # noqa: E402
 from signalplay.store import Store  # noqa: E402
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -128,9 +129,10 @@ def measure(workers: int, accounts: int, shard_size: int, seed: int) -> dict[str
     }
     os.environ.update({k: env[k] for k in ("SIGNALPLAY_BROKER", "SIGNALPLAY_AS_OF")})
     sys.modules.pop("celery_app", None)
+    sys.modules.pop("signalplay.worker", None)
     from celery import chord
 
-    import celery_app
+    celery_app = importlib.import_module("signalplay.worker")
 
     procs = [_worker(f"bench{k}", env) for k in range(workers)]
     try:

@@ -30,15 +30,15 @@ from typing import Any
 from pydantic import SecretStr
 
 from signalplay import jobs
+from signalplay.jobs.scaffold import init_project, salesforce_user_id
 from signalplay.models import RecordRef
-from signalplay.plan import plan_writes
-from signalplay.plays import ActionIntent
+from signalplay.plays.actions import ActionIntent
 from signalplay.registry import build_connector
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.salesforce import SalesforceSandbox, tls
 from signalplay.sandbox.server import serve
-from signalplay.scaffold import init_project, salesforce_user_id
 from signalplay.settings import load_project
+from signalplay.writeback.plan import plan_writes
 
 TOKEN = "bench-token"  # noqa: S105 - the stand-ins' own
 WRITES = ("POST", "PATCH", "PUT", "DELETE")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
+from signalplay.connectors._ratelimit import Budget, BudgetExhaustedError, take
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -24,7 +25,6 @@ from tenacity import (
     stop_after_delay,
 )
 
-from connectors._ratelimit import Budget, BudgetExhaustedError, take
 from signalplay import tally
 from signalplay.errors import RateLimitedError, RetriableError, SyncError
 from signalplay.models import WriteOp, WriteResult

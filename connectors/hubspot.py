@@ -20,15 +20,14 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
-from connectors._ratelimit import (
+from signalplay.connectors._ratelimit import (
     RateLimitSettings,
     Window,
     budget_key,
     make_budget,
     pacing,
 )
-from connectors._retry import call_translated, failed, parse_retry_after
-from signalplay.crmschema import CrmField, CrmMetadata, FieldSpec
+from signalplay.connectors._retry import call_translated, failed, parse_retry_after
 from signalplay.errors import (
     AuthError,
     FatalError,
@@ -38,6 +37,9 @@ from signalplay.errors import (
 )
 from signalplay.models import (
     TASK_OUTCOME,
+    CrmField,
+    CrmMetadata,
+    FieldSpec,
     Page,
     RecordRef,
     SourceRecord,

@@ -26,18 +26,20 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
-from connectors._ratelimit import (
+from signalplay.connectors._ratelimit import (
     RateLimitSettings,
     Window,
     budget_key,
     make_budget,
     pacing,
 )
-from connectors._retry import call_translated, call_with_retry, failed
-from signalplay.crmschema import CrmField, CrmMetadata, FieldSpec
+from signalplay.connectors._retry import call_translated, call_with_retry, failed
 from signalplay.errors import AuthError, FatalError, RateLimitedError, RetriableError, SyncError
 from signalplay.models import (
     TASK_OUTCOME,
+    CrmField,
+    CrmMetadata,
+    FieldSpec,
     Page,
     RecordRef,
     SourceRecord,

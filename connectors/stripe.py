@@ -19,10 +19,16 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from signalplay.connectors._http import AnswerError, translator
+from signalplay.connectors._ratelimit import (
+    RateLimitSettings,
+    Window,
+    budget_key,
+    make_budget,
+    pacing,
+)
+from signalplay.connectors._retry import call_translated, parse_retry_after
 
-from connectors._http import AnswerError, translator
-from connectors._ratelimit import RateLimitSettings, Window, budget_key, make_budget, pacing
-from connectors._retry import call_translated, parse_retry_after
 from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
 from signalplay.models import Page, SourceRecord, StreamSpec
 

@@ -1,5 +1,5 @@
 """Outbound webhook events for the team's messaging tool (in-app guidance, webinar invitations),
-on httpx: one signed POST per event (see signalplay.signing), retried on 429, 5xx and timeouts
+on httpx: one signed POST per event (see signalplay.ops.signing), retried on 429, 5xx and timeouts
 with the one retry policy.
 """
 
@@ -13,11 +13,11 @@ from typing import Any, ClassVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from signalplay.connectors._retry import call_with_retry, parse_retry_after
 
-from connectors._retry import call_with_retry, parse_retry_after
 from signalplay.errors import FatalError, RetriableError, SyncError
 from signalplay.models import WriteAction, WriteOp, WriteResult
-from signalplay.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
+from signalplay.ops.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 
 
 class WebhookSettings(BaseModel):

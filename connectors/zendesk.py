@@ -21,9 +21,8 @@ from typing import Any, ClassVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
-from connectors._http import AnswerError, translator
-from connectors._ratelimit import (
+from signalplay.connectors._http import AnswerError, translator
+from signalplay.connectors._ratelimit import (
     Budget,
     RateLimitSettings,
     Window,
@@ -31,7 +30,8 @@ from connectors._ratelimit import (
     make_budget,
     pacing,
 )
-from connectors._retry import call_translated, parse_retry_after
+from signalplay.connectors._retry import call_translated, parse_retry_after
+
 from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
 from signalplay.models import Page, SourceRecord, StreamSpec
 

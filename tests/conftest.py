@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from signalplay import jobs
-from signalplay.demo import generate
+from signalplay.demo.book import generate
+from signalplay.jobs.scaffold import init_project
 from signalplay.registry import build_connector
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.server import Server, serve
 from signalplay.sandbox.webhook import WebhookReceiver
-from signalplay.scaffold import init_project
 from signalplay.settings import load_project
 
 TOKEN = "pat-test-token"

@@ -1,10 +1,13 @@
-"""Frozen models that cross module boundaries. Imports: pydantic, signalplay.types."""
+"""Frozen models that cross module boundaries: the records and ops connectors exchange, the CRM
+metadata they describe, and the episodes and identity issues the store keeps.
+Imports: pydantic, signalplay.types."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -100,3 +103,73 @@ class Fact(Frozen):
     stream: str
     record_id: str
     observed_at: datetime | None = None
+
+
+Kind = Literal["number", "text", "textarea", "picklist", "date", "datetime", "boolean"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field signalplay writes: on `account` or `task`, its CRM name and kind."""
+
+    object: Literal["account", "task"]
+    name: str
+    kind: Kind
+    options: tuple[str, ...] = ()
+    unique: bool = False
+    label: str = ""
+    file: str = ""  # the RevOps file and key that ask for it
+    loc: tuple[str | int, ...] = ()
+
+
+@dataclass(frozen=True)
+class CrmField:
+    """A field as the CRM describes it."""
+
+    name: str
+    kind: str
+    options: tuple[str, ...] = ()
+    unique: bool = False
+
+
+@dataclass
+class CrmMetadata:
+    """The CRM's account and task fields, and its owners' ids."""
+
+    fields: dict[str, dict[str, CrmField]] = field(default_factory=dict)
+    owners: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One stretch of time during which a trigger held for an account."""
+
+    key: str
+    account: str
+    trigger_id: str
+    opened_at: datetime
+    evidence: dict[str, Any] = field(default_factory=dict)
+    status: str = "open"
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+    decision: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IdentityIssue:
+    """A record that joined no account: unmatched (no key known) or a conflict (two accounts)."""
+
+    source: str
+    stream: str
+    record_id: str
+    problem: Literal["unmatched", "conflict"]
+    key_kind: str
+    key_value: str | None
+    accounts: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for a person."""
+        key = f"{self.key_kind}={self.key_value}" if self.key_value else f"no {self.key_kind}"
+        if self.problem == "conflict":
+            return f"{key} matches {len(self.accounts)} accounts: {', '.join(self.accounts)}"
+        return f"{key} matches no account"

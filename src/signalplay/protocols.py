@@ -8,8 +8,15 @@ from typing import ClassVar, Protocol
 
 from pydantic import BaseModel
 
-from signalplay.crmschema import CrmMetadata, FieldSpec
-from signalplay.models import Page, RecordRef, StreamSpec, WriteOp, WriteResult
+from signalplay.models import (
+    CrmMetadata,
+    FieldSpec,
+    Page,
+    RecordRef,
+    StreamSpec,
+    WriteOp,
+    WriteResult,
+)
 
 
 class Connector(Protocol):

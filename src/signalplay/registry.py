@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from signalplay.definitions.yamlsrc import validation_issues
 from signalplay.errors import ConfigError, Issue
+from signalplay.lang.yamlsrc import validation_issues
 from signalplay.settings import Project, SourceBlock
 
 GROUP = "signalplay.connectors"

@@ -18,8 +18,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from signalplay.definitions.yamlsrc import YamlDoc, read_yaml, validation_issues
 from signalplay.errors import ConfigError, Issue
+from signalplay.lang.yamlsrc import YamlDoc, read_yaml, validation_issues
 
 CONFIG_FILE = "signalplay.yaml"
 SECRETS_DIR_VARIABLE = "SIGNALPLAY_SECRETS_DIR"  # one file a secret, named as its variable

@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from signalplay.connectors._ratelimit import RateLimitSettings
+from signalplay.connectors.hubspot import HubSpotConnector, HubSpotSettings
+from signalplay.connectors.salesforce import SalesforceConnector, SalesforceSettings
 
-from connectors._ratelimit import RateLimitSettings
-from connectors.hubspot import HubSpotConnector, HubSpotSettings
-from connectors.salesforce import SalesforceConnector, SalesforceSettings
-from signalplay.crmschema import FieldSpec
 from signalplay.errors import AuthError
 from signalplay.models import RecordRef, WriteAction, WriteOp
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.salesforce import Field, SalesforceSandbox, tls
 from signalplay.sandbox.server import serve
+from signalplay.writeback.crmschema import FieldSpec
 
 TOKEN = "contract-token"
 NO_BUDGET = RateLimitSettings()  # the storm test is about the vendor's 429s, not our budget
@@ -379,9 +379,9 @@ def test_renewal_deals_map_to_won_and_lost_through_the_shipped_mappings(
     from datetime import date
 
     from signalplay.definitions.loader import load_definitions
-    from signalplay.identity import IdentityMap
-    from signalplay.mapping import StreamMapper
-    from signalplay.scaffold import init_project
+    from signalplay.jobs.scaffold import init_project
+    from signalplay.profile.identity import IdentityMap
+    from signalplay.profile.mapping import StreamMapper
 
     lost, won, both = crm.account("Lost"), crm.account("Won"), crm.account("Back")
     crm.renewal(lost, "lost", "2026-10-01")

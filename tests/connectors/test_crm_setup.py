@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from signalplay.connectors.salesforce import SalesforceConnector, SalesforceSettings
 from typer.testing import CliRunner
 
-from connectors.salesforce import SalesforceConnector, SalesforceSettings
 from signalplay.cli import app
-from signalplay.crmschema import FieldSpec, owner_refs, preflight, wanted_fields
 from signalplay.definitions.loader import load_definitions
 from signalplay.definitions.schema import CLOSURE_REASONS
+from signalplay.jobs.scaffold import shipped_mappings
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.salesforce import SalesforceSandbox, tls
 from signalplay.sandbox.server import Server, serve
-from signalplay.scaffold import shipped_mappings
+from signalplay.writeback.crmschema import FieldSpec, owner_refs, preflight, wanted_fields
 from tests.conftest import TOKEN, make_project
 
 ENV = {"SIGNALPLAY_CRM__ACCESS_TOKEN": TOKEN}

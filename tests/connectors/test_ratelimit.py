@@ -10,8 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
-
-from connectors._ratelimit import (
+from signalplay.connectors._ratelimit import (
     BudgetExhaustedError,
     LocalBudget,
     RateLimitSettings,
@@ -21,6 +20,7 @@ from connectors._ratelimit import (
     make_budget,
     take,
 )
+
 from signalplay.errors import RateLimitedError
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.server import serve
@@ -142,7 +142,7 @@ def test_workers_sharing_a_redis_budget_cause_no_429(redis_url: str) -> None:
     """Two connectors in two threads, 22 requests against a sandbox allowing 12 per 10 s: with
     one Redis budget of 12 per 10 s the sandbox never answers 429 (the last requests wait the
     window out)."""
-    from connectors.hubspot import HubSpotConnector, HubSpotSettings
+    from signalplay.connectors.hubspot import HubSpotConnector, HubSpotSettings
 
     sandbox = HubSpotSandbox(token=TOKEN, rate_limit=12)
     sandbox.seed_object("companies", {"name": "Acme", "domain": "acme.test"}, unique_by="domain")
@@ -177,7 +177,7 @@ def test_workers_sharing_a_redis_budget_cause_no_429(redis_url: str) -> None:
 
 
 def test_the_daily_quota_stops_the_call_instead_of_sleeping() -> None:
-    from connectors.hubspot import HubSpotConnector, HubSpotSettings
+    from signalplay.connectors.hubspot import HubSpotConnector, HubSpotSettings
 
     sandbox = HubSpotSandbox(token=TOKEN, daily_limit=2)  # the catalogue and one page
     with serve(sandbox) as server:

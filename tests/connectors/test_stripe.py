@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
+from signalplay.connectors._ratelimit import RateLimitSettings
+from signalplay.connectors.stripe import StripeConnector, StripeSettings, monthly_mrr, normalise
 
-from connectors._ratelimit import RateLimitSettings
-from connectors.stripe import StripeConnector, StripeSettings, monthly_mrr, normalise
 from signalplay.errors import FatalError
 from signalplay.sandbox.server import serve
 from signalplay.sandbox.stripe import StripeSandbox
@@ -230,10 +230,10 @@ def test_every_canonical_billing_object_maps_through_the_shipped_billing_mapping
     from datetime import date
 
     from signalplay.definitions.loader import load_definitions
-    from signalplay.identity import IdentityMap
-    from signalplay.mapping import StreamMapper
+    from signalplay.jobs.scaffold import shipped_mappings
     from signalplay.models import SourceRecord
-    from signalplay.scaffold import shipped_mappings
+    from signalplay.profile.identity import IdentityMap
+    from signalplay.profile.mapping import StreamMapper
 
     defs = load_definitions(shipped_mappings())
     resources = json.loads(BILLING.read_text())["resources"]

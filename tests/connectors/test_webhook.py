@@ -8,12 +8,12 @@ import time
 import httpx
 import pytest
 from pydantic import SecretStr
+from signalplay.connectors.webhook import WebhookConnector, WebhookSettings
 
-from connectors.webhook import WebhookConnector, WebhookSettings
 from signalplay.models import WriteAction, WriteOp
+from signalplay.ops.signing import sign, verify
 from signalplay.sandbox.server import serve
 from signalplay.sandbox.webhook import WebhookReceiver
-from signalplay.signing import sign, verify
 
 SECRET = "whsec-unit"
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
+from signalplay.connectors._ratelimit import RateLimitSettings
+from signalplay.connectors.zendesk import ZendeskConnector, ZendeskSettings
 
-from connectors._ratelimit import RateLimitSettings
-from connectors.zendesk import ZendeskConnector, ZendeskSettings
 from signalplay.sandbox.server import serve
 from signalplay.sandbox.zendesk import ZendeskSandbox
 
@@ -269,9 +269,9 @@ def test_tickets_without_an_organization_and_their_metrics_find_their_account(
     sets, SLA breaches and ratings join through their ticket."""
 
     from signalplay.definitions.loader import load_definitions
-    from signalplay.mapping import StreamMapper, build_identity
+    from signalplay.jobs.scaffold import shipped_mappings
     from signalplay.models import SourceRecord
-    from signalplay.scaffold import shipped_mappings
+    from signalplay.profile.mapping import StreamMapper, build_identity
 
     sandbox, clock, url = env
     known = sandbox.add_organization("Acme", domains=("acme.example",))

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from signalplay.definitions.jsonschema import SCHEMAS, render, write_schemas
-from signalplay.scaffold import shipped_mappings
+from signalplay.jobs.scaffold import shipped_mappings
 
 SHIPPED = shipped_mappings()
 KIND = {
@@ -51,10 +51,10 @@ def test_schema_rejects_a_typo_as_an_editor_would(tmp_path: Path) -> None:
 
 def test_trigger_reference_table_is_fresh() -> None:
     from signalplay.definitions.loader import load_definitions
-    from signalplay.docs import END, START, trigger_table
+    from signalplay.jobs.docs import END, START, trigger_table
 
     text = (SHIPPED.parent / "docs" / "triggers.md").read_text()
     section = text.split(START, 1)[1].split(END, 1)[0].strip()
     table = trigger_table(load_definitions(SHIPPED))
-    assert section == table, "run `python -m signalplay.docs docs/triggers.md` and commit"
+    assert section == table, "run `python -m signalplay.jobs.docs docs/triggers.md` and commit"
     assert len(table.splitlines()) == 2 + 22

@@ -10,7 +10,7 @@ import pytest
 
 from signalplay.definitions.loader import LOADED_KEEP, load_definitions_cached
 from signalplay.errors import ConfigError
-from signalplay.scaffold import shipped_mappings
+from signalplay.jobs.scaffold import shipped_mappings
 
 
 def test_unchanged_files_are_loaded_once_and_an_edit_is_read(tmp_path: Path) -> None:

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 
 from signalplay.definitions.loader import load_definitions
 from signalplay.definitions.schema import MappingFile
-from signalplay.definitions.yamlsrc import parse_yaml, validate_doc
 from signalplay.errors import ConfigError, Issue
-from signalplay.identity import IdentityMap
-from signalplay.mapping import StreamMapper
+from signalplay.jobs.scaffold import shipped_mappings
+from signalplay.lang.yamlsrc import parse_yaml, validate_doc
 from signalplay.models import SourceRecord
-from signalplay.scaffold import shipped_mappings
+from signalplay.profile.identity import IdentityMap
+from signalplay.profile.mapping import StreamMapper
 
 SHIPPED = load_definitions(shipped_mappings())
 

@@ -10,7 +10,7 @@ import tracemalloc
 from pathlib import Path
 
 from signalplay.definitions.loader import load_definitions
-from signalplay.scaffold import shipped_mappings
+from signalplay.jobs.scaffold import shipped_mappings
 
 
 def test_loading_the_definitions_again_and_again_keeps_nothing(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from functools import cache
 from typing import Any
 
 from signalplay.definitions.loader import Definitions, load_definitions
-from signalplay.evaluator import base_row, derive, fire_triggers, new_frame
-from signalplay.scaffold import shipped_mappings
-from signalplay.vector import Frame
+from signalplay.evaluate.evaluator import base_row, derive, fire_triggers, new_frame
+from signalplay.jobs.scaffold import shipped_mappings
+from signalplay.lang.vector import Frame
 
 TODAY = date(2026, 11, 18)
 

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from signalplay.definitions.loader import Definitions
-from signalplay.episodes import Episode, episode_key
-from signalplay.orchestration import (
+from signalplay.evaluate.episodes import episode_key
+from signalplay.models import Episode
+from signalplay.plays.actions import consolidate, intents_for
+from signalplay.plays.orchestration import (
     ACTIONED,
     CAPPED,
     HOLDOUT,
@@ -22,7 +24,6 @@ from signalplay.orchestration import (
     decide,
     resolve_owner,
 )
-from signalplay.plays import consolidate, intents_for
 from tests.evaluator.helpers import frame_of, quiet, shipped
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)  # a Wednesday, 10:00 in New York
@@ -243,8 +244,8 @@ def test_every_trigger_decides_and_renders_without_template_errors(trigger: str)
 
 @pytest.mark.parametrize("stage", ["onboarding", "adoption", "value_proof", "renewal", "expansion"])
 def test_one_pass_rendering_equals_rendering_each_part_and_block(stage: str) -> None:
-    from signalplay.plays import _all_blocks, combined_template, content_blocks
-    from signalplay.templates import render
+    from signalplay.lang.templates import render
+    from signalplay.plays.actions import _all_blocks, combined_template, content_blocks
 
     defs = shipped()
     prof = dict(profiles(a={})["a"], stage=stage)

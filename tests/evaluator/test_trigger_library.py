@@ -262,7 +262,7 @@ def test_renewal_checkpoint_uses_a_higher_health_bar_for_high_arr() -> None:
 
     defs = shipped()
     trig = defs.trigger("renewal_checkpoint_120")
-    from signalplay.evaluator import threshold_columns
+    from signalplay.evaluate.evaluator import threshold_columns
 
     frame = frame_of(quiet(), quiet(**ENT), quiet(**SMB))
     cols = threshold_columns(frame, trig)

@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from signalplay.chaos_suite import World, run_seed
 from signalplay.cli import app
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.settings import load_project
 from signalplay.store import Store
+from signalplay.testing.chaos import World, run_seed
 
 pytestmark = pytest.mark.slow
 

@@ -150,7 +150,7 @@ def test_failed_write_is_kept_in_ledger_and_retried_next_run(
 def test_rate_limited_call_is_retried_after_retry_after(
     tmp_path: Path, sandbox: HubSpotSandbox, server: Server
 ) -> None:
-    from connectors.hubspot import HubSpotConnector, HubSpotSettings
+    from signalplay.connectors.hubspot import HubSpotConnector, HubSpotSettings
 
     waits: list[float] = []
     conn = HubSpotConnector(

@@ -26,7 +26,7 @@ CANARY = "canary-4be1d07c93e2"
 
 
 def test_runs_lists_the_history_and_check_fails_a_silent_schedule(tmp_path: Path) -> None:
-    from signalplay.scaffold import init_project
+    from signalplay.jobs.scaffold import init_project
 
     root = tmp_path / "proj"
     init_project(root, crm_host="http://127.0.0.1:9")
@@ -71,7 +71,7 @@ def test_the_celery_watchdog_sends_a_signed_alert(  # noqa: PLR0917 - fixtures
     receiver: WebhookReceiver,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import celery_app
+    from signalplay import worker
 
     root = make_project(
         tmp_path / "proj", sandbox, server.url, accounts=5, webhook_url=f"{hooks.url}/events"
@@ -81,7 +81,7 @@ def test_the_celery_watchdog_sends_a_signed_alert(  # noqa: PLR0917 - fixtures
     store.finish_run(store.start_run("sync"), status="failed", summary={})
     store.close()
     monkeypatch.setenv("SIGNALPLAY_CRM__ACCESS_TOKEN", TOKEN)
-    alert = celery_app.watchdog.apply(args=(str(root),)).get()
+    alert = worker.watchdog.apply(args=(str(root),)).get()
     assert alert["kind"] == "failed"
     assert [e["event"] for e in receiver.events] == ["signalplay.alert"]  # verified signature
     assert receiver.events[0]["kind"] == "failed"

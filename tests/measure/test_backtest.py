@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from signalplay.backtest import auc, run_backtest
 from signalplay.cli import app
 from signalplay.definitions.loader import load_definitions
-from signalplay.scaffold import init_project, shipped_mappings
+from signalplay.jobs.scaffold import init_project, shipped_mappings
+from signalplay.measure.backtest import auc, run_backtest
 from signalplay.settings import MeasureSettings
 from signalplay.store import Store
 

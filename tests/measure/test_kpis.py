@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from signalplay.measure import (
+from signalplay.measure.kpis import (
     Period,
     adoption_lift,
     episode_facts,

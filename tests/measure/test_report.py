@@ -15,10 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from signalplay.cli import app
-from signalplay.episodes import EpisodeChanges
+from signalplay.jobs.scaffold import init_project
+from signalplay.measure.report import PLOTS
 from signalplay.models import TASK_OUTCOME, SourceRecord, WriteAction, WriteOp
-from signalplay.report import PLOTS
-from signalplay.scaffold import init_project
 from signalplay.store import Store
 from tests.measure.world import END, NOW, START, World, make_world
 
@@ -29,7 +28,7 @@ REQUIRED = bool(os.environ.get("SIGNALPLAY_CI_BROWSER"))  # set by .ci/run
 def fill(root: Path, w: World) -> None:
     store = Store(f"sqlite:///{root / 'signalplay.db'}")
     store.migrate()
-    store.save_episode_changes(EpisodeChanges(opened=[t.episode for t in w.truths]))
+    store.save_episodes([t.episode for t in w.truths])
     ops = [
         WriteOp(
             op_key=f"op-{task.key}",

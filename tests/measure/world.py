@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from signalplay.episodes import Episode
-from signalplay.measure import TaskOutcome
+from signalplay.measure.kpis import TaskOutcome
+from signalplay.models import Episode
 
 START = date(2026, 6, 1)
 END = date(2026, 8, 29)  # a 90-day period

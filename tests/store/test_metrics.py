@@ -8,7 +8,7 @@ from pathlib import Path
 from prometheus_client import make_wsgi_app
 from prometheus_client.parser import text_string_to_metric_families
 
-from signalplay.metrics import exposition, registry
+from signalplay.ops.metrics import exposition, registry
 from signalplay.store import Store
 
 

@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from signalplay.episodes import Episode, EpisodeChanges
-from signalplay.models import SourceRecord, WriteAction, WriteOp, WriteResult
+from signalplay.models import Episode, SourceRecord, WriteAction, WriteOp, WriteResult
 from signalplay.store import Store
 from signalplay.store.schema import metadata
 
@@ -94,12 +93,12 @@ def test_ledger_planned_then_applied_then_not_replanned(store: Store) -> None:
 
 def test_episodes_round_trip_with_aware_times(store: Store) -> None:
     ep = Episode("sp_1", "acct", "trig", NOW, {"x": 1.5})
-    store.save_episode_changes(EpisodeChanges(opened=[ep]))
+    store.save_episodes([ep])
     assert store.open_episodes()[("acct", "trig")].opened_at == NOW
     resolved = Episode(
         "sp_1", "acct", "trig", NOW, {"x": 1.5}, "resolved", NOW, "condition_cleared"
     )
-    store.save_episode_changes(EpisodeChanges(resolved=[resolved]))
+    store.save_episodes([resolved])
     assert store.open_episodes() == {}
     assert store.last_resolved() == {("acct", "trig"): NOW}
 
@@ -123,7 +122,7 @@ def test_quarantine_keeps_one_row_per_record_and_map_stage_is_replaced(store: St
 
 
 def test_identity_report_is_replaced_by_each_build(store: Store) -> None:
-    from signalplay.identity import IdentityIssue
+    from signalplay.models import IdentityIssue
 
     first = IdentityIssue("s", "x", "1", "unmatched", "domain", "a.example")
     conflict = IdentityIssue("s", "x", "2", "conflict", "domain", "b.example", ("10", "11"))

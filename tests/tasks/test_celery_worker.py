@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import signalplay
 from signalplay import jobs
 from signalplay.models import WriteOp
 from signalplay.sandbox.hubspot import HubSpotSandbox
@@ -49,6 +50,13 @@ def _in_process_plan(root: Path) -> list[WriteOp]:
         return jobs.plan(ctx, profiles, run_id)[1]
     finally:
         ctx.close()
+
+
+def _forget_worker() -> None:
+    """The next import builds the app again, reading the worker settings of this test's env."""
+    for name in ("celery_app", "signalplay.worker"):
+        sys.modules.pop(name, None)
+    vars(signalplay).pop("worker", None)  # `from signalplay import worker` reads the attribute
 
 
 def _worker(env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
@@ -100,8 +108,8 @@ def test_two_workers_on_redis_merge_exactly_the_in_process_plan(
         try:
             monkeypatch.setenv("SIGNALPLAY_BROKER", BROKER)
             monkeypatch.setenv("SIGNALPLAY_SHARD_SIZE", "20")
-            sys.modules.pop("celery_app", None)
-            import celery_app
+            _forget_worker()
+            from signalplay import worker as celery_app
 
             celery_app.app.control.purge()
             started = celery_app.sync.apply_async(
@@ -120,7 +128,7 @@ def test_two_workers_on_redis_merge_exactly_the_in_process_plan(
                 worker.terminate()
             for worker in workers:
                 worker.wait(timeout=30)
-            sys.modules.pop("celery_app", None)
+            _forget_worker()
 
     assert started["parts"] == 4
     assert got is not None, "the chord never merged the plan"
@@ -145,13 +153,13 @@ def test_without_a_broker_sync_runs_eagerly_in_process(
     with serve(sandbox) as server, serve(receiver) as hooks:
         url = f"{hooks.url}/events"
         root = make_project(tmp_path, sandbox, server.url, accounts=60, webhook_url=url)
-        sys.modules.pop("celery_app", None)
-        import celery_app
+        _forget_worker()
+        from signalplay import worker
 
         try:
-            started = celery_app.sync.delay(str(root)).get()
+            started = worker.sync.delay(str(root)).get()
         finally:
-            sys.modules.pop("celery_app", None)
+            _forget_worker()
     assert started["parts"] == 3
     assert len(sandbox.state.objects["tasks"]) > 0
     assert receiver.events

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from signalplay.calendar import BusinessCalendar, SlaError, check_calendar
 from signalplay.definitions.schema import Calendar
+from signalplay.lang.calendar import BusinessCalendar, SlaError, check_calendar
 
 NY = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from signalplay.cli import app
 from signalplay.definitions.loader import load_definitions
 from signalplay.errors import ConfigError
-from signalplay.scaffold import init_project, shipped_mappings
+from signalplay.jobs.scaffold import init_project, shipped_mappings
 from signalplay.settings import load_project
 
 

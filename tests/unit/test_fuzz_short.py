@@ -10,7 +10,7 @@ import json
 from typer.testing import CliRunner
 
 from signalplay.cli import app
-from signalplay.fuzz import TARGETS
+from signalplay.testing.fuzz import TARGETS
 
 
 def test_every_target_takes_its_cases_without_an_unexpected_exception() -> None:

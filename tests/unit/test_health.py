@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signalplay.health import drivers_text, drivers_texts
+from signalplay.evaluate.health import drivers_text, drivers_texts
 from tests.evaluator.helpers import shipped
 
 CARD = shipped().health

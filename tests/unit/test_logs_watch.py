@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from signalplay import logs
-from signalplay.watch import check_runs
+from signalplay.ops import logs
+from signalplay.ops.watch import check_runs
 
 CANARY = "canary-7f3a9c1e5b"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 
 from signalplay.definitions.loader import load_definitions
-from signalplay.identity import IdentityMap
-from signalplay.mapping import StreamMapper
+from signalplay.jobs.scaffold import shipped_mappings
 from signalplay.models import SourceRecord
-from signalplay.scaffold import shipped_mappings
+from signalplay.profile.identity import IdentityMap
+from signalplay.profile.mapping import StreamMapper
 
 DEFS = load_definitions(shipped_mappings())
 TICKETS = next(m for m in DEFS.mappings if m.spec.stream == "tickets")
@@ -61,7 +61,7 @@ def test_one_pass_serves_several_days_with_their_own_windows() -> None:
 
 
 def test_any_stream_can_provide_keys_and_disagreeing_keys_are_a_conflict(tmp_path) -> None:
-    from signalplay.mapping import build_identity
+    from signalplay.profile.mapping import build_identity
 
     orgs = tmp_path / "support.organizations.yaml"
     orgs.write_text(
@@ -101,8 +101,8 @@ def test_any_stream_can_provide_keys_and_disagreeing_keys_are_a_conflict(tmp_pat
 
 
 def test_keys_of_one_record_that_point_at_two_accounts_are_a_conflict() -> None:
-    from signalplay.identity import resolve
-    from signalplay.transforms import compile_path
+    from signalplay.lang.transforms import compile_path
+    from signalplay.profile.identity import resolve
 
     identity = IdentityMap()
     identity.add("stripe_customer_id", "cus_a", "a")

@@ -9,7 +9,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signalplay.plan import op_key
+from signalplay.writeback.plan import op_key
 
 TASK_KEY = "25a3704670af51e2ed5799c768610e4788ae4c685d7d6d763f5604bae2f4c9b8"
 FIELDS_KEY = "b15e368d587b18a6f6dce9170ed12d8d3936745dadff959c693278a5ae3ef63e"
@@ -48,7 +48,7 @@ def test_keys_are_the_canonical_json_digest(parts: list[object]) -> None:
 def test_a_planned_field_update_has_the_key_of_its_parts(account: str, wanted: dict) -> None:
     """plan_writes writes a field update's key from its constant parts and the account's: it
     must be op_key's, or an upgrade would write every account's fields again."""
-    from signalplay.plan import plan_writes
+    from signalplay.writeback.plan import plan_writes
 
     plan = plan_writes(crm="hubspot", intents=[], fields={account: wanted}, current={}, applied=())
     (op,) = plan.ops

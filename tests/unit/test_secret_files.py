@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from signalplay import logs
 from signalplay.errors import ConfigError
-from signalplay.scaffold import init_project
+from signalplay.jobs.scaffold import init_project
+from signalplay.ops import logs
 from signalplay.settings import load_project
 
 

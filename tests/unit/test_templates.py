@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from signalplay.templates import MAX_OUTPUT, check_template, render
+from signalplay.lang.templates import MAX_OUTPUT, check_template, render
 
 REJECTED_AT_LOAD = [
     ("{{ ''.__class__.__mro__ }}", "is not allowed (no names starting with _)"),

@@ -7,7 +7,7 @@ import pytest
 
 from signalplay.definitions.fields import compile_field, field_type
 from signalplay.definitions.schema import FieldSpec
-from signalplay.transforms import CastError, compile_path, make_cast, money, normalize_key
+from signalplay.lang.transforms import CastError, compile_path, make_cast, money, normalize_key
 
 SUBSCRIPTION = {
     "id": "sub_1",

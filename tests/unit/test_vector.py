@@ -11,8 +11,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signalplay.expr import ExprRuntimeError, ValueType, compile_expr
-from signalplay.vector import NUM, Frame, compile_vector, evaluate, python_values, truthy
+from signalplay.lang.expr import ExprRuntimeError, ValueType, compile_expr
+from signalplay.lang.vector import NUM, Frame, compile_vector, evaluate, python_values, truthy
 
 TODAY = date(2026, 11, 18)
 TYPES = {

@@ -14,8 +14,9 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from signalplay import jobs, logs
+from signalplay import jobs
 from signalplay.errors import ConfigError, SignalplayError
+from signalplay.ops import logs
 from signalplay.settings import load_project
 
 app = typer.Typer(

@@ -10,7 +10,7 @@ import typer
 
 from signalplay import jobs
 from signalplay.cli._app import JsonOpt, ProjectOpt, context, crm_app, guard, out
-from signalplay.crmschema import Finding
+from signalplay.writeback.crmschema import Finding
 
 
 def _finding_json(finding: Finding) -> dict[str, object]:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from signalplay import jobs, views
+from signalplay import jobs
 from signalplay.cli._app import (
     JsonOpt,
     ProjectOpt,
@@ -27,9 +27,10 @@ from signalplay.cli._app import (
     quarantine_app,
 )
 from signalplay.definitions.jsonschema import write_schemas
-from signalplay.scaffold import shipped_mappings
+from signalplay.jobs import views
+from signalplay.jobs.scaffold import shipped_mappings
+from signalplay.ops.watch import check_runs
 from signalplay.settings import load_project
-from signalplay.watch import check_runs
 
 
 def _json(value: Any) -> None:
@@ -446,7 +447,7 @@ def metrics_cmd(
 ) -> None:
     """Prometheus metrics from the store (requests, 429s, quarantined records, runs, episodes,
     CRM changes): printed once, or served for scraping with --serve."""
-    from signalplay.metrics import exposition, registry
+    from signalplay.ops.metrics import exposition, registry
 
     ctx = guard(lambda: context(project))
     try:
@@ -479,7 +480,7 @@ def fuzz_cmd(
     trigger and play files) with Hypothesis: print the cases and outcomes per target; exit 1
     on any unexpected exception. Needs the test extra (`pip install -e '.\\[test]'`)."""
     try:
-        from signalplay.fuzz import TARGETS, run
+        from signalplay.testing.fuzz import TARGETS, run
     except ModuleNotFoundError as exc:  # hypothesis is a test dependency
         out.print(f"fuzzing needs the test extra: pip install -e '.[test]' ({exc})")
         raise typer.Exit(2) from None
@@ -533,7 +534,7 @@ def chaos_cmd(  # noqa: PLR0917 - Typer options
     are 0."""
     import tempfile
 
-    from signalplay.chaos_suite import run_suite
+    from signalplay.testing.chaos import run_suite
 
     chosen = tuple(crm or ("hubspot", "salesforce"))
     unknown = sorted(set(chosen) - {"hubspot", "salesforce"})

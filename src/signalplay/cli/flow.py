@@ -28,7 +28,7 @@ from signalplay.cli._app import (
 )
 from signalplay.cli.measure import write_report
 from signalplay.definitions.loader import load_definitions
-from signalplay.demo_history import (
+from signalplay.demo.history import (
     BACKFILL_DAYS,
     HISTORY_WEEKS,
     Desk,
@@ -37,9 +37,9 @@ from signalplay.demo_history import (
     run_moments,
 )
 from signalplay.errors import SignalplayError
-from signalplay.outcomes import default_period
+from signalplay.jobs.measure import default_period
+from signalplay.jobs.scaffold import init_project
 from signalplay.registry import build_connector
-from signalplay.scaffold import init_project
 from signalplay.settings import SourceBlock, load_project
 
 DEMO_TOKEN = "pat-sandbox-demo"  # noqa: S105 - the sandbox's own token, not a secret
@@ -80,7 +80,7 @@ def demo(  # noqa: PLR0917 - Typer options
     """Generate a book of business, start the CRM sandbox (HubSpot, or Salesforce over TLS),
     provision its fields, replay past weeks of scheduled runs (CSMs closing tasks, renewals),
     run the flow today, write the HTML report and print a summary."""
-    from signalplay.demo import generate
+    from signalplay.demo.book import generate
     from signalplay.sandbox.hubspot import HubSpotSandbox
     from signalplay.sandbox.salesforce import SalesforceSandbox, tls
     from signalplay.sandbox.server import serve
@@ -152,7 +152,7 @@ def demo(  # noqa: PLR0917 - Typer options
 
 def source_sandboxes(directory: Path) -> tuple[Any, Any]:
     """The Stripe and Zendesk stand-ins, loaded with the demo's billing and support files."""
-    from signalplay.demo import seed_sources
+    from signalplay.demo.book import seed_sources
     from signalplay.sandbox.stripe import StripeSandbox
     from signalplay.sandbox.zendesk import ZendeskSandbox
 

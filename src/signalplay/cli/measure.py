@@ -12,11 +12,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from signalplay import outcomes
 from signalplay.cli._app import JsonOpt, ProjectOpt, app, context, guard, out
 from signalplay.errors import ConfigError, Issue
-from signalplay.measure import Period
-from signalplay.report import (
+from signalplay.jobs import measure as outcomes
+from signalplay.measure.kpis import Period
+from signalplay.measure.report import (
     BACKTEST_HEADERS,
     COHORT_HEADERS,
     KPI_HEADERS,

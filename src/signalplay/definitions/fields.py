@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from signalplay.definitions.schema import FieldSpec, ValueSpec
-from signalplay.expr import ANY, BOOL, NUMBER, TEXT, Expression, ExprRuntimeError, ValueType
-from signalplay.transforms import (
+from signalplay.lang.expr import ANY, BOOL, NUMBER, TEXT, Expression, ExprRuntimeError, ValueType
+from signalplay.lang.transforms import (
     REDUCE,
     CastError,
     compile_path,

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 from jinja2 import TemplateSyntaxError, nodes
 from pydantic import BaseModel
 
-from signalplay.calendar import check_calendar
 from signalplay.definitions.fields import (
     Extractor,
     builtin_types,
@@ -42,11 +41,12 @@ from signalplay.definitions.schema import (
     ValueSpec,
     WritebackFile,
 )
-from signalplay.definitions.yamlsrc import Loc, YamlDoc, dotted, read_yaml, validate_doc
 from signalplay.errors import ConfigError, Issue
-from signalplay.expr import NUMBER, TEXT, ExprError, Expression, ValueType, compile_expr
-from signalplay.templates import ENV, check_template
-from signalplay.transforms import compile_path, normalize_key, zone
+from signalplay.lang.calendar import check_calendar
+from signalplay.lang.expr import NUMBER, TEXT, ExprError, Expression, ValueType, compile_expr
+from signalplay.lang.templates import ENV, check_template
+from signalplay.lang.transforms import compile_path, normalize_key, zone
+from signalplay.lang.yamlsrc import Loc, YamlDoc, dotted, read_yaml, validate_doc
 
 RESERVED = {"signals", "health", "triggers", "plays", "writeback", "segments", "routing"}
 BUILTIN_FIELDS = frozenset({"today", "account_key"})

@@ -6,7 +6,6 @@ Every model forbids unknown keys, so a typo is an error with its file position. 
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -19,7 +18,8 @@ from pydantic import (
     field_validator,
 )
 
-from signalplay.transforms import PATH_PATTERN as _PATH_PATTERN
+from signalplay.lang.calendar import Calendar
+from signalplay.lang.transforms import PATH_PATTERN as _PATH_PATTERN
 
 IDENT = r"^[a-z][a-z0-9_]{0,62}$"
 PATH_PATTERN = _PATH_PATTERN
@@ -302,18 +302,6 @@ class PlaysFile(Strict):
     version: Literal[1]
     content: dict[Ident, dict[Ident, dict[Ident, Annotated[str, Field(max_length=20000)]]]] = {}
     plays: tuple[Play, ...]
-
-
-class Calendar(Strict):
-    """An owner's working calendar: timezone, working days and hours, public holidays."""
-
-    timezone: str = "UTC"
-    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
-    subdiv: str | None = None
-    workdays: tuple[Annotated[int, Field(ge=0, le=6)], ...] = (0, 1, 2, 3, 4)
-    start_hour: int = Field(default=9, ge=0, le=23)
-    end_hour: int = Field(default=17, ge=1, le=24)
-    extra_holidays: tuple[date, ...] = ()
 
 
 class Suppression(Strict):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from signalplay.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
+from signalplay.ops.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
 
 
 def _header(environ: dict[str, Any], name: str) -> str | None:

@@ -1,6 +1,6 @@
 """The store: every database read and write of signalplay, on SQLite or PostgreSQL.
 
-Imports: sqlalchemy, alembic, signalplay models and arrows' data types.
+Imports: sqlalchemy, alembic and the kernel (models, types): never a stage.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from alembic.config import Config
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from signalplay.episodes import Episode, EpisodeChanges
-from signalplay.identity import IdentityIssue
-from signalplay.models import Fact, SourceRecord, WriteOp, WriteResult
+from signalplay.models import Episode, Fact, IdentityIssue, SourceRecord, WriteOp, WriteResult
 from signalplay.store import schema as t
 from signalplay.types import Clock, utc_clock
 
@@ -482,7 +480,7 @@ class Store:
                 if at is not None
             }
 
-    def save_episode_changes(self, changes: EpisodeChanges) -> None:
+    def save_episodes(self, episodes: Iterable[Episode]) -> None:
         """Insert opened episodes and mark resolved ones; replays change nothing."""
         rows = [
             {
@@ -497,7 +495,7 @@ class Store:
                 "decision_status": e.decision.get("status"),
                 "decision": _jsonable(e.decision) or None,
             }
-            for e in (*changes.opened, *changes.resolved)
+            for e in episodes
         ]
         with self.engine.begin() as conn:
             self._upsert(conn, t.episodes, rows, ("episode_key",))

@@ -1,0 +1,294 @@
+"""The measuring use cases: read what the store holds (episodes and their decisions, the tasks
+signalplay wrote as the CRM reported them back, the daily profile snapshots) and compute the
+KPIs, experiment lift, cohorts, noisy triggers and the backtest of one period.
+
+Imports: stdlib, backtest, definitions, jobs, measure, models, plays, profile, settings, store.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from signalplay.definitions.loader import Definitions, load_definitions
+from signalplay.jobs import CRM_SOURCE, Context
+from signalplay.measure.backtest import Backtest, run_backtest
+from signalplay.measure.kpis import (
+    ACTIONED,
+    EpisodeFacts,
+    Period,
+    TaskOutcome,
+    account_outcomes,
+    adoption_lift,
+    as_moment,
+    churn_day,
+    episode_facts,
+    experiment_lift,
+    forecast_accuracy,
+    kpis_by,
+    kpis_by_pair,
+    noisy_triggers,
+    retention,
+    save_rate,
+    sla_by_week,
+    time_to_first_value,
+    touched_accounts,
+)
+from signalplay.models import TASK_OUTCOME, Episode
+from signalplay.plays.actions import content_use
+from signalplay.profile.values import history_days, history_fields
+from signalplay.store import Store
+
+DIMENSIONS = ("trigger", "play", "segment", "owner", "variant")
+
+
+def task_outcomes(store: Store, source: str = CRM_SOURCE) -> dict[str, list[TaskOutcome]]:
+    """The tasks the CRM reported back, by the episode each was written for."""
+    episodes = store.task_episodes()
+    out: dict[str, list[TaskOutcome]] = {}
+    for record in store.iter_records(source, "tasks"):
+        block = record.data.get(TASK_OUTCOME)
+        if not isinstance(block, dict) or not block.get("key"):
+            continue
+        key = str(block["key"])
+        episode = episodes.get(key)
+        if episode is None:
+            continue
+        out.setdefault(episode, []).append(
+            TaskOutcome(
+                key=key,
+                episode_key=episode,
+                closed=bool(block.get("closed")),
+                completed_at=as_moment(block.get("completed_at")),
+                closure_reason=block.get("closure_reason") or None,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What one measurement reads from the store."""
+
+    facts: list[EpisodeFacts]
+    snapshots: dict[date, dict[str, dict[str, Any]]]
+    latest: dict[str, dict[str, Any]]
+    churn: dict[str, date | None]
+
+
+def _inputs(ctx: Context) -> Inputs:
+    settings = ctx.project.settings.measure
+    latest = ctx.store.latest_snapshots()
+    churn = {a: churn_day(p, settings) for a, p in latest.items()}
+    fields = {
+        settings.segment_field,
+        settings.value_field,
+        settings.renewal_field,
+        settings.confidence_field,
+        settings.first_value_field,
+        settings.adoption_field,
+    }
+    snapshots = ctx.store.snapshot_values(ctx.store.snapshot_days(), fields)
+    seg = settings.segment_field
+
+    def segment_of(ep: Episode) -> str:
+        on_day = snapshots.get(ep.opened_at.date(), {}).get(ep.account, {}).get(seg)
+        value = on_day if on_day is not None else latest.get(ep.account, {}).get(seg)
+        return "-" if value in (None, "") else str(value)
+
+    facts = episode_facts(
+        ctx.store.episodes(), task_outcomes(ctx.store), segment_of, settings, ctx.clock()
+    )
+    return Inputs(facts, snapshots, latest, churn)
+
+
+def default_period(ctx: Context, days: int = 90) -> Period:
+    """The last `days` days up to today."""
+    today = ctx.clock().date()
+    return Period(today - timedelta(days=days - 1), today)
+
+
+def measure(ctx: Context, period: Period) -> dict[str, Any]:
+    """Every KPI of the period, as plain data (the report's tables and plots)."""
+    settings = ctx.project.settings.measure
+    defs = ctx.definitions
+    now = ctx.clock()
+    data = _inputs(ctx)
+    facts, snaps = data.facts, data.snapshots
+    touched = touched_accounts(facts, period)
+    accounts = sorted(data.latest)
+    untouched = [a for a in accounts if a not in touched]
+    groups = {t.id: t.group for t in defs.triggers.triggers}
+    cohorts = {
+        name: retention(members, snaps, period, data.churn, settings)
+        for name, members in (("touched", sorted(touched)), ("untouched", untouched))
+    }
+    rate, due = save_rate(touched, snaps, period, data.churn, settings)
+    lifts = experiment_lift(facts, period)
+    return {
+        "period": {"from": period.start.isoformat(), "to": period.end.isoformat()},
+        "episodes": sum(period.holds(f.episode.opened_at) for f in facts),
+        "kpis": {
+            dim: [g.as_dict() for g in kpis_by(facts, dim, period, settings, now)]
+            for dim in DIMENSIONS
+        },
+        "funnel": funnel(facts, period),
+        "sla_by_week": [
+            {"week": w.isoformat(), "attainment": r, "due": n}
+            for w, r, n in sla_by_week(facts, now)
+        ],
+        "experiments": [lift.as_dict() for lift in lifts],
+        "cohorts": {
+            name: {"accounts": c.accounts, "grr": c.grr, "nrr": c.nrr, "start_value": c.start_value}
+            for name, c in cohorts.items()
+        },
+        "outcomes": {
+            name: account_outcomes(members, snaps, period, data.churn, settings)
+            for name, members in (("touched", sorted(touched)), ("untouched", untouched))
+        },
+        "save_rate": {"rate": rate, "renewals": due},
+        "forecast_accuracy": {
+            str(k): {"accuracy": acc, "n": n}
+            for k, (acc, n) in forecast_accuracy(
+                accounts, snaps, period, data.churn, settings
+            ).items()
+        },
+        "time_to_first_value": {
+            s: {"median_days": d, "n": n}
+            for s, (d, n) in time_to_first_value(accounts, snaps, data.latest, settings).items()
+        },
+        "adoption_lift": adoption_lift(facts, snaps, period, settings, groups),
+        "coverage_pct": _coverage(data.latest),
+        "content_reuse": content_reuse(defs),
+        "health": health_distribution(data.latest, settings.segment_field),
+        "_lifts": lifts,
+        "_churn": data.churn,
+        "_by_trigger_segment": kpis_by_pair(facts, ("trigger", "segment"), period, settings, now),
+    }
+
+
+def funnel(facts: Iterable[EpisodeFacts], period: Period) -> dict[str, dict[str, int]]:
+    """Per trigger (and in total): fired → actioned → task closed → outcome (the condition
+    cleared within the window)."""
+    out: dict[str, Counter[str]] = defaultdict(Counter)
+    for f in facts:
+        if not period.holds(f.episode.opened_at):
+            continue
+        for name in (f.episode.trigger_id, "all"):
+            row = out[name]
+            row["fired"] += 1
+            if f.status == ACTIONED:
+                row["actioned"] += 1
+                row["closed"] += bool(f.task and f.task.done)
+                row["outcome"] += bool(f.recovered)
+    return {k: dict(v) for k, v in sorted(out.items())}
+
+
+def content_reuse(defs: Definitions) -> dict[str, Any]:
+    """Content blocks per play, and the share of blocks that more than one play uses."""
+    use = content_use(defs.plays)
+    counts = Counter(b for blocks in use.values() for b in blocks)
+    shared = sum(1 for n in counts.values() if n > 1)
+    return {
+        "blocks_per_play": {p: len(b) for p, b in sorted(use.items())},
+        "blocks": len(counts),
+        "reuse_rate": shared / len(counts) if counts else None,
+    }
+
+
+def health_distribution(
+    latest: Mapping[str, Mapping[str, Any]], segment_field: str
+) -> dict[str, dict[str, Any]]:
+    """Per segment: accounts per health band and the scores (for a histogram)."""
+    out: dict[str, dict[str, Any]] = {}
+    for profile in latest.values():
+        segment = str(profile.get(segment_field) or "-")
+        row = out.setdefault(segment, {"bands": Counter(), "scores": []})
+        row["bands"][str(profile.get("health_band") or "-")] += 1
+        score = profile.get("health_score")
+        if isinstance(score, int | float) and not isinstance(score, bool):
+            row["scores"].append(float(score))
+    return {s: {"bands": dict(v["bands"]), "scores": v["scores"]} for s, v in sorted(out.items())}
+
+
+def _coverage(latest: Mapping[str, Mapping[str, Any]]) -> float | None:
+    if not latest:
+        return None
+    names = {k for p in latest.values() for k in p if k not in ("account_key", "today")}
+    present = sum(1 for p in latest.values() for k in names if p.get(k) not in (None, "", []))
+    return round(100 * present / (len(names) * len(latest)), 1) if names else None
+
+
+def backtest(
+    ctx: Context,
+    period: Period,
+    *,
+    triggers_file: Path | None = None,
+    churn: Mapping[str, date | None] | None = None,
+) -> Backtest | None:
+    """Replay the trigger library (or another version of triggers.yaml) over the period's
+    snapshots against the churn days the profiles know; None without snapshots."""
+    settings = ctx.project.settings.measure
+    defs = (
+        ctx.definitions
+        if triggers_file is None
+        else load_definitions(ctx.project.definitions_dir, triggers_file=triggers_file)
+    )
+    days = [d for d in ctx.store.snapshot_days() if period.holds(d)]
+    if not days:
+        return None
+    if churn is None:  # (a report has read it already)
+        churn = {a: churn_day(p, settings) for a, p in ctx.store.latest_snapshots().items()}
+    needs = defs.history
+    fields = history_fields(needs)
+
+    def history(day: date) -> Mapping[date, Mapping[str, Mapping[str, Any]]]:
+        return ctx.store.snapshot_values(history_days(needs, day), fields)
+
+    def progress(done: int, total: int) -> None:
+        ctx.progress("backtest days", done, total)
+
+    return run_backtest(
+        defs,
+        days,
+        ctx.store.snapshots_on,
+        churn,
+        settings,
+        history=history if needs else None,
+        progress=progress,
+    )
+
+
+def verdicts(
+    ctx: Context, measured: Mapping[str, Any], replay: Backtest | None
+) -> list[dict[str, str]]:
+    """The noisy-trigger report: retire, tighten, loosen, change the play; and the predictive."""
+    experiments = {e.id: e.trigger for e in ctx.definitions.routing.experiments}
+    return [
+        v.as_dict()
+        for v in noisy_triggers(
+            by_trigger_segment=measured["_by_trigger_segment"],
+            lifts=measured["_lifts"],
+            experiment_triggers=experiments,
+            backtest=[t.as_dict() for t in replay.triggers] if replay else [],
+            base_rate=replay.base_rate if replay else None,
+            settings=ctx.project.settings.measure,
+        )
+    ]
+
+
+def build_report(ctx: Context, period: Period) -> dict[str, Any]:
+    """The KPIs, the backtest and the verdicts of a period, as plain data."""
+    measured = measure(ctx, period)
+    replay = backtest(ctx, period, churn=measured["_churn"])
+    found = verdicts(ctx, measured, replay)
+    public = {k: v for k, v in measured.items() if not k.startswith("_")}
+    return {
+        "measure": public,
+        "backtest": replay.as_dict() if replay else None,
+        "verdicts": found,
+    }

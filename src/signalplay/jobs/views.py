@@ -1,0 +1,207 @@
+"""Read-only use cases for people: a profile with its lineage, coverage, the identity report,
+quarantine, and the preview of a mapping file on sample records. Nothing here writes.
+
+Imports: definitions, mapping, profile, store, registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from signalplay.definitions.loader import CompiledMapping, Definitions, load_definitions
+from signalplay.errors import SignalplayError
+from signalplay.lang.transforms import CastError
+from signalplay.models import Fact, SourceRecord
+from signalplay.profile.identity import IdentityMap, resolve
+from signalplay.profile.mapping import build_identity, extract_values
+from signalplay.profile.values import Coverage, coverage
+from signalplay.registry import build_connector
+from signalplay.settings import Project
+from signalplay.store import Store
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    """One profile value and where it came from."""
+
+    field: str
+    value: Any
+    origin: str
+    record_id: str = ""
+    observed_at: str = ""
+
+
+def find_account(store: Store, definitions: Definitions, query: str) -> str:
+    """The account key for a CRM id, a domain or an exact account name."""
+    facts = store.load_facts()
+    if query in facts:
+        return query
+    needle = query.strip().lower()
+    for account, values in facts.items():
+        for name in ("domain", "name"):
+            fact = values.get(name)
+            if fact is not None and str(fact.value).lower() == needle:
+                return account
+    raise SignalplayError(f"no account {query!r} (give a CRM id, a domain or an account name)")
+
+
+def profile_rows(store: Store, definitions: Definitions, account: str) -> list[ProfileRow]:
+    """Every value of an account's profile: mapped facts with lineage, then derived values."""
+    facts: dict[str, Fact] = store.load_facts([account]).get(account, {})
+    rows = [
+        ProfileRow(
+            field=name,
+            value=f.value,
+            origin=f"{f.source}.{f.stream}",
+            record_id=f.record_id,
+            observed_at=f.observed_at.isoformat() if f.observed_at else "",
+        )
+        for name, f in sorted(facts.items())
+    ]
+    snap = store.snapshot(account)
+    if snap is not None:
+        day, values = snap
+        derived = [*definitions.signals, "health_score", "health_band", "health_drivers"]
+        rows += [
+            ProfileRow(field=name, value=values.get(name), origin=_derived(definitions, name, day))
+            for name in derived
+        ]
+    return rows
+
+
+def _derived(definitions: Definitions, name: str, day: date) -> str:
+    kind = "signal" if name in definitions.signals else "health"
+    return f"{kind} (snapshot {day.isoformat()})"
+
+
+def profile_coverage(store: Store, definitions: Definitions) -> Coverage:
+    """Coverage of the stored profile (facts and the newest snapshot)."""
+    facts = store.load_facts()
+    values = store.latest_snapshots() or {
+        a: {k: f.value for k, f in fs.items()} for a, fs in facts.items()
+    }
+    return coverage(
+        facts,
+        values,
+        fields=sorted(definitions.profile_fields - {"today", "account_key"}),
+        sources={m.spec.source for m in definitions.mappings},
+    )
+
+
+# ---- preview ------------------------------------------------------------------------------------
+@dataclass
+class PreviewRow:
+    """One sample record as the mapping sees it."""
+
+    record_id: str
+    account: str | None
+    problem: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Preview:
+    """What a mapping file makes of sample records; nothing is written."""
+
+    mapping: str
+    origin: str
+    rows: list[PreviewRow]
+    types: dict[str, str]
+
+
+def preview_mapping(project: Project, file: Path, *, sample: int) -> Preview:
+    """Map up to `sample` records of the file's stream, from the store when it has them, else
+    from the source's connector; the identity map comes from the stored CRM accounts."""
+    definitions = load_definitions(project.definitions_dir, replace=file)
+    mapping = next(m for m in definitions.mappings if _same(m, file))
+    store = _existing_store(project)
+    try:
+        identity, records, origin = _preview_inputs(project, definitions, mapping, store, sample)
+        rows = [_preview_row(mapping, identity, r) for r in records]
+    finally:
+        if store is not None:
+            store.close()
+    return Preview(
+        mapping=mapping.path,
+        origin=origin,
+        rows=rows,
+        types={n: str(t) for n, t in mapping.types.items()},
+    )
+
+
+def _same(mapping: CompiledMapping, file: Path) -> bool:
+    return Path(mapping.path).resolve() == file.resolve()
+
+
+def _preview_inputs(
+    project: Project,
+    definitions: Definitions,
+    mapping: CompiledMapping,
+    store: Store | None,
+    sample: int,
+) -> tuple[IdentityMap, list[SourceRecord], str]:
+    def stored(m: CompiledMapping) -> Iterator[SourceRecord]:
+        return store.iter_records(m.spec.source, m.spec.stream) if store else iter(())
+
+    identity = build_identity(definitions.mappings, stored)
+    records = list(islice(stored(mapping), sample))
+    if records:
+        return identity, records, "store"
+    return identity, _from_connector(project, mapping, sample), "connector"
+
+
+def _from_connector(project: Project, mapping: CompiledMapping, sample: int) -> list[SourceRecord]:
+    settings = project.settings
+    source = mapping.spec.source
+    block = settings.crm if source == "crm" else settings.sources.get(source)
+    if block is None:
+        raise SignalplayError(f"source {source!r} is not configured in signalplay.yaml")
+    loc = ("crm",) if source == "crm" else ("sources", source)
+    conn = build_connector(project, source, block, loc=loc)
+    try:
+        pages = conn.read(mapping.spec.stream, cursor=None, until=datetime.now(UTC))
+        out: list[SourceRecord] = []
+        for page in pages:
+            out.extend(page.records[: sample - len(out)])
+            if len(out) >= sample:
+                break
+        return out
+    finally:
+        conn.close()
+
+
+def _preview_row(
+    mapping: CompiledMapping, identity: IdentityMap, record: SourceRecord
+) -> PreviewRow:
+    account, problem = resolve(identity, mapping.identity, record.data)
+    row = PreviewRow(record_id=record.record_id, account=account)
+    if account is None and problem is not None:
+        kind, value, accounts = problem
+        key = f"{kind}={value}" if value else f"no {kind}"
+        row.problem = (
+            f"conflict: {key} matches {', '.join(accounts)}"
+            if len(accounts) > 1
+            else f"unmatched: {key}"
+        )
+    try:
+        row.values = extract_values(mapping, record.data)
+    except CastError as exc:
+        row.problem = f"quarantined: {exc}"
+    return row
+
+
+def _existing_store(project: Project) -> Store | None:
+    """The project's store if it exists and is migrated; never created by a preview."""
+    url = project.store_url()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    store = Store(url)
+    if not store.has_table("raw_records"):
+        store.close()
+        return None
+    return store

@@ -1,0 +1,2 @@
+"""DECIDE · episodes → decisions (rank, suppress, cap, experiments, owner, SLA) and the actions
+of their plays, rendered per recipient. Imports: evaluate and below."""

@@ -1,0 +1,2 @@
+"""Beside the core · fuzzing of every input door and the chaos suite, shipped for users' CI
+(needs the `test` extra)."""
