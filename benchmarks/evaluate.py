@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from signalplay.definitions.loader import Definitions, load_definitions
+from signalplay.definitions.compiled import Definitions
+from signalplay.definitions.loader import load_definitions
 from signalplay.evaluate.episodes import advance_episodes
 from signalplay.evaluate.evaluator import (
     base_row,

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import httpx
 
-from signalplay.errors import RetriableError, SyncError
+from signalplay.errors import RetriableError, SignalplayError, SyncError
 
 
-class AnswerError(Exception):
+class AnswerError(SignalplayError):
     """A non-2xx answer, carried to the translation."""
 
     def __init__(self, response: httpx.Response) -> None:

@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from signalplay.errors import SignalplayError
+
 log = logging.getLogger(__name__)
 BUCKET_SECONDS = 60
 EXACT_UP_TO = 60.0
@@ -194,7 +196,7 @@ class RedisBudget:
         self._client.delete(*self._keys)
 
 
-class BudgetExhaustedError(Exception):
+class BudgetExhaustedError(SignalplayError):
     """The budget will not have a permit within the allowed wait."""
 
     def __init__(self, seconds: float) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from signalplay import jobs
-from signalplay.demo.book import generate
+from signalplay.demo.seed import generate
 from signalplay.jobs.scaffold import init_project
 from signalplay.registry import build_connector
 from signalplay.sandbox.hubspot import HubSpotSandbox

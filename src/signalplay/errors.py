@@ -1,4 +1,29 @@
-"""The exception tree: every failure says what failed, where, and what to do. Imports: stdlib."""
+"""The exception tree: every failure says what failed, where, and what to do. Imports: stdlib.
+
+Every error signalplay defines derives from `SignalplayError` (a test walks the package):
+
+    SignalplayError                       root: one `except` at an edge catches them all
+    ├── ConfigError(issues)               settings and RevOps files: every issue, file:line
+    ├── SyncError(source, operation, …)   a call to an external system failed
+    │   ├── RetriableError(retry_after)   429, 5xx, timeouts: the one retry policy retries it
+    │   │   └── RateLimitedError          the wait is longer than this run may spend
+    │   └── FatalError                    other 4xx, schema drift: a retry will not fix it
+    │       └── AuthError                 credentials refused after one re-login or refresh
+    ├── SkippableRecordError(ref, reason) one record or op: quarantined, the run goes on
+    ├── ExprError, ExprRuntimeError       lang.functions: an invalid expression; one failing
+    │                                     on an account's values (both also ValueError)
+    ├── CastError                         lang.transforms: a value that does not fit its cast
+    ├── SlaError                          lang.calendar: an SLA no working calendar can meet
+    ├── FallbackError                     lang.frame: a column the vector path cannot take
+    │                                     (internal: the row path takes over)
+    ├── DuplicateKeyError                 lang.yamlsrc: a key twice in one YAML mapping
+    ├── BudgetExhaustedError              connectors._ratelimit: the shared budget is spent
+    ├── AnswerError                       connectors._http: a non-2xx answer, before it is
+    │                                     translated into a SyncError
+    └── the stand-ins' own (sandbox: HubSpotError, StripeError, ZendeskError, ApiError,
+        RecordError, SoqlError): answered as the vendor's error bodies, never raised to
+        a caller of signalplay
+"""
 
 from __future__ import annotations
 

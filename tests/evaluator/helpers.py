@@ -6,10 +6,11 @@ from datetime import date, timedelta
 from functools import cache
 from typing import Any
 
-from signalplay.definitions.loader import Definitions, load_definitions
+from signalplay.definitions.compiled import Definitions
+from signalplay.definitions.loader import load_definitions
 from signalplay.evaluate.evaluator import base_row, derive, fire_triggers, new_frame
 from signalplay.jobs.scaffold import shipped_mappings
-from signalplay.lang.vector import Frame
+from signalplay.lang.frame import Frame
 
 TODAY = date(2026, 11, 18)
 

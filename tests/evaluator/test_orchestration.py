@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from signalplay.definitions.loader import Definitions
+from signalplay.definitions.compiled import Definitions
 from signalplay.evaluate.episodes import episode_key
 from signalplay.models import Episode
 from signalplay.plays.actions import consolidate, intents_for

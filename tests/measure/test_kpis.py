@@ -10,21 +10,17 @@ from datetime import date, timedelta
 
 import pytest
 
-from signalplay.measure.kpis import (
-    Period,
+from signalplay.measure.cohorts import (
     adoption_lift,
-    episode_facts,
-    experiment_lift,
     forecast_accuracy,
-    kpis_by,
-    kpis_by_pair,
-    noisy_triggers,
     retention,
     save_rate,
-    sla_by_week,
     time_to_first_value,
     touched_accounts,
 )
+from signalplay.measure.experiments import experiment_lift
+from signalplay.measure.kpis import Period, episode_facts, kpis_by, sla_by_week
+from signalplay.measure.verdicts import kpis_by_pair, noisy_triggers
 from signalplay.settings import MeasureSettings
 from tests.measure.world import END, NOW, START, World, make_world
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signalplay.lang.expr import ExprError, ExprRuntimeError, compile_expr
+from signalplay.lang.expr import compile_expr
+from signalplay.lang.functions import ExprError, ExprRuntimeError
 
 HOSTILE = [
     ("__import__('os').system('id')", "not allowed"),
@@ -70,7 +71,7 @@ def test_compile_expr_any_text_yields_expression_or_expr_error(text: str) -> Non
 
 
 def test_typed_compile_rejects_wrong_enum_values_and_mismatched_types() -> None:
-    from signalplay.lang.expr import NUMBER, ValueType
+    from signalplay.lang.functions import NUMBER, ValueType
 
     types = {
         "tier": ValueType("text", frozenset({"smb", "enterprise"})),
@@ -92,7 +93,7 @@ def test_typed_compile_rejects_wrong_enum_values_and_mismatched_types() -> None:
 
 
 def test_history_functions_read_their_snapshot_keys() -> None:
-    from signalplay.lang.expr import history_key
+    from signalplay.lang.functions import history_key
 
     expr = compile_expr("pct_change(x, ago(x, 7))", history_names={"x"})
     assert expr.history == {("ago", "x", 7)}

@@ -11,8 +11,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signalplay.lang.expr import ExprRuntimeError, ValueType, compile_expr
-from signalplay.lang.vector import NUM, Frame, compile_vector, evaluate, python_values, truthy
+from signalplay.lang.expr import compile_expr
+from signalplay.lang.frame import NUM, Frame, python_values
+from signalplay.lang.functions import ExprRuntimeError, ValueType
+from signalplay.lang.vector import compile_vector, evaluate, truthy
 
 TODAY = date(2026, 11, 18)
 TYPES = {

@@ -1,11 +1,12 @@
-"""The command line (`signalplay`): the commands live in `flow`, `data`, `crm` and `measure`."""
+"""EDGE · the command line (`signalplay`): the commands live in `flow`, `data`, `ops`, `crm` and
+`measure`; each parses its options, calls one use case and renders what it returns."""
 
 from __future__ import annotations
 
-from signalplay.cli import crm, data, flow, measure
+from signalplay.cli import crm, data, flow, measure, ops
 from signalplay.cli._app import app
 
-__all__ = ["app", "crm", "data", "flow", "main", "measure"]
+__all__ = ["app", "crm", "data", "flow", "main", "measure", "ops"]
 
 
 def main() -> None:

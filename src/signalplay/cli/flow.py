@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,27 +23,14 @@ from signalplay.cli._app import (
     progress,
     sandbox_app,
 )
-from signalplay.cli.measure import write_report
 from signalplay.definitions.loader import load_definitions
 from signalplay.demo.history import (
-    BACKFILL_DAYS,
     HISTORY_WEEKS,
-    Desk,
-    csms_work,
-    renewals_happen,
-    run_moments,
 )
+from signalplay.demo.run import DEMO_WEBHOOK_SECRET, run_demo, source_sandboxes
 from signalplay.errors import SignalplayError
-from signalplay.jobs.measure import default_period
 from signalplay.jobs.scaffold import init_project
-from signalplay.registry import build_connector
-from signalplay.settings import SourceBlock, load_project
-
-DEMO_TOKEN = "pat-sandbox-demo"  # noqa: S105 - the sandbox's own token, not a secret
-DEMO_WEBHOOK_SECRET = "whsec-sandbox-demo"  # noqa: S105 - the sandbox receiver's own secret
-DEMO_SF_TOKEN = "00Dsandbox!demo-session"  # noqa: S105 - the Salesforce sandbox's own session
-DEMO_STRIPE = "sk_test_sandbox_demo"  # the Stripe stand-in's own key
-DEMO_ZENDESK = "zd-sandbox-demo"  # the Zendesk stand-in's own token
+from signalplay.settings import load_project
 
 
 class CrmChoice(StrEnum):
@@ -80,209 +64,20 @@ def demo(  # noqa: PLR0917 - Typer options
     """Generate a book of business, start the CRM sandbox (HubSpot, or Salesforce over TLS),
     provision its fields, replay past weeks of scheduled runs (CSMs closing tasks, renewals),
     run the flow today, write the HTML report and print a summary."""
-    from signalplay.demo.book import generate
-    from signalplay.sandbox.hubspot import HubSpotSandbox
-    from signalplay.sandbox.salesforce import SalesforceSandbox, tls
-    from signalplay.sandbox.server import serve
-    from signalplay.sandbox.webhook import WebhookReceiver
-
-    init_project(directory, crm=crm.value, sandbox_sources=True)
-    state = directory / ".signalplay"
-    secret = os.environ.get("SIGNALPLAY_WEBHOOK__SECRET", DEMO_WEBHOOK_SECRET)
-    receiver = WebhookReceiver(secret)
-    today = datetime.now(UTC).date()
-    sandbox: HubSpotSandbox | SalesforceSandbox
-    if crm is CrmChoice.salesforce:
-        token = os.environ.get("SIGNALPLAY_CRM__ACCESS_TOKEN", DEMO_SF_TOKEN)
-        state.mkdir(parents=True, exist_ok=True)
-        context, _ = tls(state)  # the CA lands where signalplay.yaml's ca_bundle points
-        sandbox = SalesforceSandbox(token=token, state_file=state / "salesforce.json")
-        served = serve(sandbox, tls=context)
-        key_field = "Signalplay_Key__c"
-    else:
-        token = os.environ.get("SIGNALPLAY_CRM__ACCESS_TOKEN", DEMO_TOKEN)
-        sandbox = HubSpotSandbox(state_file=state / "hubspot.json", token=token)
-        served = serve(sandbox)
-        key_field = "signalplay_episode_key"
-    fresh = not (directory / "signalplay.db").exists()
-    weeks = history_weeks if fresh else 0  # the past is replayed once, into a new store
-    # the same book for the same options: renewal dates start earlier by the replayed weeks
-    generate(
-        directory,
-        sandbox,
-        accounts=accounts,
-        seed=seed,
-        today=today,
-        history_days=7 * history_weeks,
-    )
-    billing, support = source_sandboxes(directory)
-    with (
-        served as server,
-        serve(receiver) as hooks,
-        serve(billing) as stripe_server,
-        serve(support) as zendesk_server,
-    ):
-        urls = {"stripe": stripe_server.url, "zendesk": zendesk_server.url}
-        summary = guard(
-            lambda: _run_demo(
-                directory,
-                server.url,
-                token,
-                webhook_url=f"{hooks.url}/events",
-                secret=secret,
-                source_urls=urls,
-                history=(Desk(sandbox), weeks),
-            )
+    summary = guard(
+        lambda: run_demo(
+            directory,
+            accounts=accounts,
+            seed=seed,
+            crm=crm.value,
+            history_weeks=history_weeks,
+            progress=progress,
         )
-    sandbox.save()
-    summary["crm"] = crm.value
-    summary["webhook_events_received"] = len(receiver.events)
-    summary["crm_requests"] = sandbox.request_counts()
-    summary["duplicates_found"] = sandbox.duplicate_tasks(key_field)
-    summary["sandbox_tasks"] = (
-        len(sandbox.records("Task"))
-        if isinstance(sandbox, SalesforceSandbox)
-        else len(sandbox.state.objects["tasks"])
     )
     if as_json:
         out.print_json(json.dumps(summary, default=str))
     else:
         _print_summary(summary, directory)
-
-
-def source_sandboxes(directory: Path) -> tuple[Any, Any]:
-    """The Stripe and Zendesk stand-ins, loaded with the demo's billing and support files."""
-    from signalplay.demo.book import seed_sources
-    from signalplay.sandbox.stripe import StripeSandbox
-    from signalplay.sandbox.zendesk import ZendeskSandbox
-
-    billing = StripeSandbox(api_key=_secret("SIGNALPLAY_SOURCES__BILLING__API_KEY", DEMO_STRIPE))
-    support = ZendeskSandbox(
-        email="admin@vendor.example",
-        token=_secret("SIGNALPLAY_SOURCES__SUPPORT__API_TOKEN", DEMO_ZENDESK),
-    )
-    seed_sources(directory, billing, support)
-    return billing, support
-
-
-def _secret(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def _with_sandbox_sources(project: Any, urls: dict[str, str]) -> Any:
-    """The project with its Stripe and Zendesk sources pointed at the running stand-ins."""
-    secrets = {
-        "stripe": {"api_key": _secret("SIGNALPLAY_SOURCES__BILLING__API_KEY", DEMO_STRIPE)},
-        "zendesk": {"api_token": _secret("SIGNALPLAY_SOURCES__SUPPORT__API_TOKEN", DEMO_ZENDESK)},
-    }
-    sources = {
-        name: block.model_copy(
-            update={"base_url": urls[block.connector], **secrets[block.connector]}
-        )
-        if block.connector in urls
-        else block
-        for name, block in project.settings.sources.items()
-    }
-    settings = project.settings.model_copy(update={"sources": sources})
-    return project.model_copy(update={"settings": settings})
-
-
-def _run_demo(
-    directory: Path,
-    url: str,
-    token: str,
-    *,
-    webhook_url: str,
-    secret: str,
-    source_urls: dict[str, str] | None = None,
-    history: tuple[Desk, int] | None = None,
-) -> dict[str, Any]:
-    project = _with_sandbox_sources(load_project(directory), source_urls or {})
-    where = "instance_url" if project.settings.crm.connector == "salesforce" else "host"
-    block = project.settings.crm.model_copy(update={where: url, "access_token": token})
-    hook = SourceBlock(connector="webhook", url=webhook_url, secret=secret)
-    ctx = jobs.open_context(
-        project,
-        crm_factory=lambda: build_connector(project, jobs.CRM_SOURCE, block, loc=("crm",)),
-        events_factory=lambda: build_connector(project, "webhook", hook, loc=("webhook",)),
-    )
-    ctx.progress = progress
-    try:
-        created, remaining = jobs.crm_setup(ctx)  # the fields signalplay writes, typed
-        past = _replay_history(ctx, *history) if history and history[1] else None
-        summary = jobs.run(ctx)
-        summary["crm_setup"] = {"created": created, "remaining": [str(f.issue) for f in remaining]}
-        summary["history"] = past
-        path = directory / "signalplay-report.html"
-        report = write_report(ctx, default_period(ctx), path)
-        summary["report"] = str(path)
-        summary["verdicts"] = len(report["verdicts"])
-        return summary
-    finally:
-        ctx.close()
-
-
-def _fixed(moment: datetime) -> Callable[[], datetime]:
-    return lambda: moment
-
-
-def _replay_history(ctx: jobs.Context, desk: Desk, weeks: int) -> dict[str, Any]:
-    """Weekly scheduled runs replayed before today (daily snapshots backfilled before the
-    first), CSMs closing tasks and renewals happening between them; then up to now."""
-    today = ctx.clock().date()
-    real_clock = ctx.clock
-    episodes: dict[str, tuple[str, str]] = {}
-    groups = {t.id: t.group for t in ctx.definitions.triggers.triggers}
-
-    def trigger_of(key: str) -> tuple[str, str] | None:
-        if not episodes:
-            by_key = {e.key: e.trigger_id for e in ctx.store.episodes()}
-            for task, ep in ctx.store.task_episodes().items():
-                trig = by_key.get(ep)
-                if trig:
-                    episodes[task] = (trig, groups.get(trig, ""))
-        return episodes.get(key)
-
-    reached: set[str] = set()
-    bands: dict[str, str | None] = {}
-
-    def band_of(account: str) -> str | None:
-        if not bands:
-            bands.update({a: p.get("health_band") for a, p in ctx.store.latest_snapshots().items()})
-        return bands.get(account)
-
-    def touched(account: str) -> bool:
-        if not reached:
-            reached.update(
-                e.account for e in ctx.store.episodes() if e.decision.get("status") == "actioned"
-            )
-        return account in reached
-
-    closed: Counter[str] = Counter()
-    renewals: Counter[str] = Counter()
-    moments = run_moments(today, weeks)
-    since = moments[0].date() - timedelta(days=1)
-    try:
-        for i, moment in enumerate(moments):
-            closed += csms_work(desk, moment, trigger_of)
-            renewals += renewals_happen(desk, since, moment.date(), touched, band_of)
-            since = moment.date()
-            desk.at(moment)
-            ctx.clock = _fixed(moment)
-            # the sources' whole history is pulled once: later runs read the CRM only
-            jobs.run(ctx, only=None if i == 0 else (jobs.CRM_SOURCE,))
-            episodes.clear()
-            reached.clear()
-            bands.clear()
-            if i == 0:
-                jobs.backfill(ctx, days=BACKFILL_DAYS)
-        now = real_clock()
-        closed += csms_work(desk, now, trigger_of)
-        renewals += renewals_happen(desk, since, now.date(), touched, band_of)
-    finally:
-        desk.at(None)
-        ctx.clock = real_clock
-    return {"runs": len(moments), "tasks_closed": dict(closed), "renewals": dict(renewals)}
 
 
 def _print_summary(summary: dict[str, Any], directory: Path | None = None) -> None:

@@ -15,6 +15,7 @@ from rich.table import Table
 from signalplay.cli._app import JsonOpt, ProjectOpt, app, context, guard, out
 from signalplay.errors import ConfigError, Issue
 from signalplay.jobs import measure as outcomes
+from signalplay.jobs.measure import write_report
 from signalplay.measure.kpis import Period
 from signalplay.measure.report import (
     BACKTEST_HEADERS,
@@ -26,7 +27,6 @@ from signalplay.measure.report import (
     cohort_rows,
     kpi_rows,
     lift_rows,
-    render,
     renewal_rows,
     verdict_rows,
 )
@@ -46,14 +46,6 @@ def _period(today: date, start: str | None, end: str | None) -> Period:
     if first > last:
         raise ConfigError([Issue("command line", None, None, "--from", "is after --to")])
     return Period(first, last)
-
-
-def write_report(ctx: Any, period: Period, path: Path) -> dict[str, Any]:
-    """Measure the period and write the HTML report to `path`."""
-    report = outcomes.build_report(ctx, period)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(report), encoding="utf-8")
-    return report
 
 
 def _print_table(title: str, headers: tuple[str, ...], rows: list[list[Any]]) -> None:

@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from signalplay.definitions.schema import FieldSpec, ValueSpec
-from signalplay.lang.expr import ANY, BOOL, NUMBER, TEXT, Expression, ExprRuntimeError, ValueType
+from signalplay.lang.functions import (
+    ANY,
+    BOOL,
+    NUMBER,
+    TEXT,
+    Expression,
+    ExprRuntimeError,
+    ValueType,
+)
 from signalplay.lang.transforms import (
     REDUCE,
     CastError,

@@ -20,21 +20,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from signalplay.definitions.loader import Definitions
+from signalplay.definitions.compiled import Definitions
 from signalplay.definitions.schema import Trigger
 from signalplay.evaluate.health import drivers_texts, score_health
 from signalplay.evaluate.segments import dimension, resolve_column, risk, stage
-from signalplay.lang.expr import Expression, ValueType, history_key
-from signalplay.lang.vector import (
-    NUM,
-    TEXT,
-    Frame,
-    Val,
-    VecFn,
-    compile_vector,
-    evaluate,
-    truthy,
-)
+from signalplay.lang.frame import NUM, TEXT, Frame, Val
+from signalplay.lang.functions import Expression, ValueType, history_key
+from signalplay.lang.vector import VecFn, compile_vector, evaluate, truthy
 
 Pair = tuple[str, str]
 Compiled = tuple[Expression, VecFn | None]

@@ -12,12 +12,13 @@ import ast
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from signalplay.definitions.loader import Definitions
+from signalplay.definitions.compiled import Definitions
 from signalplay.definitions.schema import Trigger
 from signalplay.evaluate.evaluator import threshold_columns
 from signalplay.evaluate.segments import by_specificity, matches, resolve_column
-from signalplay.lang.expr import NUMBER, ExprError, ExprRuntimeError, compile_expr, history_key
-from signalplay.lang.vector import Frame
+from signalplay.lang.expr import compile_expr
+from signalplay.lang.frame import Frame
+from signalplay.lang.functions import NUMBER, ExprError, ExprRuntimeError, history_key
 from signalplay.models import Episode
 
 

@@ -17,8 +17,9 @@ import numpy.typing as npt
 
 from signalplay.definitions.schema import HealthFile, Measure
 from signalplay.evaluate.segments import resolve_column
-from signalplay.lang.expr import Expression, history_key
-from signalplay.lang.vector import NUM, TEXT, Frame, Val, VecFn, evaluate
+from signalplay.lang.frame import NUM, TEXT, Frame, Val
+from signalplay.lang.functions import Expression, history_key
+from signalplay.lang.vector import VecFn, evaluate
 
 Floats = npt.NDArray[np.float64]
 WEAK_BELOW = 70

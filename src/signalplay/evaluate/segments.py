@@ -14,8 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 from signalplay.definitions.schema import Match, SegmentsFile
-from signalplay.lang.expr import Expression
-from signalplay.lang.vector import TEXT, Frame, Val, VecFn, evaluate, truthy
+from signalplay.lang.frame import TEXT, Frame, Val
+from signalplay.lang.functions import Expression
+from signalplay.lang.vector import VecFn, evaluate, truthy
 
 Mask = npt.NDArray[np.bool_]
 T = TypeVar("T")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from signalplay.definitions.loader import Definitions, load_definitions
+from signalplay.definitions.compiled import Definitions
+from signalplay.definitions.loader import load_definitions
 from signalplay.definitions.schema import Match, Trigger
 from signalplay.jobs.scaffold import shipped_mappings
 

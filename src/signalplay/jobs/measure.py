@@ -14,30 +14,33 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from signalplay.definitions.loader import Definitions, load_definitions
-from signalplay.jobs import CRM_SOURCE, Context
+from signalplay.definitions.compiled import Definitions
+from signalplay.definitions.loader import load_definitions
+from signalplay.jobs.context import CRM_SOURCE, Context
 from signalplay.measure.backtest import Backtest, run_backtest
+from signalplay.measure.cohorts import (
+    account_outcomes,
+    adoption_lift,
+    churn_day,
+    forecast_accuracy,
+    retention,
+    save_rate,
+    time_to_first_value,
+    touched_accounts,
+)
+from signalplay.measure.experiments import experiment_lift
 from signalplay.measure.kpis import (
     ACTIONED,
     EpisodeFacts,
     Period,
     TaskOutcome,
-    account_outcomes,
-    adoption_lift,
     as_moment,
-    churn_day,
     episode_facts,
-    experiment_lift,
-    forecast_accuracy,
     kpis_by,
-    kpis_by_pair,
-    noisy_triggers,
-    retention,
-    save_rate,
     sla_by_week,
-    time_to_first_value,
-    touched_accounts,
 )
+from signalplay.measure.report import render
+from signalplay.measure.verdicts import kpis_by_pair, noisy_triggers
 from signalplay.models import TASK_OUTCOME, Episode
 from signalplay.plays.actions import content_use
 from signalplay.profile.values import history_days, history_fields
@@ -292,3 +295,11 @@ def build_report(ctx: Context, period: Period) -> dict[str, Any]:
         "backtest": replay.as_dict() if replay else None,
         "verdicts": found,
     }
+
+
+def write_report(ctx: Context, period: Period, path: Path) -> dict[str, Any]:
+    """Measure the period and write the HTML report to `path`."""
+    report = build_report(ctx, period)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(report), encoding="utf-8")
+    return report

@@ -13,7 +13,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from signalplay.definitions.loader import CompiledMapping, Definitions, load_definitions
+from signalplay.definitions.compiled import CompiledMapping, Definitions
+from signalplay.definitions.loader import load_definitions
 from signalplay.errors import SignalplayError
 from signalplay.lang.transforms import CastError
 from signalplay.models import Fact, SourceRecord

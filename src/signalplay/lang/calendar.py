@@ -21,13 +21,14 @@ from zoneinfo import ZoneInfo
 import holidays as holiday_data
 from pydantic import BaseModel, ConfigDict, Field
 
-from signalplay.lang.expr import ExprRuntimeError, as_date
+from signalplay.errors import SignalplayError
+from signalplay.lang.functions import ExprRuntimeError, as_date
 
 _SLA = re.compile(r"^(?:(\d+)(h|bh|d|bd)|by ([a-z][a-z0-9_]*)(?: - (\d+)d)?)$")
 MAX_DAYS_AHEAD = 3660
 
 
-class SlaError(ValueError):
+class SlaError(SignalplayError, ValueError):
     """An SLA the calendar cannot read."""
 
 

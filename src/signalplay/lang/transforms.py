@@ -13,6 +13,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from signalplay.errors import SignalplayError
+
 Getter = Callable[[Any], Any]
 
 PATH_SEGMENT = r"[A-Za-z0-9_\-$@]+(?:\[(?:\d+|\*)\])*"
@@ -28,7 +30,7 @@ ZERO_DECIMAL = frozenset(
 THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
 
 
-class CastError(ValueError):
+class CastError(SignalplayError, ValueError):
     """A value could not be cast to the declared type."""
 
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from signalplay.errors import ConfigError, Issue
+from signalplay.errors import ConfigError, Issue, SignalplayError
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -98,7 +98,7 @@ def _walk(
             key = loader.construct_object(key_node, deep=True)
             child = (*loc, key if isinstance(key, str | int) else str(key))
             if key in result:
-                raise _DuplicateKeyError(child, key_node)
+                raise DuplicateKeyError(child, key_node)
             result[key] = _walk(value_node, child, out, values, loader)
             out[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return result
@@ -107,7 +107,7 @@ def _walk(
     return loader.construct_object(node, deep=True)
 
 
-class _DuplicateKeyError(Exception):
+class DuplicateKeyError(SignalplayError):
     def __init__(self, loc: Loc, node: yaml.Node) -> None:
         super().__init__(loc)
         self.loc = loc
@@ -140,7 +140,7 @@ def parse_yaml(text: str, *, path: str) -> YamlDoc:
         # through their marks, the whole text) until its document ends, which a walk node by
         # node never reaches; a shared one grew by ~1.3 MB per definitions load.
         data = _walk(node, (), positions, values, _StrictLoader(""))
-    except _DuplicateKeyError as exc:
+    except DuplicateKeyError as exc:
         mark = exc.node.start_mark
         issue = Issue(path, mark.line + 1, mark.column + 1, dotted(exc.loc), "duplicate key")
         raise ConfigError([issue]) from None

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from signalplay.definitions.loader import Definitions
+from signalplay.definitions.compiled import Definitions
 from signalplay.evaluate.evaluator import fire_triggers, new_frame
 from signalplay.profile.values import history_values
 from signalplay.settings import MeasureSettings

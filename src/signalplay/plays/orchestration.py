@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from signalplay.definitions.loader import Definitions
+from signalplay.definitions.compiled import Definitions
 from signalplay.definitions.schema import Experiment, RoutingFile, Trigger
 from signalplay.evaluate.segments import most_specific
 from signalplay.lang.calendar import BusinessCalendar, calendar_for

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from signalplay.definitions.loader import CompiledMapping
-from signalplay.lang.expr import ExprRuntimeError
+from signalplay.definitions.compiled import CompiledMapping
+from signalplay.lang.functions import ExprRuntimeError
 from signalplay.lang.transforms import CastError, compile_path, to_moment, zone
 from signalplay.models import Fact, IdentityIssue, SourceRecord
 from signalplay.profile.identity import IdentityMap, learn_keys, resolve

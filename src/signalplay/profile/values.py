@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from signalplay.lang.expr import Expression, ExprRuntimeError, history_key
+from signalplay.lang.functions import Expression, ExprRuntimeError, history_key
 from signalplay.models import Fact
 
 Snapshots = Mapping[date, Mapping[str, Mapping[str, Any]]]  # day → account → field → value

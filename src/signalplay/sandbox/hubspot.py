@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from signalplay.errors import SignalplayError
+
 BATCH_CAP = 100  # inputs per batch call (developers.hubspot.com: batch endpoints)
 LIST_CAP = 100  # results per list page
 SEARCH_PAGE_CAP = 200  # results per search page
@@ -194,7 +196,7 @@ def _now_iso(moment: datetime) -> str:
     )
 
 
-class HubSpotError(Exception):
+class HubSpotError(SignalplayError):
     """An error response: status and HubSpot's error body."""
 
     def __init__(

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from signalplay.errors import SignalplayError
 from signalplay.sandbox.soql import SoqlError, lookup, parse
 
 PREFIX = {
@@ -220,7 +221,7 @@ def _api_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
-class ApiError(Exception):
+class ApiError(SignalplayError):
     """An HTTP error answer: status and the JSON list body Salesforce sends."""
 
     def __init__(self, status: int, code: str, message: str, fields: Iterable[str] = ()) -> None:
@@ -232,7 +233,7 @@ class ApiError(Exception):
         self.body: Any = [error]
 
 
-class RecordError(Exception):
+class RecordError(SignalplayError):
     """A per-record failure of a collection call (`statusCode`, not `errorCode`)."""
 
     def __init__(self, code: str, message: str, fields: Iterable[str] = ()) -> None:

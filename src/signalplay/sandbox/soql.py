@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from signalplay.errors import SignalplayError
+
 Record = Mapping[str, Any]
 Predicate = Callable[[Record], bool]
 
@@ -51,7 +53,7 @@ KEYWORDS = {
 }
 
 
-class SoqlError(ValueError):
+class SoqlError(SignalplayError, ValueError):
     """A query the stand-in (and Salesforce) refuses: `code` is the errorCode."""
 
     def __init__(self, message: str, code: str = "MALFORMED_QUERY") -> None:

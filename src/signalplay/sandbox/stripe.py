@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from signalplay.errors import SignalplayError
+
 FIXTURES = json.loads(
     (Path(__file__).parent / "data" / "stripe_billing_fixtures.json").read_text(encoding="utf-8")
 )["resources"]
@@ -45,7 +47,7 @@ RESOURCES = {
 SUBSCRIPTION_LIVE = {"incomplete", "trialing", "active", "past_due", "unpaid", "paused"}
 
 
-class StripeError(Exception):
+class StripeError(SignalplayError):
     """An error answer in Stripe's envelope."""
 
     def __init__(

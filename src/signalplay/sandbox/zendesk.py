@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from signalplay.errors import SignalplayError
+
 EXPORT_PAGE_MAX = 1000
 LIST_PAGE_MAX = 100
 OFFSET_PAGES_MAX = 100  # offset pagination stops at the first 10,000 records (100 pages)
@@ -33,7 +35,7 @@ INCREMENTAL_PER_MINUTE = 10
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 
 
-class ZendeskError(Exception):
+class ZendeskError(SignalplayError):
     """An error answer (JSON in one of Zendesk's two forms, or plain text)."""
 
     def __init__(

@@ -32,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from signalplay import jobs
-from signalplay.demo.book import generate, seed_sources
+from signalplay.demo.seed import generate, seed_sources
 from signalplay.jobs.scaffold import init_project
 from signalplay.sandbox.chaos import Chaos
 from signalplay.sandbox.hubspot import HubSpotSandbox

@@ -25,10 +25,12 @@ from typing import Any
 
 import yaml
 
-from signalplay.definitions.loader import Definitions, load_definitions
+from signalplay.definitions.compiled import Definitions
+from signalplay.definitions.loader import load_definitions
 from signalplay.errors import ConfigError
 from signalplay.jobs.scaffold import shipped_mappings
-from signalplay.lang.expr import ExprError, ExprRuntimeError, compile_expr
+from signalplay.lang.expr import compile_expr
+from signalplay.lang.functions import ExprError, ExprRuntimeError
 from signalplay.lang.templates import check_template, render
 from signalplay.models import SourceRecord
 from signalplay.profile.identity import IdentityMap

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from signalplay.definitions.loader import Definitions
+from signalplay.definitions.compiled import Definitions
 from signalplay.errors import Issue
 from signalplay.lang.yamlsrc import YamlDoc, read_yaml
 from signalplay.models import CrmMetadata, FieldSpec, Kind

@@ -1,0 +1,205 @@
+"""Reading HubSpot: companies, contacts, owners, deals and signalplay's tasks, paged and
+incremental."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from signalplay.connectors.hubspot._base import _Base
+from signalplay.connectors.hubspot._wire import (
+    BATCH_CAP,
+    PAGE_CAP,
+    SEARCH_CAP,
+    SEARCH_PAGE,
+    _parse_iso,
+)
+from signalplay.errors import (
+    FatalError,
+)
+from signalplay.models import (
+    TASK_OUTCOME,
+    Page,
+    RecordRef,
+    SourceRecord,
+    StreamSpec,
+)
+
+
+class _Reads(_Base):
+    """Reading HubSpot: companies, contacts, owners, deals and signalplay's tasks, paged and
+    incremental."""
+
+    # ---- reading ---------------------------------------------------------------------------
+    def streams(self) -> Sequence[StreamSpec]:
+        """Companies, contacts, owners, deals (renewal dates and amounts) and the tasks
+        signalplay wrote (status, completion, closure reason), the last incrementally."""
+        full = [StreamSpec(name=n) for n in ("companies", "contacts", "owners", "deals")]
+        return [*full, StreamSpec(name="tasks", cursor_field="hs_lastmodifieddate")]
+
+    def read(self, stream: str, *, cursor: str | None, until: datetime) -> Iterator[Page]:
+        """Full pages of a stream (CRM streams are small and mutable: re-read each run)."""
+        if stream == "owners":
+            yield from self._read_owners()
+            return
+        if stream == "tasks":
+            yield from self._read_tasks(cursor, until)
+            return
+        apis = {"companies": self._companies, "contacts": self._contacts, "deals": self._deals}
+        api = apis[stream].basic_api
+        names = self._property_names(stream)
+        assoc = ["companies"] if stream in ("contacts", "deals") else None
+        after: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = self._call(
+                f"list {stream}",
+                partial(
+                    api.get_page,
+                    limit=PAGE_CAP,
+                    after=after,
+                    properties=names,
+                    associations=assoc,
+                    archived=False,
+                    _request_timeout=self._timeout,
+                ),
+            )
+            records = tuple(self._record(stream, obj) for obj in page.results)
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if after is not None and after in seen:
+                raise FatalError("hubspot", f"list {stream}", f"paging cursor {after!r} repeated")
+            yield Page(records=records, cursor=None)
+            if after is None:
+                return
+            seen.add(after)
+
+    def _record(self, stream: str, obj: Any) -> SourceRecord:
+        data: dict[str, Any] = dict(obj.properties or {})
+        data["id"] = str(obj.id)
+        companies = (getattr(obj, "associations", None) or {}).get("companies")
+        if companies is not None:
+            ids = sorted({str(a.id) for a in companies.results}, key=int)
+            data["company_ids"] = ids
+            data["company_id"] = ids[0] if ids else None
+        return SourceRecord(
+            source=self.source,
+            stream=stream,
+            record_id=str(obj.id),
+            data=data,
+            updated_at=obj.updated_at,
+        )
+
+    def _outcome(self, props: dict[str, Any]) -> dict[str, Any]:
+        """The task as signalplay measures it (the `signalplay` block of a task record)."""
+        return {
+            "key": props.get(self.settings.episode_key_property),
+            "closed": props.get("hs_task_status") == "COMPLETED",
+            "completed_at": props.get("hs_task_completion_date"),
+            "closure_reason": props.get(self.settings.closure_reason_property),
+            "owner_id": props.get("hubspot_owner_id"),
+        }
+
+    def _read_tasks(self, cursor: str | None, until: datetime) -> Iterator[Page]:
+        """signalplay's tasks changed since `cursor` (their last-modified time), oldest first,
+        through search: 200 a page, and a new query from the last time seen when a query
+        reaches search's 10,000-result cap."""
+        key = self.settings.episode_key_property
+        if key not in self._property_names("tasks"):
+            return  # nothing written yet (`crm setup` creates the property)
+        wanted = [
+            "hs_task_status",
+            "hs_task_subject",
+            "hs_task_completion_date",
+            "hs_timestamp",
+            "hubspot_owner_id",
+            "hs_lastmodifieddate",
+            key,
+            self.settings.closure_reason_property,
+        ]
+        names = [n for n in wanted if n in self._property_names("tasks")]
+        upto = until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        since, after = cursor, 0
+        while True:
+            filters = [
+                {"propertyName": key, "operator": "HAS_PROPERTY"},
+                {"propertyName": "hs_lastmodifieddate", "operator": "LTE", "value": upto},
+            ]
+            if since:
+                filters.append(
+                    {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": since}
+                )
+            body = {
+                "filterGroups": [{"filters": filters}],
+                "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+                "properties": names,
+                "limit": SEARCH_PAGE,
+                "after": after,
+            }
+            raw = self._call(
+                "search tasks",
+                partial(
+                    self._tasks.search_api.do_search,
+                    body,
+                    _request_timeout=self._timeout,
+                    _preload_content=False,
+                ),
+            )
+            answer = json.loads(raw.data)
+            records = tuple(
+                SourceRecord(
+                    source=self.source,
+                    stream="tasks",
+                    record_id=str(r["id"]),
+                    data={
+                        **r["properties"],
+                        "id": str(r["id"]),
+                        TASK_OUTCOME: self._outcome(r["properties"]),
+                    },
+                    updated_at=_parse_iso(r.get("updatedAt")),
+                )
+                for r in answer.get("results", [])
+            )
+            last = records[-1].data.get("hs_lastmodifieddate") if records else None
+            yield Page(records=records, cursor=last or since)
+            nxt = (answer.get("paging") or {}).get("next", {}).get("after")
+            if nxt is None:
+                return
+            after = int(nxt)
+            if after + SEARCH_PAGE > SEARCH_CAP:  # search pages stop at 10,000 results
+                if last is None or last == since:
+                    raise FatalError(
+                        "hubspot", "search tasks", f"over {SEARCH_CAP} tasks modified at {last}"
+                    )
+                since, after = last, 0
+
+    def fetch_current(
+        self, refs: Sequence[RecordRef], *, fields: Sequence[str]
+    ) -> Mapping[RecordRef, dict[str, str | None]]:
+        """Current values by batch read, 100 ids per call; missing records are left out."""
+        from hubspot.crm.companies import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+
+        out: dict[RecordRef, dict[str, str | None]] = {}
+        ids = [r.record_id for r in refs if r.object_type == "companies"]
+        for start in range(0, len(ids), BATCH_CAP):
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=i) for i in ids[start : start + BATCH_CAP]],
+                properties=list(fields),
+                properties_with_history=[],
+            )
+            resp = self._call(
+                "batch read companies",
+                partial(
+                    self._companies.batch_api.read,
+                    body,
+                    archived=False,
+                    _request_timeout=self._timeout,
+                ),
+            )
+            for obj in resp.results:
+                out[RecordRef(object_type="companies", record_id=str(obj.id))] = {
+                    f: obj.properties.get(f) for f in fields
+                }
+        return out

@@ -1,0 +1,287 @@
+"""Commands that watch and operate a deployment: status, runs, requeue, metrics, and the fuzz and
+chaos long forms."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from signalplay.cli._app import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    console,
+    context,
+    guard,
+    out,
+    progress,
+)
+from signalplay.cli.data import _json
+from signalplay.ops.watch import check_runs
+
+
+@app.command("status")
+def status(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
+    """The ledger (applied, planned, failed, dead), the latest runs and the dead letters: CRM
+    changes that failed too often to be retried automatically (`signalplay requeue`)."""
+
+    def go() -> dict[str, Any]:
+        ctx = context(project)
+        try:
+            return {
+                "ledger": ctx.store.ledger_counts(),
+                "runs": ctx.store.recent_runs(),
+                "dead_letters": ctx.store.dead_letters(),
+                "max_attempts": ctx.project.settings.max_attempts,
+            }
+        finally:
+            ctx.close()
+
+    result = guard(go)
+    if as_json:
+        _json(result)
+        return
+    ledger = result["ledger"]
+    out.print("ledger: " + (", ".join(f"{k} {v}" for k, v in sorted(ledger.items())) or "empty"))
+    runs = Table(title="latest runs")
+    for column in ("run", "kind", "status", "started", "accounts", "failed"):
+        runs.add_column(column)
+    for r in result["runs"]:
+        summary = r.get("summary") or {}
+        runs.add_row(
+            str(r["run_id"])[:12],
+            str(r["kind"]),
+            str(r["status"]),
+            str(r["started_at"])[:19],
+            str(summary.get("accounts", "")),
+            str(summary.get("failed", "")),
+        )
+    out.print(runs)
+    dead = result["dead_letters"]
+    if not dead:
+        out.print("dead letters: none")
+        return
+    table = Table(title=f"dead letters (failed {result['max_attempts']} times)")
+    for column in ("op", "action", "target", "attempts", "error"):
+        table.add_column(column, overflow="fold")
+    for d in dead:
+        table.add_row(
+            d["op_key"][:12], d["action"], d["target"], str(d["attempts"]), str(d["error"])
+        )
+    out.print(table)
+
+
+@app.command("requeue")
+def requeue(
+    op_keys: Annotated[list[str] | None, typer.Argument(help="Op keys; all when none.")] = None,
+    project: ProjectOpt = Path(),
+) -> None:
+    """Put dead letters back in the retries (after fixing what made them fail)."""
+
+    def go() -> int:
+        ctx = context(project)
+        try:
+            return ctx.store.requeue(op_keys or None)
+        finally:
+            ctx.close()
+
+    count = guard(go)
+    out.print(f"requeued {count} op(s): the next run or apply retries them")
+
+
+@app.command("runs")
+def runs_cmd(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Exit 1 when the last scheduled run failed, is stuck, or none succeeded within "
+            "twice the schedule (schedule_minutes): for a cron or monitoring probe.",
+        ),
+    ] = False,
+    project: ProjectOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """The run history: each run's kind, status, start, duration and what it did."""
+
+    def go() -> dict[str, Any]:
+        ctx = context(project)
+        try:
+            history = ctx.store.recent_runs(limit)
+            alert = check_runs(
+                history, ctx.clock(), every_minutes=ctx.project.settings.schedule_minutes
+            )
+            return {"runs": history, "alert": alert.as_dict() if alert else None}
+        finally:
+            ctx.close()
+
+    result = guard(go)
+    if as_json:
+        _json(result)
+    else:
+        table = Table(title="runs")
+        table.add_column("run (started at)", no_wrap=True)
+        for column in ("kind", "status", "seconds", "accounts", "tasks", "failed"):
+            table.add_column(column)
+        for r in result["runs"]:
+            summary = r.get("summary") or {}
+            started, finished = r.get("started_at"), r.get("finished_at")
+            seconds = (
+                f"{(finished - started).total_seconds():.1f}"
+                if isinstance(started, datetime) and isinstance(finished, datetime)
+                else "-"
+            )
+            table.add_row(
+                str(r["run_id"]),
+                str(r["kind"]),
+                str(r["status"]),
+                seconds,
+                str(summary.get("accounts", "-")),
+                str(summary.get("tasks_created", "-")),
+                str(summary.get("failed", "-")),
+            )
+        out.print(table)
+        alert = result["alert"]
+        out.print(f"[red]alert ({alert['kind']}):[/red] {alert['message']}" if alert else "ok")
+    if check and result["alert"] is not None:
+        raise typer.Exit(1)
+
+
+@app.command("metrics")
+def metrics_cmd(
+    serve_port: Annotated[
+        int | None,
+        typer.Option("--serve", help="Serve /metrics on this port (Prometheus scrapes it)."),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="The address to bind.")] = "127.0.0.1",
+    project: ProjectOpt = Path(),
+) -> None:
+    """Prometheus metrics from the store (requests, 429s, quarantined records, runs, episodes,
+    CRM changes): printed once, or served for scraping with --serve."""
+    from signalplay.ops.metrics import exposition, registry
+
+    ctx = guard(lambda: context(project))
+    try:
+        if serve_port is None:
+            out.print(exposition(ctx.store), end="", markup=False, highlight=False)
+            return
+        from wsgiref.simple_server import make_server
+
+        from prometheus_client import make_wsgi_app
+
+        with make_server(host, serve_port, make_wsgi_app(registry(ctx.store))) as server:
+            out.print(f"serving metrics on http://{host}:{serve_port}/metrics")
+            server.serve_forever()
+    finally:
+        ctx.close()
+
+
+@app.command("fuzz")
+def fuzz_cmd(
+    cases: Annotated[int, typer.Option("--cases", min=1, help="Cases per target.")] = 10_000,
+    targets: Annotated[
+        list[str] | None, typer.Option("--target", help="Only these targets (repeatable).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Vary the cases (default: fixed).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fuzz every input door (expressions, templates, raw records, signalplay.yaml, mapping,
+    trigger and play files) with Hypothesis: print the cases and outcomes per target; exit 1
+    on any unexpected exception. Needs the test extra (`pip install -e '.\\[test]'`)."""
+    try:
+        from signalplay.testing.fuzz import TARGETS, run
+    except ModuleNotFoundError as exc:  # hypothesis is a test dependency
+        out.print(f"fuzzing needs the test extra: pip install -e '.[test]' ({exc})")
+        raise typer.Exit(2) from None
+    chosen = tuple(targets or TARGETS)
+    unknown = sorted(set(chosen) - set(TARGETS))
+    if unknown:
+        out.print(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}")
+        raise typer.Exit(2)
+    tallies = run(chosen, cases=cases, seed=seed, progress=progress)
+    result: dict[str, Any] = {
+        "targets": [t.as_dict() for t in tallies],
+        "cases": sum(t.cases for t in tallies),
+        "unexpected": sum(len(t.unexpected) for t in tallies),
+    }
+    if as_json:
+        _json(result)
+    else:
+        table = Table(title="fuzzing")
+        for column in ("target", "cases", "outcomes", "unexpected", "seconds"):
+            table.add_column(column)
+        for t in result["targets"]:
+            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(t["outcomes"].items()))
+            table.add_row(
+                t["target"], str(t["cases"]), outcomes, str(t["unexpected"]), str(t["seconds"])
+            )
+        out.print(table)
+        for t in tallies:
+            for example in t.unexpected[:3]:
+                out.print(f"[red]{t.target}:[/red] {example}")
+    if result["unexpected"]:
+        raise typer.Exit(1)
+
+
+@app.command("chaos")
+def chaos_cmd(  # noqa: PLR0917 - Typer options
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Scenarios per CRM.")] = 5,
+    crm: Annotated[
+        list[str] | None, typer.Option("--crm", help="hubspot and/or salesforce (default both).")
+    ] = None,
+    accounts: Annotated[int, typer.Option("--accounts", min=5, max=2_000)] = 40,
+    first_seed: Annotated[int, typer.Option("--first-seed", help="The first seed.")] = 1,
+    workdir: Annotated[
+        Path | None, typer.Option("--dir", help="Keep the scenarios' projects here.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The chaos suite's long form: per seed and CRM, a demo book synced through stand-ins that
+    answer 10% of requests 429, 5% 5xx and hold 2% past the client's timeout, one expired
+    Salesforce session, the scheduled run killed with SIGKILL mid-apply, then recovery runs.
+    Prints, per seed and in total, duplicates, lost writes and lost records; exit 1 unless all
+    are 0."""
+    import tempfile
+
+    from signalplay.testing.chaos import run_suite
+
+    chosen = tuple(crm or ("hubspot", "salesforce"))
+    unknown = sorted(set(chosen) - {"hubspot", "salesforce"})
+    if unknown:
+        out.print(f"unknown CRM(s) {', '.join(unknown)}; known: hubspot, salesforce")
+        raise typer.Exit(2)
+    with tempfile.TemporaryDirectory(prefix="signalplay-chaos-") as scratch:
+        result = run_suite(
+            seeds,
+            workdir=workdir or Path(scratch),
+            crms=chosen,
+            accounts=accounts,
+            first_seed=first_seed,
+            progress=lambda line: console.print(line, highlight=False),
+        )
+    total = result["total"]
+    if as_json:
+        _json(result)
+    else:
+        table = Table(title="chaos")
+        columns = ("seed", "crm", "duplicates", "lost_writes", "lost_records", "faults", "seconds")
+        for column in columns:
+            table.add_column(column)
+        for s in result["seeds"]:
+            faults = ", ".join(f"{k} {v}" for k, v in s["faults"].items())
+            table.add_row(*(str(s[c]) if c != "faults" else faults for c in columns))
+        out.print(table)
+        out.print(
+            f"total: {total['duplicates']} duplicates, {total['lost_writes']} lost writes, "
+            f"{total['lost_records']} lost records over {total['scenarios']} scenarios "
+            f"({total['killed_mid_apply']} killed mid-apply)"
+        )
+    if total["duplicates"] or total["lost_writes"] or total["lost_records"]:
+        raise typer.Exit(1)

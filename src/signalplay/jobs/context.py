@@ -1,0 +1,101 @@
+"""USE CASES · the context every use case runs in: the project, its definitions, the store, the
+CRM and the clock, opened once per command or task and closed after it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from signalplay.definitions.compiled import Definitions
+from signalplay.definitions.loader import load_definitions_cached
+from signalplay.ops import logs
+from signalplay.protocols import CrmConnector, EventSink
+from signalplay.registry import build_connector
+from signalplay.settings import Project
+from signalplay.store import Store
+from signalplay.types import Clock, utc_clock
+
+log = logging.getLogger(__name__)
+CRM_SOURCE = "crm"
+
+
+@dataclass
+class Context:
+    """What a use case needs: the project, its definitions, the store, the CRM and the clock."""
+
+    project: Project
+    definitions: Definitions
+    store: Store
+    clock: Clock = utc_clock
+    crm_factory: Callable[[], CrmConnector] | None = None
+    events_factory: Callable[[], EventSink | None] | None = None
+    progress: Callable[[str, int, int | None], None] = lambda stage, done, total: None
+    _crm: CrmConnector | None = field(default=None, repr=False)
+    _events: EventSink | None = field(default=None, repr=False)
+
+    @property
+    def crm(self) -> CrmConnector:
+        """The CRM connector, built once."""
+        if self._crm is None:
+            factory = self.crm_factory or (
+                lambda: build_connector(
+                    self.project, CRM_SOURCE, self.project.settings.crm, loc=("crm",)
+                )
+            )
+            self._crm = factory()
+        return self._crm
+
+    @property
+    def events(self) -> EventSink | None:
+        """Where webhook events go (None when the project configures no webhook)."""
+        if self._events is None:
+            block = self.project.settings.webhook
+            factory = self.events_factory or (
+                lambda: (
+                    None
+                    if block is None
+                    else build_connector(self.project, "webhook", block, loc=("webhook",))
+                )
+            )
+            self._events = factory()
+        return self._events
+
+    @property
+    def crm_name(self) -> str:
+        """The CRM kind, e.g. `hubspot`."""
+        return self.project.settings.crm.connector
+
+    def close(self) -> None:
+        """Release the CRM connection and the store."""
+        if self._crm is not None:
+            self._crm.close()
+        if self._events is not None:
+            self._events.close()
+        self.store.close()
+
+
+def open_context(
+    project: Project,
+    *,
+    clock: Clock = utc_clock,
+    crm_factory: Callable[[], CrmConnector] | None = None,
+    events_factory: Callable[[], EventSink | None] | None = None,
+) -> Context:
+    """Load definitions, open and migrate the store (as of `as_of` when the settings fix it);
+    the settings' secrets are blanked from every log record from now on."""
+    logs.remember(logs.secret_values(project.settings))
+    as_of = project.settings.as_of
+    if as_of is not None and clock is utc_clock:
+        clock = lambda: as_of  # noqa: E731 - a fixed clock
+    definitions = load_definitions_cached(project.definitions_dir)
+    store = Store(project.store_url(), clock=clock)
+    store.migrate()
+    return Context(
+        project=project,
+        definitions=definitions,
+        store=store,
+        clock=clock,
+        crm_factory=crm_factory,
+        events_factory=events_factory,
+    )

@@ -1,0 +1,74 @@
+"""USE CASE · pull: every configured stream from its saved cursor into the store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from signalplay import tally
+from signalplay.errors import ConfigError, Issue
+from signalplay.jobs.context import CRM_SOURCE, Context
+from signalplay.registry import build_connector
+from signalplay.settings import CONFIG_FILE
+
+
+def pull(
+    ctx: Context,
+    run_id: str,
+    *,
+    only: Collection[str] | None = None,
+    full: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Pull every stream of the CRM and the sources (or of the sources named in `only`) from
+    its saved cursor (from the start with `full`); the cursor is saved with every page, so a
+    killed pull resumes where it stopped. Returns per stream: records, quarantined, requests
+    and 429s (for connectors that count them) and seconds."""
+    summary: dict[str, dict[str, float]] = {}
+    until = ctx.clock()
+    sources: list[tuple[str, Any]] = []
+    if only is None or CRM_SOURCE in only:
+        sources.append((CRM_SOURCE, ctx.crm))
+    for name, block in ctx.project.settings.sources.items():
+        if only is None or name in only:
+            sources.append((name, build_connector(ctx.project, name, block, loc=("sources", name))))
+    unknown = sorted(set(only or ()) - {n for n, _ in sources})
+    if unknown:
+        known = ", ".join([CRM_SOURCE, *ctx.project.settings.sources])
+        raise ConfigError(
+            [
+                Issue(CONFIG_FILE, None, None, "sources", f"no source {u!r} (known: {known})")
+                for u in unknown
+            ]
+        )
+    for name, conn in sources:
+        for spec in conn.streams():
+            summary[f"{name}.{spec.name}"] = _pull_stream(
+                ctx, run_id, name, conn, stream=spec.name, until=until, full=full
+            )
+    return summary
+
+
+def _pull_stream(
+    ctx: Context, run_id: str, source: str, conn: Any, *, stream: str, until: datetime, full: bool
+) -> dict[str, float]:
+    cursor = None if full else ctx.store.get_cursor(source, stream)
+    counts: dict[str, float] = {"records": 0, "quarantined": 0}
+    requests, limited = getattr(conn, "requests", None), getattr(conn, "rate_limited", None)
+    retries = tally.total("retries")
+    started = time.perf_counter()
+    for page in conn.read(stream, cursor=cursor, until=until):
+        ctx.store.save_page(source, stream, page.records, page.cursor)
+        counts["records"] += len(page.records)
+        counts["quarantined"] += ctx.store.quarantine(
+            run_id, source, stream, page.quarantined, stage="pull"
+        )
+        ctx.progress(f"pull {source}.{stream}", int(counts["records"]), None)
+    if requests is not None:
+        counts["requests"] = conn.requests - requests
+    if limited is not None:
+        counts["429s"] = conn.rate_limited - limited
+    counts["retries"] = tally.total("retries") - retries
+    counts["seconds"] = round(time.perf_counter() - started, 2)
+    return counts
