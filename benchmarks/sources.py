@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
+
 from signalplay.connectors._ratelimit import RateLimitSettings, Window
 from signalplay.connectors.stripe import StripeConnector, StripeSettings
 from signalplay.connectors.zendesk import ZendeskConnector, ZendeskSettings
-
 from signalplay.sandbox.server import serve
 from signalplay.sandbox.stripe import StripeSandbox
 from signalplay.sandbox.zendesk import ZendeskSandbox

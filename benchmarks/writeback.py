@@ -162,7 +162,7 @@ def run_crm(crm: str, n: int, seed: int, workdir: Path) -> dict[str, Any]:
                 run_id = ctx.store.start_run("bench")
                 ctx.store.record_planned(run_id, crm, plan.ops)  # the ledger, as `plan` does
                 ctx.store.save_plan(run_id, plan.ops)
-                result = jobs.apply(ctx, plan.ops)
+                result = jobs.apply(ctx, plan.ops).to_json()
                 ctx.store.finish_run(run_id, status="ok", summary=result)
                 seconds = time.perf_counter() - started
                 return {

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from signalplay.connectors._ratelimit import Budget, BudgetExhaustedError, take
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -26,6 +25,7 @@ from tenacity import (
 )
 
 from signalplay import tally
+from signalplay.connectors._ratelimit import Budget, BudgetExhaustedError, take
 from signalplay.errors import RateLimitedError, RetriableError, SyncError
 from signalplay.models import WriteOp, WriteResult
 

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from signalplay.connectors._retry import call_with_retry, parse_retry_after
 
+from signalplay.connectors._retry import call_with_retry, parse_retry_after
 from signalplay.errors import FatalError, RetriableError, SyncError
 from signalplay.models import WriteAction, WriteOp, WriteResult
 from signalplay.ops.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign

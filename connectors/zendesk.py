@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
 from signalplay.connectors._http import AnswerError, translator
 from signalplay.connectors._ratelimit import (
     Budget,
@@ -31,7 +32,6 @@ from signalplay.connectors._ratelimit import (
     pacing,
 )
 from signalplay.connectors._retry import call_translated, parse_retry_after
-
 from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
 from signalplay.models import Page, SourceRecord, StreamSpec
 

@@ -19,7 +19,6 @@ import functools
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,8 @@ from celery.signals import after_setup_logger, after_setup_task_logger
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from signalplay import jobs
-from signalplay.errors import ConfigError, Issue, RetriableError
-from signalplay.models import WriteAction, WriteOp
+from signalplay.errors import RetriableError
 from signalplay.ops import logs
-from signalplay.ops.watch import check_runs
 from signalplay.settings import load_project
 
 log = logging.getLogger("signalplay.watchdog")
@@ -114,74 +111,50 @@ def _redacting(logger: logging.Logger, **_: Any) -> None:
 @app.task(name="signalplay.sync", bind=True)
 def sync(self: Any, project_dir: str, *, apply: bool = True) -> dict[str, Any]:
     """Pull and map one project, then evaluate it in shards and merge (and apply) the plan."""
-    ctx = _context(project_dir)
-    run_id = ctx.store.start_run("sync")
-    try:
-        with logs.run_context(run_id):
-            streams = jobs.pull(ctx, run_id)
-            mapped = jobs.map_profiles(ctx, run_id)
-            parts = jobs.shards(list(mapped.facts), ctx.project.settings.shard_size)
-    except RetriableError as exc:
-        ctx.store.finish_run(run_id, status="failed", summary={"error": logs.redact(str(exc))})
-        raise self.retry(exc=exc, countdown=exc.retry_after or 30) from exc
-    except Exception as exc:
-        ctx.store.finish_run(run_id, status="failed", summary={"error": logs.redact(str(exc))})
-        raise
-    finally:
-        ctx.close()
+    with _context(project_dir) as ctx:
+        try:
+            started = jobs.start_sharded(ctx)
+        except RetriableError as exc:
+            raise self.retry(exc=exc, countdown=exc.retry_after or 30) from exc
     queue = self.request.delivery_info.get("routing_key") if self.request.delivery_info else None
     options = {"queue": queue} if queue else {}
     header = [
-        evaluate_shard.si(project_dir, run_id, i, accounts, record=apply).set(**options)
-        for i, accounts in enumerate(parts)
+        evaluate_shard.si(project_dir, started.run_id, i, accounts, record=apply).set(**options)
+        for i, accounts in enumerate(started.shards)
     ]
-    callback = merge_plan.si(project_dir, run_id).set(**options)
+    callback = merge_plan.si(project_dir, started.run_id).set(**options)
     if apply:
         callback = callback | apply_plan.s(project_dir).set(**options)
     chord(header)(callback)
-    return {"run_id": run_id, "parts": len(parts), "streams": streams}
+    return started.to_json()
 
 
-@app.task(name="signalplay.evaluate_shard", bind=True)
+@app.task(name="signalplay.evaluate_shard")
 def evaluate_shard(
-    self: Any, project_dir: str, run_id: str, part: int, accounts: list[str], *, record: bool = True
+    project_dir: str, run_id: str, part: int, accounts: list[str], *, record: bool = True
 ) -> dict[str, Any]:
     """Evaluate and plan one chunk of accounts; the ops are kept as a part of the run (and
     enter the ledger when the run applies them)."""
-    ctx = _context(project_dir)
-    try:
+    with _context(project_dir) as ctx:
         return jobs.evaluate_shard(ctx, run_id, part, accounts, record=record)
-    finally:
-        ctx.close()
 
 
 @app.task(name="signalplay.merge_plan")
 def merge_plan(project_dir: str, run_id: str) -> str:
-    """Merge the parts of a run into one saved plan; returns its id."""
-    ctx = _context(project_dir)
-    try:
-        plan_id, summary = jobs.merge_plan(ctx, run_id)
-        ctx.store.finish_run(run_id, status="ok", summary=summary)
+    """Merge the parts of a run into one saved plan (closing the run); returns the plan's id."""
+    with _context(project_dir) as ctx:
+        plan_id, _ = jobs.merge_plan(ctx, run_id)
         return plan_id
-    finally:
-        ctx.close()
 
 
 @app.task(name="signalplay.apply_plan", bind=True)
 def apply_plan(self: Any, plan_id: str, project_dir: str) -> dict[str, Any]:
     """Apply a saved plan (and retry earlier failures); idempotent through the ledger."""
-    ctx = _context(project_dir)
-    try:
-        ops = ctx.store.load_plan(plan_id)
-        if ops is None:
-            raise ConfigError([Issue(project_dir, None, None, "plan", f"no plan {plan_id!r}")])
-        result = jobs.apply(ctx, ops)
-        ctx.store.mark_plan(plan_id, "applied")
-        return {"plan_id": plan_id, **result}
-    except RetriableError as exc:
-        raise self.retry(exc=exc, countdown=exc.retry_after or 30) from exc
-    finally:
-        ctx.close()
+    with _context(project_dir) as ctx:
+        try:
+            return jobs.apply_saved(ctx, plan_id).to_json()
+        except RetriableError as exc:
+            raise self.retry(exc=exc, countdown=exc.retry_after or 30) from exc
 
 
 @app.task(name="signalplay.watchdog")
@@ -189,34 +162,9 @@ def watchdog(project_dir: str) -> dict[str, Any] | None:
     """Alert when the scheduled sync failed, is stuck, or stayed silent past twice its period:
     an ERROR log line and, when the project has a webhook, a signed `signalplay.alert` event for
     the team's messaging tool. Returns the alert (None: all well)."""
-    ctx = _context(project_dir)
-    try:
-        now = ctx.clock()
-        alert = check_runs(
-            ctx.store.recent_runs(20), now, every_minutes=ctx.project.settings.schedule_minutes
-        )
-        if alert is None:
-            return None
-        log.error("%s: %s", project_dir, alert.message)
-        if ctx.events is not None:
-            stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M")
-            key = f"alert:{alert.kind}:{alert.run_id or '-'}:{stamp}"
-            values = {"event": "signalplay.alert", "project": project_dir, **alert.as_dict()}
-            ctx.events.send(
-                [
-                    WriteOp(
-                        op_key=key,
-                        action=WriteAction.SEND_WEBHOOK,
-                        object_type="events",
-                        target=key,
-                        values=values,
-                        reason=alert.message,
-                    )
-                ]
-            )
-        return alert.as_dict()
-    finally:
-        ctx.close()
+    with _context(project_dir) as ctx:
+        alert = jobs.watch(ctx, project_dir)
+        return alert.as_dict() if alert else None
 
 
 @app.on_after_configure.connect

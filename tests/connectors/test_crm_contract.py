@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+
 from signalplay.connectors._ratelimit import RateLimitSettings
 from signalplay.connectors.hubspot import HubSpotConnector, HubSpotSettings
 from signalplay.connectors.salesforce import SalesforceConnector, SalesforceSettings
-
 from signalplay.errors import AuthError
 from signalplay.models import RecordRef, WriteAction, WriteOp
 from signalplay.sandbox.hubspot import HubSpotSandbox

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from signalplay.connectors.salesforce import SalesforceConnector, SalesforceSettings
 from typer.testing import CliRunner
 
 from signalplay.cli import app
+from signalplay.connectors.salesforce import SalesforceConnector, SalesforceSettings
 from signalplay.definitions.loader import load_definitions
 from signalplay.definitions.schema import CLOSURE_REASONS
 from signalplay.jobs.scaffold import shipped_mappings

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
-from signalplay.connectors.hubspot import HubSpotConnector, HubSpotSettings
 
+from signalplay.connectors.hubspot import HubSpotConnector, HubSpotSettings
 from signalplay.models import RecordRef, WriteAction, WriteOp
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.server import serve

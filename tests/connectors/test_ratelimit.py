@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
+
 from signalplay.connectors._ratelimit import (
     BudgetExhaustedError,
     LocalBudget,
@@ -20,7 +21,6 @@ from signalplay.connectors._ratelimit import (
     make_budget,
     take,
 )
-
 from signalplay.errors import RateLimitedError
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.server import serve

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from signalplay.connectors.salesforce import SalesforceConnector, SalesforceSettings
 
+from signalplay.connectors.salesforce import SalesforceConnector, SalesforceSettings
 from signalplay.errors import AuthError
 from signalplay.models import RecordRef, WriteAction, WriteOp
 from signalplay.sandbox.salesforce import Field, SalesforceSandbox, tls

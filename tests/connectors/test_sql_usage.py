@@ -13,8 +13,8 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
-from signalplay.connectors.sql import SqlConnector, SqlSettings, SqlStream
 
+from signalplay.connectors.sql import SqlConnector, SqlSettings, SqlStream
 from signalplay.errors import FatalError
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
+
 from signalplay.connectors._ratelimit import RateLimitSettings
 from signalplay.connectors.stripe import StripeConnector, StripeSettings, monthly_mrr, normalise
-
 from signalplay.errors import FatalError
 from signalplay.sandbox.server import serve
 from signalplay.sandbox.stripe import StripeSandbox

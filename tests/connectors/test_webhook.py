@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 from pydantic import SecretStr
-from signalplay.connectors.webhook import WebhookConnector, WebhookSettings
 
+from signalplay.connectors.webhook import WebhookConnector, WebhookSettings
 from signalplay.models import WriteAction, WriteOp
 from signalplay.ops.signing import sign, verify
 from signalplay.sandbox.server import serve

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
+
 from signalplay.connectors._ratelimit import RateLimitSettings
 from signalplay.connectors.zendesk import ZendeskConnector, ZendeskSettings
-
 from signalplay.sandbox.server import serve
 from signalplay.sandbox.zendesk import ZendeskSandbox
 

@@ -35,7 +35,7 @@ def _run(root: Path) -> dict:  # type: ignore[type-arg]
         crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)),
     )
     try:
-        summary = jobs.run(ctx)
+        summary = jobs.run(ctx).to_json()
         with ctx.store.engine.connect() as conn:
             summary["ledger"] = [
                 (r.op_key, r.action, r.target, r.status, r.payload)

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def _run(root: Path) -> dict:
     ctx = hubspot_context(root)
     try:
-        return jobs.run(ctx)
+        return jobs.run(ctx).to_json()
     finally:
         ctx.close()
 
@@ -283,8 +283,10 @@ def test_plan_prints_each_change_with_its_fields_and_apply_executes_exactly_it(
     assert "update_fields  companies/" in shown
     assert "    signalplay_health_score: None → '" in shown
     writes = _writes(sandbox)
-    dry = json.loads(runner.invoke(app, ["apply", "--dry-run", "-p", str(root)]).stdout)
-    assert dry["would_apply"] > 0
+    dry = json.loads(runner.invoke(app, ["apply", "--dry-run", "-p", str(root), "--json"]).stdout)
+    assert dry["dry_run"] is True
+    assert dry["ops"] > 0
+    assert dry["tasks_created"] == 0
     assert _writes(sandbox) == writes
     store = Store(load_project(root).store_url())
     try:
@@ -292,7 +294,8 @@ def test_plan_prints_each_change_with_its_fields_and_apply_executes_exactly_it(
         assert store.pending_ops() == []
         planned = store.load_plan(store.latest_plan_id() or "")
         assert planned
-        applied = json.loads(runner.invoke(app, ["apply", "-p", str(root)]).stdout)
+        applied = json.loads(runner.invoke(app, ["apply", "-p", str(root), "--json"]).stdout)
+        assert applied["dry_run"] is False
         assert applied["failed"] == 0
         assert applied["tasks_created"] == len(sandbox.state.objects["tasks"]) > 0
         assert {o.op_key for o in planned} <= store.applied_keys()  # each applied op recorded
@@ -305,14 +308,14 @@ def test_a_dry_run_changes_nothing_a_later_run_would_send(
 ) -> None:
     ctx = hubspot_context(_project(tmp_path, sandbox, server, hooks, accounts=20))
     try:
-        dry = jobs.run(ctx, dry_run=True)
+        dry = jobs.run(ctx, dry_run=True).to_json()
         assert dry["plan"]["upsert_task"] > 0
         assert dry["episodes_opened"] > 0
         assert ctx.store.pending_ops() == []
         assert ctx.store.open_episodes() == {}  # a preview opens no episode, decides nothing
         assert ctx.store.episodes(status="resolved", resolved_since=noon() - timedelta(1)) == []
 
-        real = jobs.run(ctx)  # and it previewed exactly what the run then sends
+        real = jobs.run(ctx).to_json()  # and it previewed exactly what the run then sends
         assert real["episodes_opened"] == dry["episodes_opened"]
         previewed, sent = ctx.store.load_plan(dry["plan_id"]), ctx.store.load_plan(real["plan_id"])
         assert previewed is not None
@@ -343,7 +346,7 @@ def test_a_crash_between_the_crm_and_the_ledger_leaves_no_duplicate_and_no_gap(
     jobs.pull(ctx, run_id)
     profiles = jobs.build_profiles(ctx, run_id)
     jobs.evaluate(ctx, profiles)
-    _, ops, _ = jobs.plan(ctx, profiles, run_id)
+    ops = jobs.plan(ctx, profiles, run_id).ops
     writes = [o for o in ops if o.action is not WriteAction.SEND_WEBHOOK]
     ctx.crm.ensure_schema(list(ctx.definitions.writeback.account_fields))
     ctx.crm.write(writes[: len(writes) // 2])  # the CRM has these; the ledger does not know

@@ -173,7 +173,7 @@ def test_only_declared_fields_are_ever_written(
     try:
         jobs.crm_setup(ctx)
         ctx.store.record_planned("run-x", "hubspot", ops)
-        result = jobs.apply(ctx, ops)
+        result = jobs.apply(ctx, ops).to_json()
         with ctx.store.engine.connect() as conn:
             ledger = {
                 key: (status, error)

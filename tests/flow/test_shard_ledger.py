@@ -25,7 +25,7 @@ def test_a_shard_plans_from_its_own_ledger_what_a_whole_run_plans(
     root = make_project(tmp_path, sandbox, server.url, accounts=60, webhook_url=f"{hooks.url}/e")
     ctx = hubspot_context(root)
     try:
-        first = jobs.run(ctx)
+        first = jobs.run(ctx).to_json()
         assert first["tasks_created"] > 0
         assert first["events_sent"] > 0
         assert first["failed"] == 0

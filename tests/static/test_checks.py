@@ -29,8 +29,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "command",
     [
-        ("ruff", "check", "--quiet", "."),
-        ("ruff", "format", "--check", "--quiet", "."),
+        ("ruff", "check", "--no-cache", "--quiet", "."),
+        ("ruff", "format", "--no-cache", "--check", "--quiet", "."),
         ("lint-imports",),
         ("mypy",),
     ],

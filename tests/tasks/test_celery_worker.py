@@ -47,7 +47,7 @@ def _in_process_plan(root: Path) -> list[WriteOp]:
         jobs.pull(ctx, run_id)
         profiles = jobs.build_profiles(ctx, run_id)
         jobs.evaluate(ctx, profiles)
-        return jobs.plan(ctx, profiles, run_id)[1]
+        return list(jobs.plan(ctx, profiles, run_id).ops)
     finally:
         ctx.close()
 

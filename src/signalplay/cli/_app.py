@@ -1,15 +1,17 @@
 """The command line's shared parts: the Typer apps, consoles, options and error handling.
 
-The edge: commands build settings and context, call `jobs` or `views`, print, and map errors to
-exit codes (0 ok, 1 runtime failure, 2 configuration error). Never a traceback for bad input.
+The edge: a command parses its options, runs one use case of `jobs` (`using`), and renders the
+typed result it returns (`--json` prints that same object, `emit`); errors map to exit codes
+(0 ok, 1 runtime failure, 2 configuration error). Never a traceback for bad input.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -80,6 +82,22 @@ def progress(stage: str, done: int, total: int | None) -> None:
         console.print(
             f"  {stage}: {done}{'/' + str(total) if total else ''}   ", end="\r", highlight=False
         )
+
+
+def using(project_dir: Path, use_case: Callable[[jobs.Context], T]) -> T:
+    """Run one use case in the project's context (opened, then closed), with progress on the
+    terminal; signalplay's errors become a message and an exit code."""
+
+    def go() -> T:
+        with context(project_dir) as ctx:
+            return use_case(ctx)
+
+    return guard(go)
+
+
+def emit(result: Any) -> None:
+    """Print a typed result's JSON (`--json`): the object the use case returned."""
+    out.print_json(json.dumps(result.to_json(), default=str))
 
 
 def context(project_dir: Path) -> jobs.Context:

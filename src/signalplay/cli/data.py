@@ -15,13 +15,14 @@ from signalplay.cli._app import (
     JsonOpt,
     ProjectOpt,
     app,
-    context,
+    emit,
     guard,
     identity_app,
     mappings_app,
     out,
     profile_app,
     quarantine_app,
+    using,
 )
 from signalplay.definitions.jsonschema import write_schemas
 from signalplay.jobs import views
@@ -48,18 +49,11 @@ def profile_show(
 ) -> None:
     """Print an account's profile, each value with its lineage (source, stream, record, time)."""
 
-    def go() -> tuple[str, list[views.ProfileRow]]:
-        ctx = context(project)
-        try:
-            key = views.find_account(ctx.store, ctx.definitions, account)
-            return key, views.profile_rows(ctx.store, ctx.definitions, key)
-        finally:
-            ctx.close()
-
-    key, rows = guard(go)
+    view = using(project, lambda ctx: views.profile(ctx, account))
     if as_json:
-        _json({"account": key, "fields": [r.__dict__ for r in rows]})
+        emit(view)
         return
+    key, rows = view.account, view.rows
     table = Table(title=f"profile of {key}")
     for column in ("field", "value", "from", "record", "observed"):
         table.add_column(column, overflow="fold")
@@ -72,14 +66,7 @@ def profile_show(
 def profile_coverage(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
     """Profile coverage: percent of accounts with a value, per field and per source."""
 
-    def go() -> dict[str, Any]:
-        ctx = context(project)
-        try:
-            return views.profile_coverage(ctx.store, ctx.definitions).as_dict()
-        finally:
-            ctx.close()
-
-    result = guard(go)
+    result = using(project, views.coverage_of).as_dict()
     if as_json:
         _json(result)
         return
@@ -104,14 +91,7 @@ def identity_report(
 ) -> None:
     """Records of the newest run that joined no account: unmatched keys and conflicts."""
 
-    def go() -> list[Any]:
-        ctx = context(project)
-        try:
-            return ctx.store.identity_issues(problem=problem)
-        finally:
-            ctx.close()
-
-    issues = guard(go)
+    issues = using(project, lambda ctx: views.identity_issues(ctx, problem=problem))
     if as_json:
         _json({"issues": [i.__dict__ for i in issues]})
         return
@@ -136,15 +116,9 @@ def quarantine_list(
 ) -> None:
     """Records that could not be used, with the reason and the raw payload."""
 
-    def go() -> tuple[list[dict[str, Any]], dict[str, int]]:
-        ctx = context(project)
-        try:
-            rows = ctx.store.quarantined(source=source, stream=stream, limit=limit)
-            return rows, ctx.store.quarantine_counts()
-        finally:
-            ctx.close()
-
-    rows, counts = guard(go)
+    rows, counts = using(
+        project, lambda ctx: views.quarantine(ctx, source=source, stream=stream, limit=limit)
+    )
     if as_json:
         _json({"counts": counts, "records": rows})
         return
@@ -216,14 +190,7 @@ def backfill(
 ) -> None:
     """Build daily profile snapshots for past days from the sources' stored history."""
 
-    def go() -> dict[str, Any]:
-        ctx = context(project)
-        try:
-            return jobs.backfill(ctx, days=days)
-        finally:
-            ctx.close()
-
-    result = guard(go)
+    result = using(project, lambda ctx: jobs.backfill(ctx, days=days))
     if as_json:
         _json(result)
     else:
@@ -242,15 +209,7 @@ def explain(
     """Why each trigger fired or not for an account (its clauses against the segment's
     thresholds), its health breakdown, segments, and the decisions on its episodes."""
 
-    def go() -> dict[str, Any]:
-        ctx = context(project)
-        try:
-            key = views.find_account(ctx.store, ctx.definitions, account)
-            return jobs.explain(ctx, key)
-        finally:
-            ctx.close()
-
-    result = guard(go)
+    result = using(project, lambda ctx: views.explanation(ctx, account))
     if as_json:
         _json(result)
         return

@@ -16,19 +16,19 @@ from signalplay.cli._app import (
     JsonOpt,
     ProjectOpt,
     app,
-    context,
+    emit,
     guard,
     mappings_app,
     out,
     progress,
     sandbox_app,
+    using,
 )
 from signalplay.definitions.loader import load_definitions
 from signalplay.demo.history import (
     HISTORY_WEEKS,
 )
 from signalplay.demo.run import DEMO_WEBHOOK_SECRET, run_demo, source_sandboxes
-from signalplay.errors import SignalplayError
 from signalplay.jobs.scaffold import init_project
 from signalplay.settings import load_project
 
@@ -151,51 +151,23 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Pull, profile, evaluate, plan and apply."""
-
-    def go() -> dict[str, Any]:
-        ctx = context(project)
-        try:
-            return jobs.run(ctx, dry_run=dry_run)
-        finally:
-            ctx.close()
-
-    summary = guard(go)
-    out.print_json(json.dumps(summary, default=str)) if as_json else _print_summary(summary)
+    result = using(project, lambda ctx: jobs.run(ctx, dry_run=dry_run))
+    emit(result) if as_json else _print_summary(result.to_json())
 
 
 @app.command()
 def plan(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
     """Pull, profile and evaluate, then print and save the CRM changes without writing them."""
-
-    def go() -> tuple[str, list[Any], dict[str, int]]:
-        ctx = context(project)
-        try:
-            run_id = ctx.store.start_run("plan")
-            jobs.pull(ctx, run_id)
-            profiles = jobs.build_profiles(ctx, run_id)
-            assessed = jobs.assess(ctx, profiles, save=False)  # a preview: the store keeps none
-            result = jobs.plan(ctx, profiles, run_id, record=False, preview=assessed)
-            ctx.store.finish_run(run_id, status="ok", summary=result[2])
-            return result
-        finally:
-            ctx.close()
-
-    plan_id, ops, stats = guard(go)
+    result = using(project, jobs.preview)
     if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "plan_id": plan_id,
-                    "stats": stats,
-                    "ops": [o.model_dump(mode="json") for o in ops],
-                }
-            )
-        )
+        emit(result)
         return
-    for op in ops:
+    for op in result.ops:
         out.print(_describe_op(op), highlight=False)
     out.print(
-        f"{len(ops)} change(s) planned; saved as {plan_id}. Apply with: signalplay apply {plan_id}"
+        f"{len(result.ops)} change(s) planned; saved as {result.plan_id}. "
+        f"Apply with: signalplay apply {result.plan_id}",
+        highlight=False,
     )
 
 
@@ -228,26 +200,26 @@ def apply(
         str | None, typer.Argument(help="Plan id; the newest plan when omitted.")
     ] = None,
     project: ProjectOpt = Path(),
-    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count the plan's ops; write nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Apply exactly a saved plan, recording every outcome in the ledger."""
-
-    def go() -> dict[str, int]:
-        ctx = context(project)
-        try:
-            pid = plan_id or ctx.store.latest_plan_id()
-            ops = ctx.store.load_plan(pid) if pid else None
-            if ops is None:
-                raise SignalplayError(f"no plan {pid!r}: run `signalplay plan` first")
-            if dry_run:
-                return {"would_apply": len(ops)}
-            result = jobs.apply(ctx, ops, retry_pending=False)
-            ctx.store.mark_plan(pid, "applied")  # type: ignore[arg-type]
-            return result
-        finally:
-            ctx.close()
-
-    out.print_json(json.dumps(guard(go)))
+    result = using(
+        project, lambda ctx: jobs.apply_saved(ctx, plan_id, dry_run=dry_run, retry_pending=False)
+    )
+    if as_json:
+        emit(result)
+    elif result.dry_run:
+        out.print(f"dry run: {result.plan_id} would apply {result.ops} op(s); nothing written")
+    else:
+        a = result.applied
+        out.print(
+            f"applied {result.plan_id}: {a.tasks_created} task(s) created, {a.tasks_updated} "
+            f"updated, {a.fields_updated} field(s) updated, {a.events_sent} event(s) sent, "
+            f"{a.failed} failed (kept for retry)"
+        )
 
 
 @mappings_app.command("check")
@@ -314,37 +286,31 @@ def sync(
 
     from signalplay.cli._app import console
 
-    def go() -> dict[str, dict[str, float]]:
-        ctx = context(project)
-        bars = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TextColumn("{task.completed:,.0f} records"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=as_json or not console.is_terminal,
-        )
-        tasks: dict[str, Any] = {}
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,.0f} records"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json or not console.is_terminal,
+    )
+    tasks: dict[str, Any] = {}
 
-        def report(stage: str, done: int, total: int | None) -> None:
-            if stage not in tasks:
-                tasks[stage] = bars.add_task(stage, total=total)
-            bars.update(tasks[stage], completed=done)
+    def report(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total)
+        bars.update(tasks[stage], completed=done)
 
+    def go(ctx: jobs.Context) -> jobs.SyncResult:
         ctx.progress = report
-        try:
-            run_id = ctx.store.start_run("sync")
-            with bars:
-                summary = jobs.pull(ctx, run_id, only=sources or None, full=full)
-            ctx.store.finish_run(run_id, status="ok", summary={"streams": summary})
-            return summary
-        finally:
-            ctx.close()
+        with bars:
+            return jobs.sync(ctx, only=sources or None, full=full)
 
-    summary = guard(go)
+    result = using(project, go)
     if as_json:
-        out.print_json(json.dumps({"streams": summary}))
+        emit(result)
         return
+    summary = result.streams
     table = Table(title="signalplay sync")
     columns = ("records", "quarantined", "requests", "429s", "seconds")
     table.add_column("stream")

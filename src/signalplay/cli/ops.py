@@ -16,12 +16,14 @@ from signalplay.cli._app import (
     app,
     console,
     context,
+    emit,
     guard,
     out,
     progress,
+    using,
 )
 from signalplay.cli.data import _json
-from signalplay.ops.watch import check_runs
+from signalplay.jobs import views
 
 
 @app.command("status")
@@ -29,22 +31,11 @@ def status(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
     """The ledger (applied, planned, failed, dead), the latest runs and the dead letters: CRM
     changes that failed too often to be retried automatically (`signalplay requeue`)."""
 
-    def go() -> dict[str, Any]:
-        ctx = context(project)
-        try:
-            return {
-                "ledger": ctx.store.ledger_counts(),
-                "runs": ctx.store.recent_runs(),
-                "dead_letters": ctx.store.dead_letters(),
-                "max_attempts": ctx.project.settings.max_attempts,
-            }
-        finally:
-            ctx.close()
-
-    result = guard(go)
+    status = using(project, views.status)
     if as_json:
-        _json(result)
+        emit(status)
         return
+    result = status.to_json()
     ledger = result["ledger"]
     out.print("ledger: " + (", ".join(f"{k} {v}" for k, v in sorted(ledger.items())) or "empty"))
     runs = Table(title="latest runs")
@@ -82,14 +73,7 @@ def requeue(
 ) -> None:
     """Put dead letters back in the retries (after fixing what made them fail)."""
 
-    def go() -> int:
-        ctx = context(project)
-        try:
-            return ctx.store.requeue(op_keys or None)
-        finally:
-            ctx.close()
-
-    count = guard(go)
+    count = using(project, lambda ctx: views.requeue(ctx, op_keys))
     out.print(f"requeued {count} op(s): the next run or apply retries them")
 
 
@@ -109,20 +93,10 @@ def runs_cmd(
 ) -> None:
     """The run history: each run's kind, status, start, duration and what it did."""
 
-    def go() -> dict[str, Any]:
-        ctx = context(project)
-        try:
-            history = ctx.store.recent_runs(limit)
-            alert = check_runs(
-                history, ctx.clock(), every_minutes=ctx.project.settings.schedule_minutes
-            )
-            return {"runs": history, "alert": alert.as_dict() if alert else None}
-        finally:
-            ctx.close()
-
-    result = guard(go)
+    history = using(project, lambda ctx: views.run_history(ctx, limit))
+    result = history.to_json()
     if as_json:
-        _json(result)
+        emit(history)
     else:
         table = Table(title="runs")
         table.add_column("run (started at)", no_wrap=True)
@@ -163,18 +137,14 @@ def metrics_cmd(
 ) -> None:
     """Prometheus metrics from the store (requests, 429s, quarantined records, runs, episodes,
     CRM changes): printed once, or served for scraping with --serve."""
-    from signalplay.ops.metrics import exposition, registry
-
     ctx = guard(lambda: context(project))
     try:
         if serve_port is None:
-            out.print(exposition(ctx.store), end="", markup=False, highlight=False)
+            out.print(views.metrics_text(ctx), end="", markup=False, highlight=False)
             return
         from wsgiref.simple_server import make_server
 
-        from prometheus_client import make_wsgi_app
-
-        with make_server(host, serve_port, make_wsgi_app(registry(ctx.store))) as server:
+        with make_server(host, serve_port, views.metrics_app(ctx)) as server:
             out.print(f"serving metrics on http://{host}:{serve_port}/metrics")
             server.serve_forever()
     finally:

@@ -100,7 +100,7 @@ def _run_demo(
     try:
         created, remaining = jobs.crm_setup(ctx)  # the fields signalplay writes, typed
         past = _replay_history(ctx, *history) if history and history[1] else None
-        summary = jobs.run(ctx)
+        summary = jobs.run(ctx).to_json()
         summary["crm_setup"] = {"created": created, "remaining": [str(f.issue) for f in remaining]}
         summary["history"] = past
         path = directory / "signalplay-report.html"

@@ -23,19 +23,27 @@ from signalplay.jobs.profiles import (
     explain,
     map_profiles,
 )
-from signalplay.jobs.runs import run
-from signalplay.jobs.sharded import evaluate_shard, merge_plan, shards
+from signalplay.jobs.results import Applied, ApplyResult, PlanResult, RunResult, SyncResult
+from signalplay.jobs.runs import preview, recorded_run, run, sync
+from signalplay.jobs.sharded import ShardedStart, evaluate_shard, merge_plan, shards, start_sharded
 from signalplay.jobs.sources import pull
-from signalplay.jobs.writes import NOTHING_APPLIED, apply
+from signalplay.jobs.watchdog import watch
+from signalplay.jobs.writes import apply, apply_saved
 
 __all__ = [
     "CRM_SOURCE",
-    "NOTHING_APPLIED",
+    "Applied",
+    "ApplyResult",
     "Context",
     "Evaluation",
     "Mapped",
+    "PlanResult",
     "Profiles",
+    "RunResult",
+    "ShardedStart",
+    "SyncResult",
     "apply",
+    "apply_saved",
     "assess",
     "backfill",
     "build_profiles",
@@ -50,7 +58,12 @@ __all__ = [
     "open_context",
     "plan",
     "plan_ops",
+    "preview",
     "pull",
+    "recorded_run",
     "run",
     "shards",
+    "start_sharded",
+    "sync",
+    "watch",
 ]

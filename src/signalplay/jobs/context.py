@@ -66,6 +66,12 @@ class Context:
         """The CRM kind, e.g. `hubspot`."""
         return self.project.settings.crm.connector
 
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Release the CRM connection and the store."""
         if self._crm is not None:

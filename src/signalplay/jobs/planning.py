@@ -10,6 +10,7 @@ from typing import Any
 from signalplay.jobs.context import Context
 from signalplay.jobs.evaluation import Evaluation
 from signalplay.jobs.profiles import Profiles
+from signalplay.jobs.results import PlanResult
 from signalplay.models import Episode, WriteOp
 from signalplay.plays.actions import ActionIntent, consolidate, intents_for
 from signalplay.plays.orchestration import Decision
@@ -130,7 +131,8 @@ def _closing_ops(
     return out
 
 
-def _plan_stats(result: Plan) -> dict[str, int]:
+def plan_stats(result: Plan) -> dict[str, int]:
+    """How many ops of each action a plan holds, and how many it skipped (applied, unchanged)."""
     return {
         **result.counts(),
         "skipped_applied": result.skipped_applied,
@@ -145,7 +147,7 @@ def plan(
     *,
     record: bool = True,
     preview: Evaluation | None = None,
-) -> tuple[str, list[WriteOp], dict[str, int]]:
+) -> PlanResult:
     """The CRM changes wanted now, diffed against the ledger and the CRM; saved, not applied.
     With `record`, its ops enter the ledger as planned (a run about to apply them); a preview
     leaves the ledger alone, so that a plan nobody applies is never sent by a later run, and
@@ -154,7 +156,9 @@ def plan(
     plan_id = ctx.store.save_plan(run_id, result.ops)
     if record:
         ctx.store.record_planned(run_id, ctx.crm_name, result.ops)
-    return plan_id, result.ops, _plan_stats(result)
+    return PlanResult(
+        run_id=run_id, plan_id=plan_id, ops=tuple(result.ops), stats=plan_stats(result)
+    )
 
 
 def _text(value: Any) -> str | None:

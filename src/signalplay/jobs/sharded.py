@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from signalplay.evaluate.evaluator import (
@@ -12,11 +13,37 @@ from signalplay.evaluate.evaluator import (
 )
 from signalplay.jobs.context import Context
 from signalplay.jobs.evaluation import evaluate
-from signalplay.jobs.planning import _plan_stats, plan_ops
-from signalplay.jobs.profiles import Profiles, derive_profiles
+from signalplay.jobs.planning import plan_ops, plan_stats
+from signalplay.jobs.profiles import Profiles, derive_profiles, map_profiles
+from signalplay.jobs.runs import recorded_run
+from signalplay.jobs.sources import pull
 from signalplay.profile.values import (
     Coverage,
 )
+
+
+@dataclass(frozen=True)
+class ShardedStart:
+    """A sharded sync begun: its run (left open for the merge to close), the shards of
+    accounts to evaluate, and what the pull read."""
+
+    run_id: str
+    shards: list[list[str]]
+    streams: dict[str, dict[str, float]]
+
+    def to_json(self) -> dict[str, Any]:
+        """As the Celery task returns it."""
+        return {"run_id": self.run_id, "parts": len(self.shards), "streams": self.streams}
+
+
+def start_sharded(ctx: Context) -> ShardedStart:
+    """Pull and map the project, and cut its accounts into shards of `shard_size`; the run stays
+    open until `merge_plan` closes it (and is recorded failed if this step fails)."""
+    with recorded_run(ctx, "sync", close=False) as record:
+        streams = pull(ctx, record.run_id)
+        mapped = map_profiles(ctx, record.run_id)
+        parts = shards(list(mapped.facts), ctx.project.settings.shard_size)
+    return ShardedStart(run_id=record.run_id, shards=parts, streams=streams)
 
 
 def shards(accounts: Sequence[str], size: int) -> list[list[str]]:
@@ -42,7 +69,7 @@ def evaluate_shard(
     summary = {
         **evaluation,
         "accounts": len(values),
-        "plan": _plan_stats(result),
+        "plan": plan_stats(result),
         "health_bands": dict(bands),
     }
     # The shard's ops go into the ledger here, in parallel with the other shards (their keys
@@ -55,13 +82,15 @@ def evaluate_shard(
 
 def merge_plan(ctx: Context, run_id: str) -> tuple[str, dict[str, Any]]:
     """One plan from every part of a sharded run, in the same stable order as an unsharded one
-    (merged as stored JSON: the ops were validated when their shard planned them)."""
+    (merged as stored JSON: the ops were validated when their shard planned them); the run the
+    sync opened is recorded ok with the parts' summed counts."""
     plan_id, summaries = ctx.store.merge_plan_parts(
         run_id, key=lambda o: (o["action"], o["target"], o["op_key"])
     )
     summary: dict[str, Any] = {"run_id": run_id, "plan_id": plan_id, "parts": len(summaries)}
     for part in summaries:
         _add_counts(summary, part)
+    ctx.store.finish_run(run_id, status="ok", summary=summary)  # the sync opened it
     return plan_id, summary
 
 

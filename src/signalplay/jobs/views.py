@@ -1,12 +1,13 @@
-"""Read-only use cases for people: a profile with its lineage, coverage, the identity report,
-quarantine, and the preview of a mapping file on sample records. Nothing here writes.
+"""Use cases for people to look at: a profile with its lineage, coverage, the identity report,
+quarantine, the preview of a mapping file on sample records, the ledger's status and the run
+history. Nothing here writes, except `requeue`, which puts dead letters back in the retries.
 
 Imports: definitions, mapping, profile, store, registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import islice
@@ -16,8 +17,12 @@ from typing import Any
 from signalplay.definitions.compiled import CompiledMapping, Definitions
 from signalplay.definitions.loader import load_definitions
 from signalplay.errors import SignalplayError
+from signalplay.jobs.context import Context
+from signalplay.jobs.profiles import explain
 from signalplay.lang.transforms import CastError
-from signalplay.models import Fact, SourceRecord
+from signalplay.models import Fact, IdentityIssue, SourceRecord
+from signalplay.ops.metrics import exposition, registry
+from signalplay.ops.watch import Alert, check_runs
 from signalplay.profile.identity import IdentityMap, resolve
 from signalplay.profile.mapping import build_identity, extract_values
 from signalplay.profile.values import Coverage, coverage
@@ -206,3 +211,111 @@ def _existing_store(project: Project) -> Store | None:
         store.close()
         return None
     return store
+
+
+@dataclass(frozen=True)
+class Status:
+    """The ledger's counts, the latest runs and the dead letters (ops that failed too often to
+    be retried automatically)."""
+
+    ledger: dict[str, int]
+    runs: list[dict[str, Any]]
+    dead_letters: list[dict[str, Any]]
+    max_attempts: int
+
+    def to_json(self) -> dict[str, Any]:
+        """As `status --json` prints it."""
+        return {
+            "ledger": self.ledger,
+            "runs": self.runs,
+            "dead_letters": self.dead_letters,
+            "max_attempts": self.max_attempts,
+        }
+
+
+def status(ctx: Context) -> Status:
+    """What the ledger holds, how the latest runs ended, and what needs a person."""
+    return Status(
+        ledger=ctx.store.ledger_counts(),
+        runs=ctx.store.recent_runs(),
+        dead_letters=ctx.store.dead_letters(),
+        max_attempts=ctx.project.settings.max_attempts,
+    )
+
+
+@dataclass(frozen=True)
+class RunHistory:
+    """The latest runs, and the alert the watchdog would raise on them (None: all well)."""
+
+    runs: list[dict[str, Any]]
+    alert: Alert | None
+
+    def to_json(self) -> dict[str, Any]:
+        """As `runs --json` prints it."""
+        return {"runs": self.runs, "alert": self.alert.as_dict() if self.alert else None}
+
+
+def run_history(ctx: Context, limit: int = 20) -> RunHistory:
+    """The latest `limit` runs, checked against the project's schedule."""
+    runs = ctx.store.recent_runs(limit)
+    alert = check_runs(runs, ctx.clock(), every_minutes=ctx.project.settings.schedule_minutes)
+    return RunHistory(runs=runs, alert=alert)
+
+
+def requeue(ctx: Context, op_keys: Sequence[str] | None = None) -> int:
+    """Put dead letters (all, or those named) back in the retries; returns how many."""
+    return ctx.store.requeue(list(op_keys) if op_keys else None)
+
+
+def identity_issues(ctx: Context, *, problem: str | None = None) -> list[IdentityIssue]:
+    """The newest run's records that joined no account: unmatched keys and conflicts."""
+    return ctx.store.identity_issues(problem=problem)
+
+
+def quarantine(
+    ctx: Context, *, source: str | None = None, stream: str | None = None, limit: int = 100
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Quarantined records (newest first, at most `limit`) and the counts per stream."""
+    rows = ctx.store.quarantined(source=source, stream=stream, limit=limit)
+    return rows, ctx.store.quarantine_counts()
+
+
+@dataclass(frozen=True)
+class ProfileView:
+    """One account's profile: every value with where it came from."""
+
+    account: str
+    rows: list[ProfileRow]
+
+    def to_json(self) -> dict[str, Any]:
+        """As `profile show --json` prints it."""
+        return {"account": self.account, "fields": [r.__dict__ for r in self.rows]}
+
+
+def profile(ctx: Context, query: str) -> ProfileView:
+    """The profile of the account a CRM id, a domain or an exact name points at."""
+    key = find_account(ctx.store, ctx.definitions, query)
+    return ProfileView(account=key, rows=profile_rows(ctx.store, ctx.definitions, key))
+
+
+def coverage_of(ctx: Context) -> Coverage:
+    """Percent of accounts with each profile field, per field and per source."""
+    return profile_coverage(ctx.store, ctx.definitions)
+
+
+def explanation(ctx: Context, query: str) -> dict[str, Any]:
+    """Why each trigger fired or not for the account `query` points at, its health breakdown,
+    segments and the decisions on its episodes."""
+    return explain(ctx, find_account(ctx.store, ctx.definitions, query))
+
+
+def metrics_text(ctx: Context) -> str:
+    """The Prometheus exposition of the store's figures, once."""
+    return exposition(ctx.store)
+
+
+def metrics_app(ctx: Context) -> Any:
+    """A WSGI app serving /metrics from the store, for Prometheus to scrape."""
+    from prometheus_client import make_wsgi_app
+
+    return make_wsgi_app(registry(ctx.store))

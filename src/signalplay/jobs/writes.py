@@ -7,24 +7,15 @@ import logging
 from collections.abc import Sequence
 
 from signalplay import tally
-from signalplay.errors import ConfigError
+from signalplay.errors import ConfigError, SignalplayError
 from signalplay.jobs.context import Context
+from signalplay.jobs.results import Applied, ApplyResult
 from signalplay.models import WriteAction, WriteOp, WriteResult
 
 log = logging.getLogger(__name__)
 
 
-NOTHING_APPLIED = {
-    "tasks_created": 0,
-    "tasks_updated": 0,
-    "fields_updated": 0,
-    "events_sent": 0,
-    "failed": 0,
-    "write_retries": 0,
-}
-
-
-def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -> dict[str, int]:
+def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -> Applied:
     """Write ops to the CRM (events to the webhook) and record each outcome in the ledger;
     failed ops stay for retry."""
     settled = ctx.store.settled_keys()
@@ -34,7 +25,7 @@ def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -
             todo.setdefault(op.op_key, op)
     ops_list = list(todo.values())
     if not ops_list:
-        return dict(NOTHING_APPLIED)
+        return Applied()
     # A previewed plan's ops enter the ledger now (what a run recorded already is kept as is):
     # from here on, each is applied or recorded with its error.
     ctx.store.record_planned("apply", ctx.crm_name, ops_list)
@@ -69,18 +60,16 @@ def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -
     for r in results:
         if not r.ok:
             log.warning("op %s failed: %s", r.op_key[:12], r.error)
-    return {
-        "tasks_created": sum(1 for r, o in ok if o.action is WriteAction.UPSERT_TASK and r.created),
-        "tasks_updated": sum(
+    return Applied(
+        tasks_created=sum(1 for r, o in ok if o.action is WriteAction.UPSERT_TASK and r.created),
+        tasks_updated=sum(
             1 for r, o in ok if o.action is WriteAction.UPSERT_TASK and not r.created
         ),
-        "fields_updated": sum(
-            len(o.values) for _, o in ok if o.action is WriteAction.UPDATE_FIELDS
-        ),
-        "events_sent": sum(1 for _, o in ok if o.action is WriteAction.SEND_WEBHOOK),
-        "failed": sum(1 for r in results if not r.ok),
-        "write_retries": tally.total("retries") - retries,
-    }
+        fields_updated=sum(len(o.values) for _, o in ok if o.action is WriteAction.UPDATE_FIELDS),
+        events_sent=sum(1 for _, o in ok if o.action is WriteAction.SEND_WEBHOOK),
+        failed=sum(1 for r in results if not r.ok),
+        write_retries=tally.total("retries") - retries,
+    )
 
 
 def _send_events(ctx: Context, events: Sequence[WriteOp]) -> Sequence[WriteResult]:
@@ -96,3 +85,19 @@ def _send_events(ctx: Context, events: Sequence[WriteOp]) -> Sequence[WriteResul
     if sink is None:
         return [WriteResult(op_key=o.op_key, ok=False, error=reason) for o in events]
     return sink.send(events)
+
+
+def apply_saved(
+    ctx: Context, plan_id: str | None = None, *, dry_run: bool = False, retry_pending: bool = True
+) -> ApplyResult:
+    """Apply exactly a saved plan (the newest when `plan_id` is None) and mark it applied; with
+    `retry_pending`, earlier failures are retried with it. A dry run only counts its ops."""
+    pid = plan_id or ctx.store.latest_plan_id()
+    ops = ctx.store.load_plan(pid) if pid else None
+    if pid is None or ops is None:
+        raise SignalplayError(f"no plan {pid!r}: run `signalplay plan` first")
+    if dry_run:
+        return ApplyResult(plan_id=pid, dry_run=True, ops=len(ops))
+    applied = apply(ctx, ops, retry_pending=retry_pending)
+    ctx.store.mark_plan(pid, "applied")
+    return ApplyResult(plan_id=pid, applied=applied, ops=len(ops))

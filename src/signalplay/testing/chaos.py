@@ -267,7 +267,7 @@ def _in_process(root: Path, *, setup: bool = False) -> dict[str, Any]:
             jobs.crm_setup(ctx)
             return {}
         try:
-            return jobs.run(ctx)
+            return jobs.run(ctx).to_json()
         except Exception as exc:  # noqa: BLE001 - a run the faults stopped; the next recovers
             return {"failed": -1, "error": str(exc)}
     finally:
@@ -352,7 +352,7 @@ def _check(root: Path, world: World, *, crm: str, result: SeedResult) -> None:
         dry = jobs.run(ctx, dry_run=True)
     finally:
         ctx.close()
-    still = {k: n for k, n in dry["plan"].items() if not k.startswith("skipped") and n}
+    still = {k: n for k, n in dry.plan.items() if not k.startswith("skipped") and n}
     if still:
         problems.append(f"a fault-free dry run still plans {still}")
     result.lost_writes = len(problems)
