@@ -14,6 +14,7 @@ from signalplay.protocols import CrmConnector, EventSink
 from signalplay.registry import build_connector
 from signalplay.settings import Project
 from signalplay.store import Store
+from signalplay.tally import Tally
 from signalplay.types import Clock, utc_clock
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class Context:
     crm_factory: Callable[[], CrmConnector] | None = None
     events_factory: Callable[[], EventSink | None] | None = None
     progress: Callable[[str, int, int | None], None] = lambda stage, done, total: None
+    tally: Tally = field(default_factory=Tally)  # what the connectors count (retries, by system)
     _crm: CrmConnector | None = field(default=None, repr=False)
     _events: EventSink | None = field(default=None, repr=False)
 

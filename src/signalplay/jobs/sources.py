@@ -7,7 +7,6 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from signalplay import tally
 from signalplay.errors import ConfigError, Issue
 from signalplay.jobs.context import CRM_SOURCE, Context
 from signalplay.registry import build_connector
@@ -56,19 +55,20 @@ def _pull_stream(
     cursor = None if full else ctx.store.get_cursor(source, stream)
     counts: dict[str, float] = {"records": 0, "quarantined": 0}
     requests, limited = getattr(conn, "requests", None), getattr(conn, "rate_limited", None)
-    retries = tally.total("retries")
+    retries = ctx.tally.total("retries")
     started = time.perf_counter()
-    for page in conn.read(stream, cursor=cursor, until=until):
-        ctx.store.save_page(source, stream, page.records, page.cursor)
-        counts["records"] += len(page.records)
-        counts["quarantined"] += ctx.store.quarantine(
-            run_id, source, stream, page.quarantined, stage="pull"
-        )
-        ctx.progress(f"pull {source}.{stream}", int(counts["records"]), None)
+    with ctx.tally.counting():
+        for page in conn.read(stream, cursor=cursor, until=until):
+            ctx.store.save_page(source, stream, page.records, page.cursor)
+            counts["records"] += len(page.records)
+            counts["quarantined"] += ctx.store.quarantine(
+                run_id, source, stream, page.quarantined, stage="pull"
+            )
+            ctx.progress(f"pull {source}.{stream}", int(counts["records"]), None)
     if requests is not None:
         counts["requests"] = conn.requests - requests
     if limited is not None:
         counts["429s"] = conn.rate_limited - limited
-    counts["retries"] = tally.total("retries") - retries
+    counts["retries"] = ctx.tally.total("retries") - retries
     counts["seconds"] = round(time.perf_counter() - started, 2)
     return counts

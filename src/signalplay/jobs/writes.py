@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from signalplay import tally
 from signalplay.errors import ConfigError, SignalplayError
 from signalplay.jobs.context import Context
 from signalplay.jobs.results import Applied, ApplyResult
@@ -48,12 +47,13 @@ def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -
     ops_list = [o for o in ops_list if o.op_key not in refused]
     events = [o for o in ops_list if o.action is WriteAction.SEND_WEBHOOK]
     writes = [o for o in ops_list if o.action is not WriteAction.SEND_WEBHOOK]
-    retries = tally.total("retries")
-    if writes:
-        ctx.crm.ensure_schema(list(ctx.definitions.writeback.account_fields))
-        results.extend(ctx.crm.write(writes))
-    if events:
-        results.extend(_send_events(ctx, events))
+    retries = ctx.tally.total("retries")
+    with ctx.tally.counting():
+        if writes:
+            ctx.crm.ensure_schema(list(ctx.definitions.writeback.account_fields))
+            results.extend(ctx.crm.write(writes))
+        if events:
+            results.extend(_send_events(ctx, events))
     ctx.store.record_results(results, max_attempts=ctx.project.settings.max_attempts)
     by_key = dict(todo)
     ok = [(r, by_key[r.op_key]) for r in results if r.ok]
@@ -68,7 +68,7 @@ def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -
         fields_updated=sum(len(o.values) for _, o in ok if o.action is WriteAction.UPDATE_FIELDS),
         events_sent=sum(1 for _, o in ok if o.action is WriteAction.SEND_WEBHOOK),
         failed=sum(1 for r in results if not r.ok),
-        write_retries=tally.total("retries") - retries,
+        write_retries=ctx.tally.total("retries") - retries,
     )
 
 
