@@ -1,5 +1,8 @@
-"""What the httpx connectors share: a non-2xx answer carried to the error translation, and
-that translation (the vendor's classifier for answers, transport failures retriable)."""
+"""What the httpx connectors share.
+
+A non-2xx answer carried to the error translation, and that translation (the vendor's classifier for
+answers, transport failures retriable).
+"""
 
 from __future__ import annotations
 
@@ -21,8 +24,10 @@ class AnswerError(SignalplayError):
 def translator(
     source: str, classify: Callable[[httpx.Response, str], SyncError]
 ) -> Callable[[Exception, str], SyncError | None]:
-    """The `translate` for `call_translated`: answers by `classify`, transport failures as
-    retriable, anything else not ours (None)."""
+    """The `translate` for `call_translated`.
+
+    Answers by `classify`, transport failures as retriable, anything else not ours (None).
+    """
 
     def translate(exc: Exception, operation: str) -> SyncError | None:
         if isinstance(exc, AnswerError):

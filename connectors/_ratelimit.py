@@ -1,5 +1,7 @@
-"""One request budget per CRM org, shared by every worker: the vendor's windows (HubSpot's
-10-second burst and daily quota, Salesforce's rolling 24 hours) and a shared pause after a 429.
+"""One request budget per CRM org, shared by every worker.
+
+The vendor's windows (HubSpot's 10-second burst and daily quota, Salesforce's rolling 24 hours) and
+a shared pause after a 429.
 
 Two stores with the same rules: `RedisBudget` (one Lua script per acquire, so concurrent Celery
 workers on any host draw from one budget) and `LocalBudget` (in-process, for eager runs).
@@ -207,8 +209,10 @@ class BudgetExhaustedError(SignalplayError):
 def take(
     budget: Budget | None, *, max_wait: float, sleep: Callable[[float], None] = time.sleep
 ) -> float:
-    """Block until `budget` gives a permit; returns the seconds waited. Raises
-    BudgetExhaustedError when the next permit is further away than `max_wait`."""
+    """Block until `budget` gives a permit; returns the seconds waited.
+
+    Raises BudgetExhaustedError when the next permit is further away than `max_wait`.
+    """
     if budget is None:
         return 0.0
     waited = 0.0
@@ -221,8 +225,11 @@ def take(
 
 
 class VirtualTime:
-    """A clock that moves only when `sleep` is called: for a connector given a recording sleep
-    (tests), so that its local budget sees the waits it was told to take."""
+    """A clock that moves only when `sleep` is called.
+
+    For a connector given a recording sleep (tests), so that its local budget sees the waits it
+    was told to take.
+    """
 
     def __init__(self, sleep: Callable[[float], None]) -> None:
         self._sleep = sleep
@@ -241,8 +248,11 @@ class VirtualTime:
 def pacing(
     sleep: Callable[[float], None] | None,
 ) -> tuple[Callable[[float], None] | None, Callable[[], float]]:
-    """The sleep a connector waits with and the clock its local budget reads: real time, or,
-    given a recording sleep (tests), a virtual clock that the recorded waits move."""
+    """The sleep a connector waits with and the clock its local budget reads.
+
+    Real time, or, given a recording sleep (tests), a virtual clock that the recorded waits
+    move.
+    """
     if sleep is None:
         return None, time.monotonic
     virtual = VirtualTime(sleep)
@@ -256,8 +266,11 @@ def make_budget(
     broker: str | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Budget | None:
-    """The configured budget: Redis when a Redis URL is set (or the broker is Redis), else
-    in-process (on `clock`); None without windows."""
+    """The configured budget.
+
+    Redis when a Redis URL is set (or the broker is Redis), else in-process (on `clock`); None
+    without windows.
+    """
     if not settings.windows:
         return None
     url = settings.redis_url

@@ -105,8 +105,11 @@ def call_translated(
     sleep: Callable[[float], None] | None = None,
     budget: Budget | None = None,
 ) -> T:
-    """`call_with_retry` around a vendor call whose exceptions `translate` turns into our error
-    kinds (None: not the vendor's; raised as it is); each attempt takes a permit of `budget`."""
+    """`call_with_retry` around a vendor call, its exceptions translated.
+
+    `call_with_retry` around a vendor call whose exceptions `translate` turns into our error
+    kinds (None: not the vendor's; raised as it is); each attempt takes a permit of `budget`.
+    """
 
     def attempt() -> T:
         try:

@@ -1,6 +1,8 @@
-"""Product usage from SQL: a query against any SQLAlchemy URL (the warehouse), or CSV and Parquet
-files read through DuckDB, returning daily rows (account key, date, active users, events,
-per-feature counts), incremental by date.
+"""Product usage from SQL.
+
+A query against any SQLAlchemy URL (the warehouse), or CSV and Parquet files read through DuckDB,
+returning daily rows (account key, date, active users, events, per-feature counts), incremental by
+date.
 
 Each stream's query may use `:since`, the last date read (the boundary day is read again: daily
 rows are restated while the day is open); without a query, the whole table or file is read from

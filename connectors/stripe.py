@@ -70,8 +70,11 @@ class StripeSettings(BaseModel):
 
 
 def classify(response: httpx.Response, operation: str) -> SyncError:
-    """Stripe's answer as our error kinds: 429 and 5xx retriable (honouring Retry-After and
-    `Stripe-Should-Retry`), the legacy 400 `rate_limit` too; 401/403 auth; others fatal."""
+    """Stripe's answer as our error kinds.
+
+    429 and 5xx retriable (honouring Retry-After and `Stripe-Should-Retry`), the legacy 400
+    `rate_limit` too; 401/403 auth; others fatal.
+    """
     try:
         error = response.json().get("error") or {}
     except ValueError:
@@ -100,8 +103,10 @@ def classify(response: httpx.Response, operation: str) -> SyncError:
 
 
 def monthly_mrr(subscription: dict[str, Any]) -> float:
-    """The subscription's MRR in currency units (cents / 100): licensed per-unit items,
-    normalised to a month; 0 unless active or past due."""
+    """The subscription's MRR in currency units (cents / 100).
+
+    Licensed per-unit items, normalised to a month; 0 unless active or past due.
+    """
     if subscription.get("status") not in MRR_STATUSES:
         return 0.0
     total = 0.0
@@ -122,8 +127,11 @@ def monthly_mrr(subscription: dict[str, Any]) -> float:
 
 
 def normalise(stream: str, obj: dict[str, Any]) -> dict[str, Any]:
-    """The object as signalplay keeps it: Stripe's fields, plus what mappings need on one level
-    (a subscription's MRR and period end, an invoice's subscription id across API versions)."""
+    """The object as signalplay keeps it.
+
+    Stripe's fields, plus what mappings need on one level (a subscription's MRR and period end,
+    an invoice's subscription id across API versions).
+    """
     data = dict(obj)
     if obj.get("deleted"):
         return data
@@ -245,8 +253,11 @@ class StripeConnector:
                 return
 
     def _events(self, stream: str, since: int, until: datetime) -> Iterator[Page]:
-        """Events of the stream's objects since `since` (less the overlap) up to `until`,
-        oldest first; each page's cursor is its newest event time."""
+        """Events of the stream's objects since `since` up to `until`, oldest first.
+
+        Events of the stream's objects since `since` (less the overlap) up to `until`,
+        oldest first; each page's cursor is its newest event time.
+        """
         _, _, kind, name = STREAMS[stream]
         params: list[tuple[str, Any]] = [
             ("limit", self.settings.page_size),
@@ -322,10 +333,12 @@ class StripeConnector:
         return tuple(good), tuple(bad)
 
     def _with_every_item(self, sub: dict[str, Any]) -> dict[str, Any]:
-        """The subscription with all its items: Stripe embeds the first 10 (`has_more` says
-        there are more), and the rest are paged from /v1/subscription_items. Without them the
-        MRR of a subscription of many items would be short. A subscription gone since keeps
-        what it embedded."""
+        """The subscription with all its items.
+
+        Stripe embeds the first 10 (`has_more` says there are more), and the rest are paged
+        from /v1/subscription_items. Without them the MRR of a subscription of many items
+        would be short. A subscription gone since keeps what it embedded.
+        """
         items = sub.get("items")
         if not isinstance(items, dict) or not items.get("has_more"):
             return sub

@@ -1,6 +1,8 @@
-"""Outbound webhook events for the team's messaging tool (in-app guidance, webinar invitations),
-on httpx: one signed POST per event (see signalplay.ops.signing), retried on 429, 5xx and timeouts
-with the one retry policy.
+"""Outbound webhook events for the team's messaging tool, over httpx.
+
+Outbound webhook events for the team's messaging tool (in-app guidance, webinar invitations), on
+httpx: one signed POST per event (see signalplay.ops.signing), retried on 429, 5xx and timeouts with
+the one retry policy.
 """
 
 from __future__ import annotations
@@ -58,8 +60,11 @@ class WebhookConnector:
         self._client.close()
 
     def send(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
-        """POST each event; retried on transient failures, recorded per op. When the endpoint
-        cannot be reached at all, the events after the first are not attempted this run."""
+        """POST each event; retried on transient failures, recorded per op.
+
+        When the endpoint cannot be reached at all, the events after the first are not
+        attempted this run.
+        """
         results = []
         unreachable: str | None = None
         for op in ops:

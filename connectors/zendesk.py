@@ -1,5 +1,7 @@
-"""Zendesk Support as a source, over httpx: tickets (with their metrics), users, organizations,
-ticket metric events (SLA breaches) and satisfaction ratings.
+"""Zendesk Support as a source, over httpx.
+
+Tickets (with their metrics), users, organizations, ticket metric events (SLA breaches) and
+satisfaction ratings.
 
 Tickets and users come from the cursor-based incremental exports (`after_cursor` until
 `end_of_stream`, saved after every page; deleted tickets arrive with `status: "deleted"`;
@@ -107,9 +109,11 @@ _TRANSLATE = translator("zendesk", classify)
 def _with_requester(
     ticket: dict[str, Any], requester: dict[str, Any] | None, reopens: dict[Any, Any]
 ) -> dict[str, Any]:
-    """The ticket with its reopen count (from its metric set) and its requester's email; when
-    the ticket has no organization (its requester had none when it was opened), `match_domain`
-    is the email's domain, for identity: requester domain → an account's domain."""
+    """The ticket with its reopen count (from its metric set) and its requester's email.
+
+    When the ticket has no organization (its requester had none when it was opened),
+    `match_domain` is the email's domain, for identity: requester domain → an account's domain.
+    """
     email = requester.get("email") if requester else None
     orphan = ticket.get("organization_id") is None
     return {
@@ -288,9 +292,11 @@ class ZendeskConnector:
             params = {**base, "cursor": after}
 
     def _metrics(self, cursor: str | None) -> Iterator[Page]:
-        """The metrics sideloaded with the tickets just exported (one per ticket: a metric
-        change is a ticket change, so none when no ticket changed); without a ticket export in
-        this sync, the ticket_metrics list from `cursor` (updated_at) on."""
+        """The metrics sideloaded with the tickets just exported (one per ticket.
+
+        A metric change is a ticket change, so none when no ticket changed); without a
+        ticket export in this sync, the ticket_metrics list from `cursor` (updated_at) on.
+        """
         if self._pending_metrics is not None:
             rows, self._pending_metrics = self._pending_metrics, None
             good, bad = self._split("ticket_metrics", "ticket_id", rows, "updated_at")
@@ -332,8 +338,11 @@ class ZendeskConnector:
         )
 
     def _cursor_list(self, stream: str, path: str, cursor: str | None, key: str) -> Iterator[Page]:
-        """A `page[size]` list (newest first) read whole; only records updated at or after the
-        cursor (an ISO time) are kept; the new cursor is the newest `updated_at`."""
+        """A `page[size]` list (newest first) read whole.
+
+        Only records updated at or after the cursor (an ISO time) are kept; the new cursor
+        is the newest `updated_at`.
+        """
         base: dict[str, Any] = {"page[size]": 100}
         since = _stamp(cursor)
         if stream == "satisfaction_ratings" and since is not None:

@@ -3,7 +3,8 @@
 Reads companies, contacts (with their company) and owners; writes tasks by batch upsert on a
 unique episode-key property (100 inputs per call), links them with v4 associations, and updates
 company properties by batch update. SDK retries stay off (`retry=None`: urllib3 skips POST and
-PATCH); our one retry policy wraps each call, with a timeout on every call."""
+PATCH); our one retry policy wraps each call, with a timeout on every call.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""The HubSpot API objects, read once, the one retrying call every request goes through, and the
-property and owner listings reads and writes share."""
+"""The HubSpot connector's base: API objects, the retrying call, shared listings.
+
+The HubSpot API objects, read once, the one retrying call every request goes through, and the
+property and owner listings reads and writes share.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +28,11 @@ from signalplay.models import (
 
 
 class _Base:
-    """The HubSpot API objects, read once, the one retrying call every request goes through, and
-    the property and owner listings reads and writes share."""
+    """The HubSpot API objects, read once, and the one retrying call.
+
+    The HubSpot API objects, read once, the one retrying call every request goes through, and
+    the property and owner listings reads and writes share.
+    """
 
     settings_model: ClassVar[type[BaseModel]] = HubSpotSettings
     max_batch = BATCH_CAP

@@ -1,5 +1,7 @@
-"""Reading HubSpot: companies, contacts, owners, deals and signalplay's tasks, paged and
-incremental."""
+"""Reading HubSpot.
+
+Companies, contacts, owners, deals and signalplay's tasks, paged and incremental.
+"""
 
 from __future__ import annotations
 
@@ -30,13 +32,18 @@ from signalplay.models import (
 
 
 class _Reads(_Base):
-    """Reading HubSpot: companies, contacts, owners, deals and signalplay's tasks, paged and
-    incremental."""
+    """Reading HubSpot.
+
+    Companies, contacts, owners, deals and signalplay's tasks, paged and incremental.
+    """
 
     # ---- reading ---------------------------------------------------------------------------
     def streams(self) -> Sequence[StreamSpec]:
-        """Companies, contacts, owners, deals (renewal dates and amounts) and the tasks
-        signalplay wrote (status, completion, closure reason), the last incrementally."""
+        """The streams HubSpot serves.
+
+        Companies, contacts, owners, deals (renewal dates and amounts) and the tasks
+        signalplay wrote (status, completion, closure reason), the last incrementally.
+        """
         full = [StreamSpec(name=n) for n in ("companies", "contacts", "owners", "deals")]
         return [*full, StreamSpec(name="tasks", cursor_field="hs_lastmodifieddate")]
 
@@ -103,9 +110,12 @@ class _Reads(_Base):
         }
 
     def _read_tasks(self, cursor: str | None, until: datetime) -> Iterator[Page]:
-        """signalplay's tasks changed since `cursor` (their last-modified time), oldest first,
+        """Signalplay's tasks changed since `cursor`, oldest first, through search.
+
+        signalplay's tasks changed since `cursor` (their last-modified time), oldest first,
         through search: 200 a page, and a new query from the last time seen when a query
-        reaches search's 10,000-result cap."""
+        reaches search's 10,000-result cap.
+        """
         key = self.settings.episode_key_property
         if key not in self._property_names("tasks"):
             return  # nothing written yet (`crm setup` creates the property)

@@ -30,8 +30,11 @@ class _Schema(_Base):
 
     # ---- writing ---------------------------------------------------------------------------
     def ensure_schema(self, account_fields: Sequence[str] = ()) -> list[str]:
-        """Create the properties a run writes when missing (as text: `crm setup` creates them
-        typed, with the closure reason picklist); returns what was created."""
+        """Create the properties a run writes when missing (as text.
+
+        `crm setup` creates them typed, with the closure reason picklist); returns what was
+        created.
+        """
         created: list[str] = []
         wanted = [
             FieldSpec(
@@ -111,8 +114,11 @@ class _Schema(_Base):
         self._catalogue.pop(otype, None)
 
     def _create(self, operation: str, fn: Callable[[], Any]) -> None:
-        """A create that may have happened already: a retry after a timeout (the first attempt
-        went through) or another worker answers 409 Conflict, and the thing exists."""
+        """A create that may have happened already.
+
+        A retry after a timeout (the first attempt went through) or another worker answers
+        409 Conflict, and the thing exists.
+        """
         try:
             self._call(operation, fn)
         except FatalError as exc:

@@ -1,5 +1,7 @@
-"""HubSpot's wire: settings, vendor limits, the error classification, and the helpers that shape
-its payloads."""
+"""HubSpot's wire.
+
+Settings, vendor limits, the error classification, and the helpers that shape its payloads.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Writing to HubSpot: tasks upserted by episode key, field updates, sequence enrollments, in
-batches of the API's cap."""
+"""Writing to HubSpot.
+
+Tasks upserted by episode key, field updates, sequence enrollments, in batches of the API's cap.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +32,11 @@ from signalplay.models import (
 
 
 class _Writes(_Base):
-    """Writing to HubSpot: tasks upserted by episode key, field updates, sequence enrollments, in
-    batches of the API's cap."""
+    """Writing to HubSpot.
+
+    Tasks upserted by episode key, field updates, sequence enrollments, in batches of the API's
+    cap.
+    """
 
     def write(self, ops: Sequence[WriteOp]) -> Sequence[WriteResult]:
         """Apply ops in batches of 100; one result per op, in the order given."""
@@ -73,8 +78,11 @@ class _Writes(_Base):
         return props
 
     def _open_tasks(self, ops: Sequence[WriteOp]) -> tuple[dict[str, WriteResult], list[WriteOp]]:
-        """Of the tasks to close, those a CSM already completed are done as they are (their
-        closure reason is the CSM's and stays); the open ones are returned to be closed."""
+        """Split the tasks to close into those already completed and those still open.
+
+        Of the tasks to close, those a CSM already completed are done as they are (their
+        closure reason is the CSM's and stays); the open ones are returned to be closed.
+        """
         key = self.settings.episode_key_property
         body = {
             "inputs": [{"id": o.target} for o in ops],
@@ -102,9 +110,12 @@ class _Writes(_Base):
         return done, still_open
 
     def _unenroll(self, op: WriteOp) -> WriteResult | WriteOp:
-        """Sequences v4 has no unenroll endpoint: contacts still in a sequence get a task for
-        the owner to remove them (HubSpot ends an enrollment itself on a reply or a meeting);
-        contacts no longer enrolled need nothing."""
+        """Sequences v4 has no unenroll endpoint.
+
+        Contacts still in a sequence get a task for the owner to remove them (HubSpot ends
+        an enrollment itself on a reply or a meeting); contacts no longer enrolled need
+        nothing.
+        """
         enrolled: list[tuple[str, dict[str, Any]]] = []
         try:
             for ref in op.associations:
@@ -179,8 +190,11 @@ class _Writes(_Base):
     def _batch(
         self, operation: str, ops: Sequence[WriteOp], call: Callable[..., Any]
     ) -> tuple[dict[str, Any] | None, dict[str, WriteResult]]:
-        """One batch call with a plain JSON body; its answer as JSON. The client's models are
-        skipped both ways: building and parsing them costs more than the request at 10k ops."""
+        """One batch call with a plain JSON body; its answer as JSON.
+
+        The client's models are skipped both ways: building and parsing them costs more than
+        the request at 10k ops.
+        """
         try:
             raw = self._call(
                 operation,
@@ -298,8 +312,11 @@ class _Writes(_Base):
         return None
 
     def _enroll(self, op: WriteOp) -> WriteResult:
-        """Each contact of the op into the sequence, as the owner; a contact already enrolled
-        is left alone (one sequence at a time), so a re-run enrolls nobody twice."""
+        """Each contact of the op into the sequence, as the owner.
+
+        A contact already enrolled is left alone (one sequence at a time), so a re-run
+        enrolls nobody twice.
+        """
         sender = self._sender(str(op.values.get("owner_id") or "") or None)
         if sender is None:
             return WriteResult(

@@ -6,7 +6,8 @@ writes Tasks by sObject Collections upsert on the external-id field holding the 
 per call) and Account fields by Collections update. simple-salesforce has no timeout and no
 retry of its own: a transport adapter puts a timeout on every request, and our one retry policy
 (connectors/_retry.py) wraps each call; an expired session is an AuthError (a direct session
-cannot be refreshed). Facts: shared/reference/salesforce.md."""
+cannot be refreshed). Facts: shared/reference/salesforce.md.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""The simple-salesforce session, its token and re-login, and the one retrying call every request
-goes through."""
+"""The Salesforce connector's base: session, token, re-login, the retrying call.
+
+The simple-salesforce session, its token and re-login, and the one retrying call every request goes
+through.
+"""
 
 from __future__ import annotations
 
@@ -35,8 +38,11 @@ from signalplay.models import (
 
 
 class _Base:
-    """The simple-salesforce session, its token and re-login, and the one retrying call every
-    request goes through."""
+    """The simple-salesforce session and the one retrying call.
+
+    The simple-salesforce session, its token and re-login, and the one retrying call every
+    request goes through.
+    """
 
     settings_model: ClassVar[type[BaseModel]] = SalesforceSettings
     max_batch = BATCH_CAP

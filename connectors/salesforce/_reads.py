@@ -1,5 +1,7 @@
-"""Reading Salesforce: accounts, contacts and their roles, opportunities and signalplay's tasks, by
-SOQL and incrementally."""
+"""Reading Salesforce.
+
+Accounts, contacts and their roles, opportunities and signalplay's tasks, by SOQL and incrementally.
+"""
 
 from __future__ import annotations
 
@@ -28,18 +30,27 @@ from signalplay.models import (
 
 
 class _Reads(_Base):
-    """Reading Salesforce: accounts, contacts and their roles, opportunities and signalplay's
-    tasks, by SOQL and incrementally."""
+    """Reading Salesforce.
+
+    Accounts, contacts and their roles, opportunities and signalplay's tasks, by SOQL and
+    incrementally.
+    """
 
     # reading ------------------------------------------------------------------------------------
     def streams(self) -> Sequence[StreamSpec]:
-        """Accounts, contacts, their roles on accounts and on opportunities, users,
-        opportunities (renewals) and signalplay's tasks."""
+        """The streams Salesforce serves.
+
+        Accounts, contacts, their roles on accounts and on opportunities, users,
+        opportunities (renewals) and signalplay's tasks.
+        """
         return [StreamSpec(name=n, cursor_field="SystemModstamp") for n in STREAMS]
 
     def read(self, stream: str, *, cursor: str | None, until: datetime) -> Iterator[Page]:
-        """Records changed after `cursor` up to `until`, deletes included (IsDeleted), oldest
-        first; each page's cursor is its last SystemModstamp."""
+        """Records changed after `cursor` up to `until`, deletes included.
+
+        Records changed after `cursor` up to `until`, deletes included (IsDeleted), oldest
+        first; each page's cursor is its last SystemModstamp.
+        """
         sobject = STREAMS[stream]
         names = self._field_names(sobject)
         since = cursor or EPOCH

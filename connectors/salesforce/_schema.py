@@ -20,8 +20,11 @@ class _Schema(_Base):
     """Salesforce's metadata: the fields signalplay needs described, created or extended."""
 
     def ensure_schema(self, account_fields: Sequence[str] = ()) -> list[str]:
-        """Check that the fields signalplay writes exist (creating them is `crm setup`, through
-        the Metadata API); returns nothing created, raises naming what is missing."""
+        """Check that the fields signalplay writes exist.
+
+        Check that the fields signalplay writes exist (creating them is `crm setup`, through
+        the Metadata API); returns nothing created, raises naming what is missing.
+        """
         missing = [f for f in account_fields if f not in self._field_names("Account")]
         if self.settings.task_key_field not in self._field_names("Task"):
             missing.append(f"Task.{self.settings.task_key_field}")

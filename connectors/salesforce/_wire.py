@@ -1,5 +1,8 @@
-"""Salesforce's wire: settings, vendor limits, the error classification, the timeout adapter, and
-the helpers that shape SOQL and metadata."""
+"""Salesforce's wire.
+
+Settings, vendor limits, the error classification, the timeout adapter, and the helpers that shape
+SOQL and metadata.
+"""
 
 from __future__ import annotations
 

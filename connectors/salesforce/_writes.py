@@ -1,5 +1,8 @@
-"""Writing to Salesforce: tasks upserted by episode key and field updates through sObject
-Collections, cadence enrollments through invocable actions."""
+"""Writing to Salesforce.
+
+Tasks upserted by episode key and field updates through sObject Collections, cadence enrollments
+through invocable actions.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +24,11 @@ from signalplay.models import (
 
 
 class _Writes(_Base):
-    """Writing to Salesforce: tasks upserted by episode key and field updates through sObject
-    Collections, cadence enrollments through invocable actions."""
+    """Writing to Salesforce.
+
+    Tasks upserted by episode key and field updates through sObject Collections, cadence
+    enrollments through invocable actions.
+    """
 
     # writing ------------------------------------------------------------------------------------
     def write(self, ops: Sequence[WriteOp]) -> Sequence[WriteResult]:
@@ -67,8 +73,11 @@ class _Writes(_Base):
         ]
 
     def _open_tasks(self, ops: Sequence[WriteOp]) -> tuple[dict[str, WriteResult], list[WriteOp]]:
-        """Of the tasks to close, those already closed (by a CSM, with their reason) are done as
-        they are; the open ones are returned to be closed."""
+        """Split the tasks to close into those already closed and those still open.
+
+        Of the tasks to close, those already closed (by a CSM, with their reason) are done
+        as they are; the open ones are returned to be closed.
+        """
         key = self.settings.task_key_field
         keys = [o.target for o in ops]
         quoted = ", ".join(f"'{_soql_text(k)}'" for k in keys)
@@ -123,8 +132,10 @@ class _Writes(_Base):
         return record
 
     def _enroll(self, ops: Sequence[WriteOp]) -> dict[str, WriteResult]:
-        """Cadence enrollment of each op's contacts through the standard invocable action;
-        contacts already in an active cadence are skipped (a re-run enrolls nobody twice)."""
+        """Cadence enrollment of each op's contacts through the standard invocable action.
+
+        Contacts already in an active cadence are skipped (a re-run enrolls nobody twice).
+        """
         targets = sorted(
             {r.record_id for o in ops for r in o.associations if _safe_id(r.record_id)}
         )
@@ -206,8 +217,11 @@ class _Writes(_Base):
         return found
 
     def _invoke(self, action: str, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """An invocable action; when every input fails Salesforce answers 400 with the same
-        per-input array, which is read as results, not as a failed call."""
+        """An invocable action.
+
+        When every input fails Salesforce answers 400 with the same per-input array, which
+        is read as results, not as a failed call.
+        """
         path = f"actions/standard/{action}"
 
         def call() -> Any:

@@ -1,6 +1,8 @@
-"""Frozen models that cross module boundaries: the records and ops connectors exchange, the CRM
-metadata they describe, and the episodes and identity issues the store keeps.
-Imports: pydantic, signalplay.types."""
+"""Frozen models that cross module boundaries.
+
+The records and ops connectors exchange, the CRM metadata they describe, and the episodes and
+identity issues the store keeps. Imports: pydantic, signalplay.types.
+"""
 
 from __future__ import annotations
 

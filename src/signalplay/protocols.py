@@ -65,8 +65,11 @@ class CrmConnector(Connector, Protocol):
 
     @property
     def task_fields(self) -> Mapping[str, str]:
-        """The CRM names of the task fields signalplay owns, by role (`episode_key`,
-        `closure_reason`)."""
+        """The CRM names of the task fields signalplay owns, by role.
+
+        The CRM names of the task fields signalplay owns, by role (`episode_key`,
+        `closure_reason`).
+        """
         ...
 
     def describe_crm(self) -> CrmMetadata:

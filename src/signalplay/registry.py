@@ -1,4 +1,6 @@
-"""Connectors by entry point (group `signalplay.connectors`), their settings checked with file
+"""Connectors by entry point, their settings checked with file positions.
+
+Connectors by entry point (group `signalplay.connectors`), their settings checked with file
 positions. A third party adds a connector from its own package. Imports: stdlib, pydantic, core.
 """
 

@@ -48,9 +48,11 @@ class CrmBlock(SourceBlock):
 
 
 class MeasureSettings(_Block):
-    """How signalplay measures itself (`measure:` in signalplay.yaml): which profile fields hold
-    an account's value, churn, renewal and adoption, and the windows and thresholds of the KPIs,
-    the backtest and the noisy-trigger report."""
+    """How signalplay measures itself (`measure:` in signalplay.yaml).
+
+    Which profile fields hold an account's value, churn, renewal and adoption, and the windows
+    and thresholds of the KPIs, the backtest and the noisy-trigger report.
+    """
 
     outcome_days: int = Field(default=30, ge=1, le=365)  # action-to-outcome window
     horizon_days: int = Field(default=90, ge=1, le=730)  # backtest: churn this soon counts
@@ -114,8 +116,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """The environment overrides the file: that is where secrets and per-host values live;
-        then secret files, each named as its variable (a mounted Docker or Kubernetes secret)."""
+        """The environment overrides the file.
+
+        That is where secrets and per-host values live; then secret files, each named as its
+        variable (a mounted Docker or Kubernetes secret).
+        """
         return env_settings, init_settings, NestedSecretsSettingsSource(file_secret_settings)
 
 

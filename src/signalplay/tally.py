@@ -1,5 +1,7 @@
-"""Counts of what the connectors do during one use case (retries, by system), carried by the
-use case's context rather than kept per process.
+"""Counts of what the connectors do during one use case, carried by its context.
+
+Counts of what the connectors do during one use case (retries, by system), carried by the use case's
+context rather than kept per process.
 
 A `Tally` belongs to a `jobs.Context`; a use case counts a step with `with ctx.tally.counting():`,
 and the retry layer, deep inside a connector, adds to whichever tally is counting in that thread

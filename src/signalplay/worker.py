@@ -133,8 +133,10 @@ def sync(self: Any, project_dir: str, *, apply: bool = True) -> dict[str, Any]:
 def evaluate_shard(
     project_dir: str, run_id: str, part: int, accounts: list[str], *, record: bool = True
 ) -> dict[str, Any]:
-    """Evaluate and plan one chunk of accounts; the ops are kept as a part of the run (and
-    enter the ledger when the run applies them)."""
+    """Evaluate and plan one chunk of accounts.
+
+    The ops are kept as a part of the run (and enter the ledger when the run applies them).
+    """
     with _context(project_dir) as ctx:
         return jobs.evaluate_shard(ctx, run_id, part, accounts, record=record)
 
@@ -159,9 +161,11 @@ def apply_plan(self: Any, plan_id: str, project_dir: str) -> dict[str, Any]:
 
 @app.task(name="signalplay.watchdog")
 def watchdog(project_dir: str) -> dict[str, Any] | None:
-    """Alert when the scheduled sync failed, is stuck, or stayed silent past twice its period:
-    an ERROR log line and, when the project has a webhook, a signed `signalplay.alert` event for
-    the team's messaging tool. Returns the alert (None: all well)."""
+    """Alert when the scheduled sync failed, is stuck, or stayed silent past twice its period.
+
+    An ERROR log line and, when the project has a webhook, a signed `signalplay.alert` event for
+    the team's messaging tool. Returns the alert (None: all well).
+    """
     with _context(project_dir) as ctx:
         alert = jobs.watch(ctx, project_dir)
         return alert.as_dict() if alert else None
@@ -169,8 +173,11 @@ def watchdog(project_dir: str) -> dict[str, Any] | None:
 
 @app.on_after_configure.connect
 def _schedule(sender: Celery, **_: Any) -> None:
-    """Beat: each project's sync every `schedule_minutes` of its own settings, and its watchdog
-    at a quarter of that period (a silent schedule is caught within the window)."""
+    """Beat: each project's sync and watchdog, on the project's own schedule.
+
+    Beat: each project's sync every `schedule_minutes` of its own settings, and its watchdog at
+    a quarter of that period (a silent schedule is caught within the window).
+    """
     for project in worker_settings().project_dirs():
         minutes = load_project(Path(project)).settings.schedule_minutes
         sender.add_periodic_task(minutes * 60, sync.s(project), name=f"sync {project}")

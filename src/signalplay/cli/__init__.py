@@ -1,5 +1,8 @@
-"""EDGE · the command line (`signalplay`): the commands live in `flow`, `data`, `ops`, `crm` and
-`measure`; each parses its options, calls one use case and renders what it returns."""
+"""EDGE · the command line (`signalplay`).
+
+The commands live in `flow`, `data`, `ops`, `crm` and `measure`; each parses its options, calls one
+use case and renders what it returns.
+"""
 
 from __future__ import annotations
 

@@ -64,8 +64,11 @@ def main(
 
 
 def guard(fn: Callable[[], T]) -> T:
-    """Run a command body, turning signalplay's errors into a message and an exit code (with
-    every secret value blanked: an error may quote a request)."""
+    """Run a command body, turning signalplay's errors into a message and exit code.
+
+    Run a command body, turning signalplay's errors into a message and an exit code (with every
+    secret value blanked: an error may quote a request).
+    """
     try:
         return fn()
     except ConfigError as exc:
@@ -85,8 +88,11 @@ def progress(stage: str, done: int, total: int | None) -> None:
 
 
 def using(project_dir: Path, use_case: Callable[[jobs.Context], T]) -> T:
-    """Run one use case in the project's context (opened, then closed), with progress on the
-    terminal; signalplay's errors become a message and an exit code."""
+    """Run one use case in the project's context, opened and then closed.
+
+    Run one use case in the project's context (opened, then closed), with progress on the
+    terminal; signalplay's errors become a message and an exit code.
+    """
 
     def go() -> T:
         with context(project_dir) as ctx:

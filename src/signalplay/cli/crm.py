@@ -26,9 +26,12 @@ def _finding_json(finding: Finding) -> dict[str, object]:
 
 @crm_app.command("check")
 def crm_check(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
-    """Preflight the CRM before any run: the fields signalplay writes and their picklist values,
-    the unique episode key on tasks, the closure reason picklist, and the owners the routing
-    names. Exits 1 when something is missing; writes nothing."""
+    """Preflight the CRM before any run.
+
+    The fields signalplay writes and their picklist values, the unique episode key on tasks, the
+    closure reason picklist, and the owners the routing names. Exits 1 when something is
+    missing; writes nothing.
+    """
 
     def go() -> list[Finding]:
         ctx = context(project)
@@ -62,9 +65,12 @@ def crm_setup(
     project: ProjectOpt = Path(),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be created.")] = False,
 ) -> None:
-    """Create the custom fields and properties signalplay writes (health score, band, stage,
+    """Create the custom fields and properties signalplay writes.
+
+    Create the custom fields and properties signalplay writes (health score, band, stage,
     drivers; the unique episode key and the closure reason picklist on tasks), and add missing
-    picklist values. Exits 1 when problems remain that need a person (owners, field types)."""
+    picklist values. Exits 1 when problems remain that need a person (owners, field types).
+    """
 
     def go() -> tuple[list[str], list[Finding]]:
         ctx = context(project)

@@ -1,5 +1,8 @@
-"""Commands that look at the data: profile show and coverage, the identity report, quarantine,
-mapping preview, the JSON Schemas, and the snapshot backfill."""
+"""Commands that look at the data.
+
+Profile show and coverage, the identity report, quarantine, mapping preview, the JSON Schemas, and
+the snapshot backfill.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +51,6 @@ def profile_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Print an account's profile, each value with its lineage (source, stream, record, time)."""
-
     view = using(project, lambda ctx: views.profile(ctx, account))
     if as_json:
         emit(view)
@@ -65,7 +67,6 @@ def profile_show(
 @profile_app.command("coverage")
 def profile_coverage(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
     """Profile coverage: percent of accounts with a value, per field and per source."""
-
     result = using(project, views.coverage_of).as_dict()
     if as_json:
         _json(result)
@@ -90,7 +91,6 @@ def identity_report(
     as_json: JsonOpt = False,
 ) -> None:
     """Records of the newest run that joined no account: unmatched keys and conflicts."""
-
     issues = using(project, lambda ctx: views.identity_issues(ctx, problem=problem))
     if as_json:
         _json({"issues": [i.__dict__ for i in issues]})
@@ -115,7 +115,6 @@ def quarantine_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Records that could not be used, with the reason and the raw payload."""
-
     rows, counts = using(
         project, lambda ctx: views.quarantine(ctx, source=source, stream=stream, limit=limit)
     )
@@ -189,7 +188,6 @@ def backfill(
     as_json: JsonOpt = False,
 ) -> None:
     """Build daily profile snapshots for past days from the sources' stored history."""
-
     result = using(project, lambda ctx: jobs.backfill(ctx, days=days))
     if as_json:
         _json(result)
@@ -206,9 +204,11 @@ def explain(
     project: ProjectOpt = Path(),
     as_json: JsonOpt = False,
 ) -> None:
-    """Why each trigger fired or not for an account (its clauses against the segment's
-    thresholds), its health breakdown, segments, and the decisions on its episodes."""
+    """Why each trigger fired or not for an account.
 
+    Why each trigger fired or not for an account (its clauses against the segment's thresholds),
+    its health breakdown, segments, and the decisions on its episodes.
+    """
     result = using(project, lambda ctx: views.explanation(ctx, account))
     if as_json:
         _json(result)

@@ -61,9 +61,12 @@ def demo(  # noqa: PLR0917 - Typer options
     ] = HISTORY_WEEKS,
     as_json: JsonOpt = False,
 ) -> None:
-    """Generate a book of business, start the CRM sandbox (HubSpot, or Salesforce over TLS),
+    """Run the demo: a generated book in the stand-ins, its history, the flow, the report.
+
+    Generate a book of business, start the CRM sandbox (HubSpot, or Salesforce over TLS),
     provision its fields, replay past weeks of scheduled runs (CSMs closing tasks, renewals),
-    run the flow today, write the HTML report and print a summary."""
+    run the flow today, write the HTML report and print a summary.
+    """
     summary = guard(
         lambda: run_demo(
             directory,
@@ -242,9 +245,12 @@ def sandbox_serve(
     directory: Annotated[Path, typer.Option("--dir")] = Path(),
     port: Annotated[int, typer.Option("--port")] = 8765,
 ) -> None:
-    """Serve the HubSpot stand-in on 127.0.0.1 until interrupted (state kept in DIR/.signalplay),
+    """Serve the stand-ins on 127.0.0.1 until interrupted.
+
+    Serve the HubSpot stand-in on 127.0.0.1 until interrupted (state kept in DIR/.signalplay),
     the webhook receiver on the next port (secret: SIGNALPLAY_WEBHOOK__SECRET), and, for a demo
-    directory, the Stripe and Zendesk stand-ins loaded with its files on the two after."""
+    directory, the Stripe and Zendesk stand-ins loaded with its files on the two after.
+    """
     from signalplay.sandbox.hubspot import HubSpotSandbox
     from signalplay.sandbox.server import serve
     from signalplay.sandbox.webhook import WebhookReceiver
@@ -279,9 +285,12 @@ def sync(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Pull the sources into the store, incrementally from each stream's saved cursor (saved per
+    """Pull the sources into the store, incrementally from each stream's saved cursor.
+
+    Pull the sources into the store, incrementally from each stream's saved cursor (saved per
     page: a killed sync resumes where it stopped), and print a summary per stream: records,
-    quarantined, requests, 429s and seconds."""
+    quarantined, requests, 429s and seconds.
+    """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from signalplay.cli._app import console

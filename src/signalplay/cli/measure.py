@@ -1,6 +1,8 @@
-"""Commands that measure: `report` (the KPIs, experiments, noisy triggers and the backtest, as
-an HTML file and tables in the terminal) and `backtest` (one or two versions of the trigger
-file replayed over the snapshots)."""
+"""Commands that measure.
+
+`report` (the KPIs, experiments, noisy triggers and the backtest, as an HTML file and tables in the
+terminal) and `backtest` (one or two versions of the trigger file replayed over the snapshots).
+"""
 
 from __future__ import annotations
 
@@ -80,8 +82,11 @@ def report_cmd(
     project: ProjectOpt = Path(),
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure a period (KPIs, experiments, noisy triggers, backtest), write one self-contained
-    HTML report with plots, and print the key tables."""
+    """Measure a period, write the HTML report and print its key tables.
+
+    Measure a period (KPIs, experiments, noisy triggers, backtest), write one self-contained
+    HTML report with plots, and print the key tables.
+    """
 
     def go() -> dict[str, Any]:
         ctx = context(project)
@@ -114,9 +119,12 @@ def backtest_cmd(  # noqa: PLR0917 - Typer options
     project: ProjectOpt = Path(),
     as_json: JsonOpt = False,
 ) -> None:
-    """Replay the trigger library and the health score over the snapshots of a period against
-    the churn the profiles know: per trigger precision, recall, lead time before churn and
-    episodes per account per month; health AUC. With --compare, two versions side by side."""
+    """Replay the trigger library and health score over a period's snapshots.
+
+    Replay the trigger library and the health score over the snapshots of a period against the
+    churn the profiles know: per trigger precision, recall, lead time before churn and episodes
+    per account per month; health AUC. With --compare, two versions side by side.
+    """
 
     def go() -> dict[str, Any]:
         ctx = context(project)

@@ -1,5 +1,7 @@
-"""Commands that watch and operate a deployment: status, runs, requeue, metrics, and the fuzz and
-chaos long forms."""
+"""Commands that watch and operate a deployment.
+
+Status, runs, requeue, metrics, and the fuzz and chaos long forms.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +30,10 @@ from signalplay.jobs import views
 
 @app.command("status")
 def status(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
-    """The ledger (applied, planned, failed, dead), the latest runs and the dead letters: CRM
-    changes that failed too often to be retried automatically (`signalplay requeue`)."""
+    """The ledger (applied, planned, failed, dead), the latest runs and the dead letters.
 
+    CRM changes that failed too often to be retried automatically (`signalplay requeue`).
+    """
     status = using(project, views.status)
     if as_json:
         emit(status)
@@ -72,7 +75,6 @@ def requeue(
     project: ProjectOpt = Path(),
 ) -> None:
     """Put dead letters back in the retries (after fixing what made them fail)."""
-
     count = using(project, lambda ctx: views.requeue(ctx, op_keys))
     out.print(f"requeued {count} op(s): the next run or apply retries them")
 
@@ -92,7 +94,6 @@ def runs_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """The run history: each run's kind, status, start, duration and what it did."""
-
     history = using(project, lambda ctx: views.run_history(ctx, limit))
     result = history.to_json()
     if as_json:
@@ -135,8 +136,11 @@ def metrics_cmd(
     host: Annotated[str, typer.Option("--host", help="The address to bind.")] = "127.0.0.1",
     project: ProjectOpt = Path(),
 ) -> None:
-    """Prometheus metrics from the store (requests, 429s, quarantined records, runs, episodes,
-    CRM changes): printed once, or served for scraping with --serve."""
+    """Prometheus metrics from the store, printed once or served for scraping.
+
+    Prometheus metrics from the store (requests, 429s, quarantined records, runs, episodes, CRM
+    changes): printed once, or served for scraping with --serve.
+    """
     ctx = guard(lambda: context(project))
     try:
         if serve_port is None:
@@ -162,9 +166,12 @@ def fuzz_cmd(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fuzz every input door (expressions, templates, raw records, signalplay.yaml, mapping,
-    trigger and play files) with Hypothesis: print the cases and outcomes per target; exit 1
-    on any unexpected exception. Needs the test extra (`pip install -e '.\\[test]'`)."""
+    r"""Fuzz every input door with Hypothesis and count the outcomes per target.
+
+    Fuzz every input door (expressions, templates, raw records, signalplay.yaml, mapping,
+    trigger and play files) with Hypothesis: print the cases and outcomes per target; exit 1 on
+    any unexpected exception. Needs the test extra (`pip install -e '.\[test]'`).
+    """
     try:
         from signalplay.testing.fuzz import TARGETS, run
     except ModuleNotFoundError as exc:  # hypothesis is a test dependency
@@ -213,11 +220,13 @@ def chaos_cmd(  # noqa: PLR0917 - Typer options
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The chaos suite's long form: per seed and CRM, a demo book synced through stand-ins that
-    answer 10% of requests 429, 5% 5xx and hold 2% past the client's timeout, one expired
-    Salesforce session, the scheduled run killed with SIGKILL mid-apply, then recovery runs.
-    Prints, per seed and in total, duplicates, lost writes and lost records; exit 1 unless all
-    are 0."""
+    """The chaos suite's long form.
+
+    Per seed and CRM, a demo book synced through stand-ins that answer 10% of requests 429, 5%
+    5xx and hold 2% past the client's timeout, one expired Salesforce session, the scheduled run
+    killed with SIGKILL mid-apply, then recovery runs. Prints, per seed and in total,
+    duplicates, lost writes and lost records; exit 1 unless all are 0.
+    """
     import tempfile
 
     from signalplay.testing.chaos import run_suite

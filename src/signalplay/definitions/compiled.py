@@ -1,6 +1,9 @@
-"""PARSE · the compiled definitions (`Definitions`, `CompiledMapping`) and what loading them
-shares: the reserved file names, the built-in fields, and the collector of every issue found.
-Imports: definitions.schema, lang, errors."""
+"""PARSE · the compiled definitions and what loading them shares.
+
+PARSE · the compiled definitions (`Definitions`, `CompiledMapping`) and what loading them shares:
+the reserved file names, the built-in fields, and the collector of every issue found. Imports:
+definitions.schema, lang, errors.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Mapping fields compiled once: a closure per field that reads, casts, normalises and maps one
-record's value, and the type of what it yields, for the checks at load time.
+"""Mapping fields compiled once.
+
+A closure per field that reads, casts, normalises and maps one record's value, and the type of what
+it yields, for the checks at load time.
 
 Imports: stdlib, definitions.schema, expr, transforms.
 """

@@ -1,6 +1,8 @@
-"""Load a definitions folder: validate each file, cross-check them against the profile schema,
-compile fields, expressions and templates once. Every problem is collected and raised together
-as one ConfigError naming file, line, column and field.
+"""Load a definitions folder.
+
+Validate each file, cross-check them against the profile schema, compile fields, expressions and
+templates once. Every problem is collected and raised together as one ConfigError naming file, line,
+column and field.
 
 Imports: definitions.schema, definitions.fields, definitions.yamlsrc, expr, transforms, jinja2.
 """
@@ -52,10 +54,13 @@ _LOADED: OrderedDict[tuple[str, str], Definitions] = OrderedDict()
 
 
 def load_definitions_cached(folder: Path) -> Definitions:
-    """`load_definitions(folder)`, kept while every file under `folder` stays byte for byte the
+    """`load_definitions(folder)`, kept while the folder's files stay the same.
+
+    `load_definitions(folder)`, kept while every file under `folder` stays byte for byte the
     same: a Celery worker opens the project for every task, and loading the files takes 60-100
     ms, a shard's own work a few hundred. An edit (or a `git pull`) is read by the next task; a
-    broken edit raises as it would, and nothing is kept for it."""
+    broken edit raises as it would, and nothing is kept for it.
+    """
     key = (str(folder.resolve()), _fingerprint(folder))
     hit = _LOADED.get(key)
     if hit is not None:

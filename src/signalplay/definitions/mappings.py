@@ -1,5 +1,8 @@
-"""PARSE · mapping files: each compiled to its identity keys and field extractors, checked against
-the profile schema they build together."""
+"""PARSE · mapping files.
+
+Each compiled to its identity keys and field extractors, checked against the profile schema they
+build together.
+"""
 
 from __future__ import annotations
 

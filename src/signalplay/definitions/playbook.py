@@ -1,5 +1,7 @@
-"""PARSE · plays and routing: SLAs, actions and their templates, calendars, suppressions, and every
-trigger's play."""
+"""PARSE · plays and routing.
+
+SLAs, actions and their templates, calendars, suppressions, and every trigger's play.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""PARSE · signals, health, segments and trigger conditions: each expression compiled against the
-profile's types."""
+"""PARSE · signals, health, segments and trigger conditions.
+
+Each expression compiled against the profile's types.
+"""
 
 from __future__ import annotations
 

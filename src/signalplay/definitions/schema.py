@@ -329,8 +329,10 @@ class Caps(Strict):
 
 
 class Experiment(Strict):
-    """Accounts split by a stable hash between play variants, with a holdout that is logged
-    but not actioned."""
+    """Accounts split by a stable hash between play variants, with a holdout.
+
+    The holdout's episodes are logged but not actioned.
+    """
 
     id: Ident
     trigger: Ident
@@ -364,8 +366,11 @@ CLOSURE_REASONS = (
 
 
 class WritebackFile(Strict):
-    """Profile fields written to the CRM account record (CRM field → profile field), and the
-    closure reason codes CSMs pick from when they close a signalplay task."""
+    """Profile fields written to the CRM account record, and the closure reason codes.
+
+    Account fields map a CRM field to a profile field; CSMs pick a closure reason code when they
+    close a signalplay task.
+    """
 
     version: Literal[1]
     # HubSpot property names are lower case; Salesforce custom fields end in __c.

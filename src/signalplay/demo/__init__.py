@@ -1,2 +1,4 @@
 """Beside the core · the demo's book of business and the replay of its weeks of history.
-Imports: sandbox, jobs and below."""
+
+Imports: sandbox, jobs and below.
+"""

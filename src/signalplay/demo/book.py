@@ -1,7 +1,8 @@
-"""A seeded, deterministic B2B SaaS book of business for the demo: accounts across segments,
-contacts with roles, owners, contracts and renewals, 120 days of usage (healthy, declining,
-stalled), support tickets and invoices. The CRM part is loaded into the HubSpot or Salesforce
-sandbox; the rest is written as source files. Imports: stdlib, sandbox.
+"""A seeded, deterministic B2B SaaS book of business for the demo.
+
+Accounts across segments, contacts with roles, owners, contracts and renewals, 120 days of usage
+(healthy, declining, stalled), support tickets and invoices. The CRM part is loaded into the HubSpot
+or Salesforce sandbox; the rest is written as source files. Imports: stdlib, sandbox.
 """
 
 from __future__ import annotations
@@ -134,8 +135,11 @@ class DemoAccount:
 def generate_accounts(
     n: int, *, seed: int, today: date, history_days: int = 0
 ) -> list[DemoAccount]:
-    """`n` accounts; the same seed and day give the same book. With `history_days`, renewal
-    dates start that many days earlier, so that renewals fall in the replayed past."""
+    """`n` accounts; the same seed and day give the same book.
+
+    With `history_days`, renewal dates start that many days earlier, so that renewals fall in
+    the replayed past.
+    """
     rng = random.Random(seed)
     accounts = []
     for i in range(n):
@@ -175,8 +179,11 @@ def _maybe_day(rng: random.Random, share: float, today: date, back: tuple[int, i
 
 
 def _traits(rng: random.Random, *, tenure: int, pattern: str, today: date) -> dict[str, Any]:
-    """The CS facts a CRM holds about an account: kickoff, implementation, renewal confidence,
-    survey answers, procurement, requests and org changes."""
+    """The CS facts a CRM holds about an account.
+
+    Kickoff, implementation, renewal confidence, survey answers, procurement, requests and org
+    changes.
+    """
     kicked = tenure > 10 or rng.random() < 0.4
     integrated = tenure > 75 or rng.random() < 0.5
     sentiment = "negative" if pattern == "cliff" and rng.random() < 0.5 else "positive"

@@ -1,5 +1,7 @@
-"""The demo's past: weeks of scheduled runs replayed before today, with the people of the demo
-world acting between them, so that the report has outcomes to measure.
+"""The demo's past.
+
+Weeks of scheduled runs replayed before today, with the people of the demo world acting between
+them, so that the report has outcomes to measure.
 
 - **CSMs** work signalplay's tasks in the CRM (as edits in its UI, not API calls): most within
   a day, some late, about one in eight never. Their closure reasons depend on the trigger, by
@@ -97,7 +99,7 @@ class Desk:
         self.sandbox.clock = (lambda: moment) if moment else (lambda: datetime.now(UTC))
 
     def open_tasks(self) -> list[tuple[str, str, datetime]]:
-        """signalplay's open tasks: (record id, signalplay key, created)."""
+        """Signalplay's open tasks: (record id, signalplay key, created)."""
         if isinstance(self.sandbox, SalesforceSandbox):
             return [
                 (t["Id"], t["Signalplay_Key__c"], _time(t["CreatedDate"]))

@@ -1,5 +1,8 @@
-"""The demo, end to end: a generated book in the stand-ins, the CRM's fields provisioned, weeks of
-scheduled runs replayed (CSMs closing tasks, renewals), the flow today, the report."""
+"""The demo, end to end.
+
+A generated book in the stand-ins, the CRM's fields provisioned, weeks of scheduled runs replayed
+(CSMs closing tasks, renewals), the flow today, the report.
+"""
 
 from __future__ import annotations
 
@@ -117,8 +120,11 @@ def _fixed(moment: datetime) -> Callable[[], datetime]:
 
 
 def _replay_history(ctx: jobs.Context, desk: Desk, weeks: int) -> dict[str, Any]:
-    """Weekly scheduled runs replayed before today (daily snapshots backfilled before the
-    first), CSMs closing tasks and renewals happening between them; then up to now."""
+    """Replay weekly scheduled runs before today, with CSMs and renewals between them.
+
+    Weekly scheduled runs replayed before today (daily snapshots backfilled before the first),
+    CSMs closing tasks and renewals happening between them; then up to now.
+    """
     today = ctx.clock().date()
     real_clock = ctx.clock
     episodes: dict[str, tuple[str, str]] = {}
@@ -184,10 +190,13 @@ def run_demo(
     history_weeks: int,
     progress: Callable[[str, int, int | None], None] | None = None,
 ) -> dict[str, Any]:
-    """Generate a book of business, start the CRM stand-in (HubSpot, or Salesforce over TLS),
+    """Run the demo end to end and return its summary.
+
+    Generate a book of business, start the CRM stand-in (HubSpot, or Salesforce over TLS),
     provision its fields, replay past weeks of scheduled runs (CSMs closing tasks, renewals),
-    run the flow today and write the HTML report; returns the run's summary with the demo's
-    own figures (requests the stand-in saw, duplicates, events received)."""
+    run the flow today and write the HTML report; returns the run's summary with the demo's own
+    figures (requests the stand-in saw, duplicates, events received).
+    """
     from signalplay.demo.seed import generate
     from signalplay.sandbox.hubspot import HubSpotSandbox
     from signalplay.sandbox.salesforce import SalesforceSandbox, tls

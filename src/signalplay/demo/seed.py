@@ -1,5 +1,8 @@
-"""The demo book loaded into the stand-ins: companies, contacts and owners into the CRM (HubSpot or
-Salesforce), billing and support history into Stripe and Zendesk."""
+"""The demo book loaded into the stand-ins.
+
+Companies, contacts and owners into the CRM (HubSpot or Salesforce), billing and support history
+into Stripe and Zendesk.
+"""
 
 from __future__ import annotations
 
@@ -123,8 +126,10 @@ def _contacts(acct: DemoAccount, rng: random.Random, today: date) -> list[DemoCo
 def seed_crm(
     sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int, today: date
 ) -> None:
-    """Owners, custom properties, companies and contacts with roles (a new portal only: a saved
-    demo portal is kept as its history left it, renewals and closed tasks included)."""
+    """Owners, custom properties, companies and contacts with roles (a new portal only.
+
+    A saved demo portal is kept as its history left it, renewals and closed tasks included).
+    """
     if sandbox.state.objects["companies"]:
         return
     for owner_id, user_id, first, last in _people():
@@ -193,8 +198,10 @@ def _sf_name(name: str) -> str:
 def seed_salesforce(
     org: SalesforceSandbox, accounts: list[DemoAccount], *, seed: int, today: date
 ) -> None:
-    """Users, the org's CS custom fields, Accounts and Contacts with roles (a fresh org only:
-    a saved demo org is kept as it is)."""
+    """Users, the org's CS custom fields, Accounts and Contacts with roles (a fresh org only.
+
+    A saved demo org is kept as it is).
+    """
     if org.records("Account"):
         return
     for name, options in ENUMS.items():
@@ -271,11 +278,14 @@ class _At:
 
 
 def seed_sources(root: Path, stripe: StripeSandbox, zendesk: ZendeskSandbox) -> dict[str, int]:
-    """Load the demo's billing and support files into the Stripe and Zendesk stand-ins, so that
-    the demo pulls them through the real connectors: a customer and a monthly subscription per
+    """Load the demo's billing and support files into the Stripe and Zendesk stand-ins.
+
+    Load the demo's billing and support files into the Stripe and Zendesk stand-ins, so that the
+    demo pulls them through the real connectors: a customer and a monthly subscription per
     billed account with its invoices, an organization per supported account with its tickets
     (reopens in their metrics, a CSAT of 4-5 as a good rating, lower as bad). Each object is
-    stamped with its own day, so the stand-ins' event and export feeds hold the history."""
+    stamped with its own day, so the stand-ins' event and export feeds hold the history.
+    """
     seeded = {"customers": 0, "invoices": 0, "organizations": 0, "tickets": 0, "users": 0}
     clock_s, clock_z = stripe.clock, zendesk.clock
     with (root / "data" / "invoices.csv").open(newline="") as handle:

@@ -1,2 +1,4 @@
 """EVALUATE · profiles → signals, segments, health, trigger firings and episodes, and why.
-Imports: profile, definitions, lang, kernel."""
+
+Imports: profile, definitions, lang, kernel.
+"""

@@ -1,5 +1,7 @@
-"""Episodes: open on a false → true transition, hold while true, resolve when the condition
-clears, then cool down before re-arming. Keys are deterministic, so a replay opens nothing twice.
+"""Episodes: when a trigger holds for an account, from opening to cool-down.
+
+Episodes: open on a false → true transition, hold while true, resolve when the condition clears,
+then cool down before re-arming. Keys are deterministic, so a replay opens nothing twice.
 
 Imports: stdlib, evaluator, models.
 """

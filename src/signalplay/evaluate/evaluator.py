@@ -1,5 +1,7 @@
-"""The evaluator: every account's derived profile (signals, segments, health, stage, risk) and
-which triggers hold, computed column-wise over a frame of all accounts at once.
+"""The evaluator.
+
+Every account's derived profile (signals, segments, health, stage, risk) and which triggers hold,
+computed column-wise over a frame of all accounts at once.
 
 Definitions are compiled once into column functions (`compile_definitions`); each step falls
 back to the per-row closures where an expression cannot be vectorised, so the results are the
@@ -35,12 +37,14 @@ Mask = npt.NDArray[np.bool_]
 
 @contextmanager
 def batch_gc() -> Iterator[None]:
-    """Evaluating many accounts allocates millions of objects that all live to the end: the
-    cyclic collector would walk the growing heap again and again. Until the batch is done,
-    what exists is frozen and young collections run 400x less often: a 5,000-account shard
-    (tens of thousands of tracked objects) is done before one, and the few reference cycles
-    a batch makes (evaluation makes none: see plays._block_value) wait at most 300k
-    allocations. The collector is never switched off."""
+    """Evaluating many accounts allocates millions of objects that all live to the end.
+
+    The cyclic collector would walk the growing heap again and again. Until the batch is done,
+    what exists is frozen and young collections run 400x less often: a 5,000-account shard (tens
+    of thousands of tracked objects) is done before one, and the few reference cycles a batch
+    makes (evaluation makes none: see plays._block_value) wait at most 300k allocations. The
+    collector is never switched off.
+    """
     old = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(300_000, 50, 100)
@@ -118,9 +122,12 @@ def new_frame(
 
 
 def base_row(account: str, values: dict[str, Any], today: date) -> dict[str, Any]:
-    """A profile row made of `values` (taken over, not copied: at 100k accounts a copy is
-    hundreds of MB): the account's fact values, its key and today's date. A whole float is an
-    int, as every computed value is, so a value reads the same after a trip through JSON."""
+    """A profile row made of `values` (taken over, not copied.
+
+    At 100k accounts a copy is hundreds of MB): the account's fact values, its key and today's
+    date. A whole float is an int, as every computed value is, so a value reads the same after a
+    trip through JSON.
+    """
     row = values
     for k, v in values.items():
         if type(v) is float and v.is_integer() and abs(v) < 2**53:
@@ -283,8 +290,10 @@ def firings(defs: Definitions, frame: Frame, results: Iterable[TriggerResult]) -
 def cleared(
     frame: Frame, results: Iterable[TriggerResult], open_pairs: Iterable[Pair]
 ) -> set[Pair]:
-    """The open (account, trigger) pairs whose episode closes now: the trigger's auto-close
-    condition holds (or, without one, its condition no longer does)."""
+    """The open (account, trigger) pairs whose episode closes now.
+
+    The trigger's auto-close condition holds (or, without one, its condition no longer does).
+    """
     index = {a: i for i, a in enumerate(frame.accounts)}
     by_trigger = {r.trigger.id: r for r in results}
     out = set()

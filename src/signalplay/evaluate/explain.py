@@ -1,7 +1,9 @@
-"""Why: for one account, each trigger's clauses with the values they read and the thresholds of
-its segment (and which override supplied them), the health breakdown, the segments and stage,
-and the decisions on its open episodes (the play chosen, and why others were suppressed,
-capped or held out).
+"""Why: each trigger, health measure, segment and decision of one account.
+
+Why: for one account, each trigger's clauses with the values they read and the thresholds of its
+segment (and which override supplied them), the health breakdown, the segments and stage, and the
+decisions on its open episodes (the play chosen, and why others were suppressed, capped or held
+out).
 
 Imports: stdlib, definitions, expr, evaluator, segments, vector.
 """
@@ -103,8 +105,11 @@ def explain_trigger(
 
 
 def explain_health(defs: Definitions, frame: Frame, index: int) -> dict[str, Any]:
-    """The scorecard of one account: each measure's value, the score the evaluator gave it and
-    the weight of the account's segment."""
+    """The scorecard of one account.
+
+    Each measure's value, the score the evaluator gave it and the weight of the account's
+    segment.
+    """
     row = frame.rows[index]
     card = defs.health
     measures = []

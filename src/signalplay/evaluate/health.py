@@ -1,6 +1,8 @@
-"""The health scorecard: each measure scored 0-100 through its bands, weighted per segment into
-one score, banded green / yellow / red, compared with the score `trend_days` ago, and the
-drivers that moved it (or the weakest measures) as text ready for the CRM.
+"""The health scorecard.
+
+Each measure scored 0-100 through its bands, weighted per segment into one score, banded green /
+yellow / red, compared with the score `trend_days` ago, and the drivers that moved it (or the
+weakest measures) as text ready for the CRM.
 
 Column-wise over a frame of accounts. Imports: stdlib, numpy, definitions.schema, expr, vector,
 segments.
@@ -146,8 +148,11 @@ def drivers_texts(
     before: Floats,
     weights: Floats,
 ) -> list[str]:
-    """`drivers_text` for every account at once (`measures`, `before`, `weights`: one row per
-    account, one column per measure in the card's order); orderings are computed column-wise."""
+    """`drivers_text` for every account at once (`measures`, `before`, `weights`.
+
+    One row per account, one column per measure in the card's order); orderings are computed
+    column-wise.
+    """
     ids = [m.id for m in card.measures]
     labels = [m.label or m.id.replace("_", " ") for m in card.measures]
     rank = np.broadcast_to(

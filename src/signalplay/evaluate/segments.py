@@ -1,6 +1,8 @@
-"""Segments: which accounts a `match` selects, the most specific match per account, named
-dimensions (first value whose condition holds), the lifecycle stage with entry and exit rules,
-and risk from the health band.
+"""Segments: matches, named dimensions and lifecycle stages of every account.
+
+Segments: which accounts a `match` selects, the most specific match per account, named dimensions
+(first value whose condition holds), the lifecycle stage with entry and exit rules, and risk from
+the health band.
 
 Imports: stdlib, numpy, definitions.schema, expr, vector.
 """
@@ -95,8 +97,11 @@ def stage(
     conditions: Mapping[tuple[str, str], tuple[Expression, VecFn | None]],
     previous: Val,
 ) -> tuple[Val, int]:
-    """Each account's stage: the previous one while its exit rule does not hold, else the first
-    stage whose entry rule holds."""
+    """Each account's stage.
+
+    The previous one while its exit rule does not hold, else the first stage whose entry rule
+    holds.
+    """
     n = len(frame)
     failed = 0
 

@@ -1,5 +1,8 @@
-"""USE CASES · the context every use case runs in: the project, its definitions, the store, the
-CRM and the clock, opened once per command or task and closed after it."""
+"""USE CASES · the context every use case runs in.
+
+The project, its definitions, the store, the CRM and the clock, opened once per command or task and
+closed after it.
+"""
 
 from __future__ import annotations
 
@@ -90,8 +93,10 @@ def open_context(
     crm_factory: Callable[[], CrmConnector] | None = None,
     events_factory: Callable[[], EventSink | None] | None = None,
 ) -> Context:
-    """Load definitions, open and migrate the store (as of `as_of` when the settings fix it);
-    the settings' secrets are blanked from every log record from now on."""
+    """Load definitions, open and migrate the store (as of `as_of` when the settings fix it).
+
+    The settings' secrets are blanked from every log record from now on.
+    """
     logs.remember(logs.secret_values(project.settings))
     as_of = project.settings.as_of
     if as_of is not None and clock is utc_clock:

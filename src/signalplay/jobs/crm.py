@@ -1,5 +1,7 @@
-"""USE CASES · the CRM's side of the project: preflight against its metadata, and setup of the
-fields and picklists signalplay writes."""
+"""USE CASES · the CRM's side of the project.
+
+Preflight against its metadata, and setup of the fields and picklists signalplay writes.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +28,11 @@ def _locate(ctx: Context) -> Callable[[str], tuple[Path, str] | None]:
 
 
 def crm_check(ctx: Context) -> list[Finding]:
-    """Preflight the CRM against the mappings: fields, picklist values, the unique episode key
-    and the owners the routing names; nothing is written."""
+    """Preflight the CRM against the mappings.
+
+    Fields, picklist values, the unique episode key and the owners the routing names; nothing is
+    written.
+    """
     crm = ctx.crm
     return preflight(
         wanted_fields(ctx.definitions, crm.task_fields),
@@ -39,8 +44,10 @@ def crm_check(ctx: Context) -> list[Finding]:
 
 
 def crm_setup(ctx: Context, *, dry_run: bool = False) -> tuple[list[str], list[Finding]]:
-    """Create the missing fields and picklist values (`dry_run`: only say which); returns what
-    was (or would be) done and what remains for a person to fix."""
+    """Create the missing fields and picklist values (`dry_run`.
+
+    Only say which); returns what was (or would be) done and what remains for a person to fix.
+    """
     done: list[str] = []
     findings = crm_check(ctx)
     for finding in findings:

@@ -1,5 +1,7 @@
-"""The trigger library as a Markdown table, written into docs/triggers.md between markers so
-that the reference never drifts from the shipped files (a test compares them).
+"""The trigger library as a Markdown table, written into docs/triggers.md.
+
+The trigger library as a Markdown table, written into docs/triggers.md between markers so that the
+reference never drifts from the shipped files (a test compares them).
 
     python -m signalplay.jobs.docs docs/triggers.md
 

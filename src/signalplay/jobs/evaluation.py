@@ -1,5 +1,7 @@
-"""USE CASE · evaluate: health, segments, triggers, episodes and decisions for the profiles of a
-run."""
+"""USE CASE · evaluate.
+
+Health, segments, triggers, episodes and decisions for the profiles of a run.
+"""
 
 from __future__ import annotations
 
@@ -31,8 +33,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What one evaluation found: its summary, the episodes open after it (with their
-    decisions) and those it resolved; a preview's exist only here, not in the store."""
+    """What one evaluation found.
+
+    Its summary, the episodes open after it (with their decisions) and those it resolved; a
+    preview's exist only here, not in the store.
+    """
 
     summary: dict[str, Any]
     open: list[Episode]
@@ -42,18 +47,24 @@ class Evaluation:
 def evaluate(
     ctx: Context, profiles: Profiles, *, shard: Collection[str] | None = None
 ) -> dict[str, Any]:
-    """Evaluate every trigger for every account, move episodes forward, and decide what each
+    """Evaluate every trigger for every account, move episodes, decide their plays.
+
+    Evaluate every trigger for every account, move episodes forward, and decide what each
     episode that wants action gets (play, owner, due date; actioned, held out, suppressed or
     capped). A `shard` (its accounts) reads only its own episodes: all that is decided about an
-    account reads that account's episodes only, so memory follows the shard, not the book."""
+    account reads that account's episodes only, so memory follows the shard, not the book.
+    """
     return assess(ctx, profiles, shard=shard).summary
 
 
 def assess(
     ctx: Context, profiles: Profiles, *, shard: Collection[str] | None = None, save: bool = True
 ) -> Evaluation:
-    """`evaluate`, keeping its episodes; without `save` (a preview) the store is left as it
-    was: no episode opens or resolves there and no decision is recorded."""
+    """`evaluate`, keeping its episodes.
+
+    Without `save` (a preview) the store is left as it was: no episode opens or resolves there
+    and no decision is recorded.
+    """
     defs = ctx.definitions
     frame = profiles.frame
     now = ctx.clock()

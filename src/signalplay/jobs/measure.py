@@ -1,6 +1,8 @@
-"""The measuring use cases: read what the store holds (episodes and their decisions, the tasks
-signalplay wrote as the CRM reported them back, the daily profile snapshots) and compute the
-KPIs, experiment lift, cohorts, noisy triggers and the backtest of one period.
+"""The measuring use cases.
+
+Read what the store holds (episodes and their decisions, the tasks signalplay wrote as the CRM
+reported them back, the daily profile snapshots) and compute the KPIs, experiment lift, cohorts,
+noisy triggers and the backtest of one period.
 
 Imports: stdlib, backtest, definitions, jobs, measure, models, plays, profile, settings, store.
 """
@@ -175,8 +177,10 @@ def measure(ctx: Context, period: Period) -> dict[str, Any]:
 
 
 def funnel(facts: Iterable[EpisodeFacts], period: Period) -> dict[str, dict[str, int]]:
-    """Per trigger (and in total): fired → actioned → task closed → outcome (the condition
-    cleared within the window)."""
+    """Per trigger (and in total).
+
+    Fired → actioned → task closed → outcome (the condition cleared within the window).
+    """
     out: dict[str, Counter[str]] = defaultdict(Counter)
     for f in facts:
         if not period.holds(f.episode.opened_at):
@@ -233,8 +237,11 @@ def backtest(
     triggers_file: Path | None = None,
     churn: Mapping[str, date | None] | None = None,
 ) -> Backtest | None:
-    """Replay the trigger library (or another version of triggers.yaml) over the period's
-    snapshots against the churn days the profiles know; None without snapshots."""
+    """Replay the trigger library over the period's snapshots against known churn.
+
+    Replay the trigger library (or another version of triggers.yaml) over the period's snapshots
+    against the churn days the profiles know; None without snapshots.
+    """
     settings = ctx.project.settings.measure
     defs = (
         ctx.definitions

@@ -1,5 +1,7 @@
-"""USE CASE · plan: the CRM changes the evaluation wants, diffed against the ledger and the CRM;
-saved, not applied."""
+"""USE CASE · plan.
+
+The CRM changes the evaluation wants, diffed against the ledger and the CRM; saved, not applied.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +25,11 @@ def action_intents(
     episodes: Sequence[Episode],
     applied: Collection[str] = frozenset(),
 ) -> list[ActionIntent]:
-    """The rendered actions of every open, actioned episode that are not applied yet
-    (consolidated per account when the routing file asks for it)."""
+    """The rendered actions of every open, actioned episode not applied yet.
+
+    The rendered actions of every open, actioned episode that are not applied yet (consolidated
+    per account when the routing file asks for it).
+    """
     defs = ctx.definitions
     known = {t.id for t in defs.triggers.triggers}
     crm = ctx.crm_name
@@ -55,9 +60,12 @@ def plan_ops(
     shard: Collection[str] | None = None,
     preview: Evaluation | None = None,
 ) -> Plan:
-    """The CRM changes wanted now for these accounts, diffed against the ledger and the CRM's
+    """The CRM changes wanted now for these accounts, diffed against ledger and CRM.
+
+    The CRM changes wanted now for these accounts, diffed against the ledger and the CRM's
     current values; ops in a stable order. A `shard` reads only its accounts' episodes and CRM
-    records. A `preview` is an evaluation the store did not keep: its episodes are used."""
+    records. A `preview` is an evaluation the store did not keep: its episodes are used.
+    """
     defs = ctx.definitions
     values = profiles.values
     opened = preview.open if preview else ctx.store.open_episodes(shard).values()
@@ -110,8 +118,11 @@ CLOSE_WINDOW_DAYS = 30  # resolved episodes read for closing ops; failed closes 
 def _closing_ops(
     ctx: Context, resolved: Iterable[Episode], applied: Collection[str]
 ) -> list[WriteOp]:
-    """Close the tasks and end the enrollments of actioned episodes that resolved lately (a
-    close planned once stays in the ledger until applied)."""
+    """The ops that close what lately resolved episodes opened.
+
+    Close the tasks and end the enrollments of actioned episodes that resolved lately (a close
+    planned once stays in the ledger until applied).
+    """
     plays = {p.id: p for p in ctx.definitions.plays.plays}
     out: list[WriteOp] = []
     for ep in resolved:
@@ -149,9 +160,11 @@ def plan(
     preview: Evaluation | None = None,
 ) -> PlanResult:
     """The CRM changes wanted now, diffed against the ledger and the CRM; saved, not applied.
+
     With `record`, its ops enter the ledger as planned (a run about to apply them); a preview
     leaves the ledger alone, so that a plan nobody applies is never sent by a later run, and
-    plans from the `preview` evaluation's episodes, which the store never saw."""
+    plans from the `preview` evaluation's episodes, which the store never saw.
+    """
     result = plan_ops(ctx, profiles, preview=preview)
     plan_id = ctx.store.save_plan(run_id, result.ops)
     if record:

@@ -1,5 +1,8 @@
-"""USE CASES · profile: map the stored records into facts, derive each account's profile and its
-history (backfill), explain one."""
+"""USE CASES · profile.
+
+Map the stored records into facts, derive each account's profile and its history (backfill), explain
+one.
+"""
 
 from __future__ import annotations
 
@@ -77,8 +80,11 @@ def _day_frame(
     day: date,
     snapshots: Mapping[date, Mapping[str, Mapping[str, Any]]],
 ) -> Frame:
-    """Every account's profile on `day`: facts, history read from `snapshots`, then signals,
-    segments, health and stage computed column-wise."""
+    """Every account's profile on `day`.
+
+    Facts, history read from `snapshots`, then signals, segments, health and stage computed
+    column-wise.
+    """
     needs = defs.history
     rows = []
     for account, account_facts in facts.items():
@@ -130,8 +136,10 @@ def map_profiles(ctx: Context, run_id: str) -> Mapped:
 
 
 def derive_profiles(ctx: Context, facts: dict[str, dict[str, Fact]], *, save: bool = True) -> Frame:
-    """Signals, segments, health and stage of these accounts today; their snapshot is saved
-    (unless `save` is false: a read-only look such as `explain`)."""
+    """Signals, segments, health and stage of these accounts today.
+
+    Their snapshot is saved (unless `save` is false: a read-only look such as `explain`).
+    """
     today = ctx.clock().date()
     needs = ctx.definitions.history
     snapshots = ctx.store.snapshot_values(
@@ -154,8 +162,11 @@ def explain(ctx: Context, account: str) -> dict[str, Any]:
 
 
 def build_profiles(ctx: Context, run_id: str) -> Profiles:
-    """Map every stream into facts, store them with the identity report, and compute signals,
-    health and coverage per account; today's snapshot is saved."""
+    """Map every stream into facts and derive every account's profile for today.
+
+    Map every stream into facts, store them with the identity report, and compute signals,
+    health and coverage per account; today's snapshot is saved.
+    """
     defs = ctx.definitions
     mapped = map_profiles(ctx, run_id)
     frame = derive_profiles(ctx, mapped.facts)
@@ -178,9 +189,12 @@ def build_profiles(ctx: Context, run_id: str) -> Profiles:
 
 
 def backfill(ctx: Context, *, days: int, chunk: int = 14) -> dict[str, Any]:
-    """Build the daily snapshots of the last `days` days (today excluded) from the stored
-    history of the sources, oldest first, so that each day's history functions read the days
-    before it. Streams without a date (the CRM's accounts) contribute their current values."""
+    """Build the daily snapshots of the last `days` days from the sources' history.
+
+    Build the daily snapshots of the last `days` days (today excluded) from the stored history
+    of the sources, oldest first, so that each day's history functions read the days before it.
+    Streams without a date (the CRM's accounts) contribute their current values.
+    """
     today = ctx.clock().date()
     targets = [today - timedelta(days=k) for k in range(days, 0, -1)]
     defs = ctx.definitions

@@ -1,5 +1,8 @@
-"""USE CASES · the typed results the use cases return: what a CLI command renders (its `--json`
-prints `to_json()` of the same object) and what a Celery task returns."""
+"""USE CASES · the typed results the use cases return.
+
+What a CLI command renders (its `--json` prints `to_json()` of the same object) and what a Celery
+task returns.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +16,11 @@ StreamCounts = dict[str, dict[str, float]]  # stream → records, quarantined, r
 
 @dataclass(frozen=True)
 class Applied:
-    """What one apply wrote: tasks, fields and events, the failures recorded for retry, and
-    the retries the one retry policy made."""
+    """What one apply wrote.
+
+    Tasks, fields and events, the failures recorded for retry, and the retries the one retry
+    policy made.
+    """
 
     tasks_created: int = 0
     tasks_updated: int = 0

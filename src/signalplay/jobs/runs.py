@@ -1,6 +1,9 @@
-"""USE CASES · the runs: the bookkeeping every recorded use case shares (open a run, record its
-outcome), the whole run (pull → profile → evaluate → plan → apply), a sync (pull only) and a
-preview (the plan a run would make, written nowhere but the saved plan)."""
+"""USE CASES · the runs.
+
+The bookkeeping every recorded use case shares (open a run, record its outcome), the whole run (pull
+→ profile → evaluate → plan → apply), a sync (pull only) and a preview (the plan a run would make,
+written nowhere but the saved plan).
+"""
 
 from __future__ import annotations
 
@@ -31,10 +34,12 @@ class RunRecord:
 
 @contextmanager
 def recorded_run(ctx: Context, kind: str, *, close: bool = True) -> Iterator[RunRecord]:
-    """Open a run of `kind` and record how it ended: failed, with the error (secrets blanked),
-    when the body raises; ok, with `record.summary`, when it returns (unless `close` is off: a
-    sharded sync is closed by the task that merges its plan). The one place runs are opened
-    and closed."""
+    """Open a run of `kind` and record how it ended.
+
+    Failed, with the error (secrets blanked), when the body raises; ok, with `record.summary`,
+    when it returns (unless `close` is off: a sharded sync is closed by the task that merges its
+    plan). The one place runs are opened and closed.
+    """
     record = RunRecord(ctx.store.start_run(kind))
     with logs.run_context(record.run_id):
         try:
@@ -48,9 +53,11 @@ def recorded_run(ctx: Context, kind: str, *, close: bool = True) -> Iterator[Run
 
 
 def run(ctx: Context, *, dry_run: bool = False, only: Collection[str] | None = None) -> RunResult:
-    """Pull → profile → evaluate → plan → apply, recorded as one run; `only` pulls just the
-    sources named (the others' stored records are used as they are). A dry run plans from an
-    evaluation the store never sees and applies nothing."""
+    """Pull → profile → evaluate → plan → apply, recorded as one run.
+
+    `only` pulls just the sources named (the others' stored records are used as they are). A dry
+    run plans from an evaluation the store never sees and applies nothing.
+    """
     started = ctx.clock()
     with recorded_run(ctx, "run") as record:
         streams = pull(ctx, record.run_id, only=only)
@@ -114,8 +121,11 @@ def _result(
 
 
 def sync(ctx: Context, *, only: Collection[str] | None = None, full: bool = False) -> SyncResult:
-    """Pull the sources (all, or those named in `only`) into the store from their saved cursors
-    (from the start with `full`), recorded as a run."""
+    """Pull the sources into the store from their saved cursors, recorded as a run.
+
+    Pull the sources (all, or those named in `only`) into the store from their saved cursors
+    (from the start with `full`), recorded as a run.
+    """
     with recorded_run(ctx, "sync") as record:
         streams = pull(ctx, record.run_id, only=only, full=full)
         record.summary = {"streams": streams}
@@ -123,8 +133,10 @@ def sync(ctx: Context, *, only: Collection[str] | None = None, full: bool = Fals
 
 
 def preview(ctx: Context) -> PlanResult:
-    """Pull, profile and evaluate, then save the plan a run would make, without writing it: the
-    store keeps no episode, decision or ledger entry of the preview."""
+    """Pull, profile and evaluate, then save the plan a run would make, without writing it.
+
+    The store keeps no episode, decision or ledger entry of the preview.
+    """
     with recorded_run(ctx, "plan") as record:
         pull(ctx, record.run_id)
         profiles = build_profiles(ctx, record.run_id)

@@ -86,10 +86,12 @@ def init_project(
     overwrite: bool = False,
     sandbox_sources: bool = False,
 ) -> list[Path]:
-    """Write a starter project into `root` for `crm`; existing files are kept unless
-    `overwrite`. A Salesforce project gets the Salesforce mapping set, and its routing names
-    the demo org's users; `sandbox_sources` reads billing and support from the Stripe and Zendesk
-    stand-ins (the demo) instead of CSV files."""
+    """Write a starter project into `root` for `crm`; existing files are kept unless `overwrite`.
+
+    A Salesforce project gets the Salesforce mapping set, and its routing names the demo org's
+    users; `sandbox_sources` reads billing and support from the Stripe and Zendesk stand-ins
+    (the demo) instead of CSV files.
+    """
     root.mkdir(parents=True, exist_ok=True)
     written = []
     config = root / "signalplay.yaml"

@@ -1,5 +1,7 @@
-"""USE CASES · the sharded evaluation Celery runs: accounts in shards, one evaluation and plan per
-shard, merged into one plan."""
+"""USE CASES · the sharded evaluation Celery runs.
+
+Accounts in shards, one evaluation and plan per shard, merged into one plan.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +26,11 @@ from signalplay.profile.values import (
 
 @dataclass(frozen=True)
 class ShardedStart:
-    """A sharded sync begun: its run (left open for the merge to close), the shards of
-    accounts to evaluate, and what the pull read."""
+    """A sharded sync begun.
+
+    Its run (left open for the merge to close), the shards of accounts to evaluate, and what the
+    pull read.
+    """
 
     run_id: str
     shards: list[list[str]]
@@ -37,8 +42,10 @@ class ShardedStart:
 
 
 def start_sharded(ctx: Context) -> ShardedStart:
-    """Pull and map the project, and cut its accounts into shards of `shard_size`; the run stays
-    open until `merge_plan` closes it (and is recorded failed if this step fails)."""
+    """Pull and map the project, and cut its accounts into shards of `shard_size`.
+
+    The run stays open until `merge_plan` closes it (and is recorded failed if this step fails).
+    """
     with recorded_run(ctx, "sync", close=False) as record:
         streams = pull(ctx, record.run_id)
         mapped = map_profiles(ctx, record.run_id)
@@ -55,8 +62,11 @@ def shards(accounts: Sequence[str], size: int) -> list[list[str]]:
 def evaluate_shard(
     ctx: Context, run_id: str, part: int, accounts: Sequence[str], *, record: bool = True
 ) -> dict[str, Any]:
-    """Derive, evaluate and plan one chunk of accounts from the stored facts; the ops are kept
-    as part `part` of the run's plan. Safe to repeat: episodes, decisions and the part upsert."""
+    """Derive, evaluate and plan one chunk of accounts from the stored facts.
+
+    The ops are kept as part `part` of the run's plan. Safe to repeat: episodes, decisions and
+    the part upsert.
+    """
     stored = ctx.store.load_facts(accounts)
     facts = {a: stored.get(a, {}) for a in accounts}
     with batch_gc():
@@ -81,9 +91,12 @@ def evaluate_shard(
 
 
 def merge_plan(ctx: Context, run_id: str) -> tuple[str, dict[str, Any]]:
-    """One plan from every part of a sharded run, in the same stable order as an unsharded one
+    """One plan from every part of a sharded run, closing the run.
+
+    One plan from every part of a sharded run, in the same stable order as an unsharded one
     (merged as stored JSON: the ops were validated when their shard planned them); the run the
-    sync opened is recorded ok with the parts' summed counts."""
+    sync opened is recorded ok with the parts' summed counts.
+    """
     plan_id, summaries = ctx.store.merge_plan_parts(
         run_id, key=lambda o: (o["action"], o["target"], o["op_key"])
     )

@@ -20,10 +20,13 @@ def pull(
     only: Collection[str] | None = None,
     full: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """Pull every stream of the CRM and the sources (or of the sources named in `only`) from
-    its saved cursor (from the start with `full`); the cursor is saved with every page, so a
-    killed pull resumes where it stopped. Returns per stream: records, quarantined, requests
-    and 429s (for connectors that count them) and seconds."""
+    """Pull every stream of the CRM and the sources from its saved cursor.
+
+    Pull every stream of the CRM and the sources (or of the sources named in `only`) from its
+    saved cursor (from the start with `full`); the cursor is saved with every page, so a killed
+    pull resumes where it stopped. Returns per stream: records, quarantined, requests and 429s
+    (for connectors that count them) and seconds.
+    """
     summary: dict[str, dict[str, float]] = {}
     until = ctx.clock()
     sources: list[tuple[str, Any]] = []

@@ -1,6 +1,8 @@
-"""Use cases for people to look at: a profile with its lineage, coverage, the identity report,
-quarantine, the preview of a mapping file on sample records, the ledger's status and the run
-history. Nothing here writes, except `requeue`, which puts dead letters back in the retries.
+"""Use cases for people to look at.
+
+A profile with its lineage, coverage, the identity report, quarantine, the preview of a mapping file
+on sample records, the ledger's status and the run history. Nothing here writes, except `requeue`,
+which puts dead letters back in the retries.
 
 Imports: definitions, mapping, profile, store, registry.
 """
@@ -121,8 +123,11 @@ class Preview:
 
 
 def preview_mapping(project: Project, file: Path, *, sample: int) -> Preview:
-    """Map up to `sample` records of the file's stream, from the store when it has them, else
-    from the source's connector; the identity map comes from the stored CRM accounts."""
+    """Map up to `sample` records of a mapping file's stream, writing nothing.
+
+    Map up to `sample` records of the file's stream, from the store when it has them, else from
+    the source's connector; the identity map comes from the stored CRM accounts.
+    """
     definitions = load_definitions(project.definitions_dir, replace=file)
     mapping = next(m for m in definitions.mappings if _same(m, file))
     store = _existing_store(project)
@@ -215,8 +220,11 @@ def _existing_store(project: Project) -> Store | None:
 
 @dataclass(frozen=True)
 class Status:
-    """The ledger's counts, the latest runs and the dead letters (ops that failed too often to
-    be retried automatically)."""
+    """The ledger's counts, the latest runs and the dead letters.
+
+    The ledger's counts, the latest runs and the dead letters (ops that failed too often to be
+    retried automatically).
+    """
 
     ledger: dict[str, int]
     runs: list[dict[str, Any]]
@@ -304,8 +312,11 @@ def coverage_of(ctx: Context) -> Coverage:
 
 
 def explanation(ctx: Context, query: str) -> dict[str, Any]:
-    """Why each trigger fired or not for the account `query` points at, its health breakdown,
-    segments and the decisions on its episodes."""
+    """Why each trigger fired or not for the account `query` points at.
+
+    Why each trigger fired or not for the account `query` points at, its health breakdown,
+    segments and the decisions on its episodes.
+    """
     return explain(ctx, find_account(ctx.store, ctx.definitions, query))
 
 

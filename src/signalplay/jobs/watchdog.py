@@ -1,5 +1,8 @@
-"""USE CASE · the watchdog: alert when the scheduled sync failed, is stuck, or stayed silent
-past twice its period, as an ERROR log line and a signed `signalplay.alert` event."""
+"""USE CASE · the watchdog.
+
+Alert when the scheduled sync failed, is stuck, or stayed silent past twice its period, as an ERROR
+log line and a signed `signalplay.alert` event.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +18,11 @@ RUNS_CHECKED = 20  # the latest runs the watchdog reads
 
 
 def watch(ctx: Context, project: str) -> Alert | None:
-    """Check the latest runs against the project's schedule; on an alert, log it and, when the
-    project has a webhook, send it to the team's messaging tool. Returns the alert."""
+    """Check the latest runs against the project's schedule.
+
+    On an alert, log it and, when the project has a webhook, send it to the team's messaging
+    tool. Returns the alert.
+    """
     now = ctx.clock()
     alert = check_runs(
         ctx.store.recent_runs(RUNS_CHECKED),

@@ -1,5 +1,7 @@
-"""USE CASE · apply: write ops to the CRM and events to the webhook, each outcome recorded in the
-ledger."""
+"""USE CASE · apply.
+
+Write ops to the CRM and events to the webhook, each outcome recorded in the ledger.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ log = logging.getLogger(__name__)
 
 
 def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -> Applied:
-    """Write ops to the CRM (events to the webhook) and record each outcome in the ledger;
-    failed ops stay for retry."""
+    """Write ops to the CRM (events to the webhook) and record each outcome in the ledger.
+
+    Failed ops stay for retry.
+    """
     settled = ctx.store.settled_keys()
     todo = {o.op_key: o for o in ops if o.op_key not in settled}
     if retry_pending:
@@ -73,8 +77,11 @@ def apply(ctx: Context, ops: Sequence[WriteOp], *, retry_pending: bool = True) -
 
 
 def _send_events(ctx: Context, events: Sequence[WriteOp]) -> Sequence[WriteResult]:
-    """Deliver events; without a usable webhook each is recorded failed with the reason, so
-    that it is retried once the webhook is configured."""
+    """Deliver events.
+
+    Without a usable webhook each is recorded failed with the reason, so that it is retried once
+    the webhook is configured.
+    """
     try:
         sink = ctx.events
     except ConfigError as exc:
@@ -90,8 +97,10 @@ def _send_events(ctx: Context, events: Sequence[WriteOp]) -> Sequence[WriteResul
 def apply_saved(
     ctx: Context, plan_id: str | None = None, *, dry_run: bool = False, retry_pending: bool = True
 ) -> ApplyResult:
-    """Apply exactly a saved plan (the newest when `plan_id` is None) and mark it applied; with
-    `retry_pending`, earlier failures are retried with it. A dry run only counts its ops."""
+    """Apply exactly a saved plan (the newest when `plan_id` is None) and mark it applied.
+
+    With `retry_pending`, earlier failures are retried with it. A dry run only counts its ops.
+    """
     pid = plan_id or ctx.store.latest_plan_id()
     ops = ctx.store.load_plan(pid) if pid else None
     if pid is None or ops is None:

@@ -115,8 +115,11 @@ class BusinessCalendar:
         raise SlaError("business hours run past ten years")
 
     def add_business_days(self, start: datetime, days: int) -> datetime:
-        """The same local time `days` working days later (from the next opening when `start`
-        is outside working time)."""
+        """The same local time `days` working days later.
+
+        The same local time `days` working days later (from the next opening when `start` is
+        outside working time).
+        """
         current = self._first_open(start)
         day = current.date()
         for _ in range(days):
@@ -160,8 +163,10 @@ class BusinessCalendar:
         return result.astimezone(UTC)
 
     def _by(self, start: datetime, value: Any, minus: int) -> datetime:
-        """End of the working day `minus` days before a date; a date already past (or missing)
-        still gives one working day."""
+        """End of the working day `minus` days before a date.
+
+        A date already past (or missing) still gives one working day.
+        """
         day = _as_date(value)
         if day is not None:
             deadline = self.end_of_day(day - timedelta(days=minus))

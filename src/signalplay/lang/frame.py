@@ -1,6 +1,9 @@
-"""The column store the vector evaluation reads: a `Frame` of accounts' profiles as rows, building
-typed numpy columns (`Val`) on demand: numbers and booleans as float64 with NaN for missing,
-dates as day ordinals, text as object arrays. Imports: stdlib, numpy, expr."""
+"""The column store the vector evaluation reads.
+
+A `Frame` of accounts' profiles as rows, building typed numpy columns (`Val`) on demand: numbers and
+booleans as float64 with NaN for missing, dates as day ordinals, text as object arrays. Imports:
+stdlib, numpy, expr.
+"""
 
 from __future__ import annotations
 
@@ -115,8 +118,11 @@ class Frame:
         return table
 
     def prefetch(self, names: Iterable[str]) -> None:
-        """Build the columns of `names` in one pass over the rows: each row's dict is visited
-        once while it is in cache (a pass per column costs ~0.5 us a row in cache misses)."""
+        """Build the columns of `names` in one pass over the rows.
+
+        Each row's dict is visited once while it is in cache (a pass per column costs ~0.5
+        us a row in cache misses).
+        """
         self.flush()
         missing = [n for n in dict.fromkeys(names) if n not in self.columns]
         if not missing or not self.rows:
@@ -165,8 +171,11 @@ def _broadcast(val: Val, n: int) -> Val:
 
 
 def python_values(val: Val, n: int) -> list[Any]:
-    """The column's values as the per-row closures give them (None for missing, whole numbers
-    as int)."""
+    """The column's values as the per-row closures give them.
+
+    The column's values as the per-row closures give them (None for missing, whole numbers as
+    int).
+    """
     val = _broadcast(val, n)
     data = val.data
     if val.kind == BOOL:
@@ -248,8 +257,10 @@ def _floats(values: list[Any]) -> Any:
 
 
 def _ordinals(values: list[Any]) -> Any:
-    """Dates (ISO text, date or datetime) as day ordinals, None or "" as NaN. Each distinct
-    value is parsed once (a column holds few distinct dates)."""
+    """Dates (ISO text, date or datetime) as day ordinals, None or "" as NaN.
+
+    Each distinct value is parsed once (a column holds few distinct dates).
+    """
     lookup: dict[Any, float] = {}
     try:
         distinct = set(values)

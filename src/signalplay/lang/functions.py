@@ -1,5 +1,8 @@
-"""The expression language's values and library: its types (`ValueType`, `Expression`), errors, the
-whitelisted functions RevOps can call, and the history functions' keys. Imports: stdlib."""
+"""The expression language's values and library.
+
+Its types (`ValueType`, `Expression`), errors, the whitelisted functions RevOps can call, and the
+history functions' keys. Imports: stdlib.
+"""
 
 from __future__ import annotations
 
@@ -31,8 +34,10 @@ class ExprRuntimeError(SignalplayError, ValueError):
 
 @dataclass(frozen=True)
 class ValueType:
-    """What a profile field or expression holds, for checks at load time; `enum` lists the
-    only values a text field can take."""
+    """What a profile field or expression holds, for checks at load time.
+
+    `enum` lists the only values a text field can take.
+    """
 
     kind: str = "any"
     enum: frozenset[str] | None = None

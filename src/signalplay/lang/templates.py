@@ -1,6 +1,8 @@
-"""The sandbox play templates render in: Jinja2's immutable sandbox with limits on what a hostile
-or careless template can cost (no `**` with large exponents, no huge repetition, short ranges,
-bounded loop nesting and output), compiled once per text.
+"""The sandbox play templates render in.
+
+Jinja2's immutable sandbox with limits on what a hostile or careless template can cost (no `**` with
+large exponents, no huge repetition, short ranges, bounded loop nesting and output), compiled once
+per text.
 
 Imports: stdlib, jinja2.
 """
@@ -34,9 +36,12 @@ def _safe_range(*args: int) -> range:
 
 
 class PlayTemplate(Template):
-    """A play template: its environment has no globals (`render` passes `range`), so a render's
-    context is made of its variables alone, without walking the template's ChainMap of
-    globals, empty as it is, twice a render (a third of a short template's time)."""
+    """A play template.
+
+    Its environment has no globals (`render` passes `range`), so a render's context is made of
+    its variables alone, without walking the template's ChainMap of globals, empty as it is,
+    twice a render (a third of a short template's time).
+    """
 
     def new_context(
         self,
@@ -59,9 +64,12 @@ class PlayEnvironment(ImmutableSandboxedEnvironment):
         self.globals = {}  # see PlayTemplate
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        """`a.b` on a plain dict: the item, exactly as the sandbox finds it after
-        `getattr(dict, "b")` fails, without raising and catching that AttributeError first
-        (most of a play's lookups are `account.x`)."""
+        """`a.b` on a plain dict.
+
+        The item, exactly as the sandbox finds it after `getattr(dict, "b")` fails, without
+        raising and catching that AttributeError first (most of a play's lookups are
+        `account.x`).
+        """
         if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
             if attribute in obj:
                 return obj[attribute]

@@ -1,6 +1,7 @@
-"""Value transforms of the mapping files, compiled once per field: paths into nested records and
-lists, casts (numbers, money in minor units per currency, dates and datetimes with time zones),
-key normalisation, value maps and title rules. Imports: stdlib.
+"""Value transforms of the mapping files, compiled once per field.
+
+Paths into nested records and lists, casts (numbers, money in minor units per currency, dates and
+datetimes with time zones), key normalisation, value maps and title rules. Imports: stdlib.
 """
 
 from __future__ import annotations

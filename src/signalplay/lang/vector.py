@@ -270,9 +270,11 @@ class _Vec:
         return maker(args)
 
     def _over_items(self, node: ast.Call, how: str) -> VecFn:
-        """count_where / last_where over a list column, with constant field names: computed
-        on the records flattened once per frame (a record index per row, columns of their
-        fields), with grouped numpy reductions."""
+        """count_where / last_where over a list column, with constant field names.
+
+        Computed on the records flattened once per frame (a record index per row, columns of
+        their fields), with grouped numpy reductions.
+        """
         if not isinstance(node.args[0], ast.Name):
             raise FallbackError
         column = node.args[0].id

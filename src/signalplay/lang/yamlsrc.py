@@ -108,6 +108,8 @@ def _walk(
 
 
 class DuplicateKeyError(SignalplayError):
+    """A key twice in one YAML mapping."""
+
     def __init__(self, loc: Loc, node: yaml.Node) -> None:
         super().__init__(loc)
         self.loc = loc

@@ -1,2 +1,4 @@
 """MEASURE · outcomes → KPIs, experiment lift, backtests and the HTML report.
-Imports: writeback and below."""
+
+Imports: writeback and below.
+"""

@@ -1,5 +1,7 @@
-"""Backtest: replay the trigger library and the health score over historical profile snapshots
-against known outcomes (the day each account churned, if it did).
+"""Backtest: replay triggers and health over past snapshots against known churn.
+
+Backtest: replay the trigger library and the health score over historical profile snapshots against
+known outcomes (the day each account churned, if it did).
 
 Per trigger: the episodes it would have opened (a false → true transition, closed by its
 auto-close condition, re-armed after its cool-down), their precision (episodes followed by churn
@@ -44,23 +46,28 @@ class TriggerBacktest:
 
     @property
     def precision(self) -> float | None:
+        """Share of the trigger's episodes on accounts that churned (None without any)."""
         return self.true_positives / self.episodes if self.episodes else None
 
     @property
     def recall(self) -> float | None:
+        """Share of the churners the trigger warned of."""
         return self.warned / self.churned if self.churned else None
 
     @property
     def lead_days(self) -> float | None:
+        """Median days from the warning to the churn."""
         return statistics.median(self.leads) if self.leads else None
 
     @property
     def episodes_per_account_month(self) -> float | None:
+        """Alert load: episodes per account and month of the replay."""
         if not self.accounts or not self.months:
             return None
         return self.episodes / self.accounts / self.months
 
     def as_dict(self) -> dict[str, Any]:
+        """The figures, as the report and `--json` show them."""
         return {
             "trigger": self.trigger_id,
             "group": self.group,
@@ -80,6 +87,7 @@ class HealthBacktest:
     bands: dict[str, tuple[int, int]]  # band → (accounts, churned)
 
     def as_dict(self) -> dict[str, Any]:
+        """The figures, as the report and `--json` show them."""
         return {
             "auc": self.auc,
             "bands": {
@@ -103,6 +111,7 @@ class Backtest:
     health: HealthBacktest
 
     def as_dict(self) -> dict[str, Any]:
+        """The figures, as the report and `--json` show them."""
         return {
             "from": self.start.isoformat(),
             "to": self.end.isoformat(),
@@ -116,8 +125,10 @@ class Backtest:
 
 
 def auc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
-    """The chance that a positive scores lower than a negative (ties count half): the
-    Mann-Whitney U statistic over the pairs. None without both classes."""
+    """The chance that a positive scores lower than a negative (ties count half).
+
+    The Mann-Whitney U statistic over the pairs. None without both classes.
+    """
     pos = np.array([s for s, p in zip(scores, positive, strict=True) if p], dtype=float)
     neg = np.array([s for s, p in zip(scores, positive, strict=True) if not p], dtype=float)
     if not len(pos) or not len(neg):
@@ -135,8 +146,10 @@ def _churned_within(churn: date | None, start: date, days: int) -> bool:
 
 
 class _Replay:
-    """Episodes per (account, trigger) as the evaluator would have kept them: opened on a
-    transition, closed by the auto-close condition, re-armed after the cool-down."""
+    """Episodes per (account, trigger) as the evaluator would have kept them.
+
+    Opened on a transition, closed by the auto-close condition, re-armed after the cool-down.
+    """
 
     def __init__(self, triggers: Sequence[Any], churn: Mapping[str, date | None], horizon: int):
         self.stats = {t.id: TriggerBacktest(t.id, t.group) for t in triggers}
@@ -189,9 +202,12 @@ def run_backtest(
     history: Callable[[date], Mapping[date, Mapping[str, Mapping[str, Any]]]] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Backtest:
-    """Replay the enabled triggers of `defs` over the snapshot `days` (oldest first), each day's
+    """Replay the enabled triggers of `defs` over the snapshot `days`.
+
+    Replay the enabled triggers of `defs` over the snapshot `days` (oldest first), each day's
     profiles read by `profiles_on`; `churn` is each account's churn day (None: retained).
-    `history` gives the snapshots the history functions read on a day (ago, avg_over)."""
+    `history` gives the snapshots the history functions read on a day (ago, avg_over).
+    """
     horizon = settings.horizon_days
     triggers = [t for t in defs.triggers.triggers if t.enabled]
     replay = _Replay(triggers, churn, horizon)

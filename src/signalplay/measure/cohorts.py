@@ -1,5 +1,8 @@
-"""MEASURE · cohorts: retention (GRR, NRR), account outcomes, save rate, forecast accuracy, time to
-first value and adoption lift."""
+"""MEASURE · cohorts.
+
+Retention (GRR, NRR), account outcomes, save rate, forecast accuracy, time to first value and
+adoption lift.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +32,10 @@ def _value(snapshots: Snapshots, day: date, account: str, name: str) -> Any:
 
 
 def bounds(snapshots: Snapshots, period: Period) -> Period | None:
-    """The first and last snapshot days within the period (None without any): what "the
-    period's first day" reads when the snapshots begin later or end earlier."""
+    """The first and last snapshot days within the period (None without any).
+
+    What "the period's first day" reads when the snapshots begin later or end earlier.
+    """
     days = [d for d in snapshots if period.holds(d)]
     return Period(min(days), max(days)) if days else None
 
@@ -55,10 +60,12 @@ class Retention:
 
     @property
     def grr(self) -> float | None:
+        """Gross revenue retention (None without a start value)."""
         return _ratio(self.retained_value, self.start_value)
 
     @property
     def nrr(self) -> float | None:
+        """Net revenue retention (None without a start value)."""
         return _ratio(self.end_value, self.start_value)
 
 
@@ -74,9 +81,11 @@ def retention(
     churned: Mapping[str, date | None],
     settings: MeasureSettings,
 ) -> Retention:
-    """GRR and NRR of `accounts`: their value on the period's first snapshot day against its
-    last (0 for an account churned by the period's end); accounts without a start value are
-    left out."""
+    """GRR and NRR of `accounts`.
+
+    Their value on the period's first snapshot day against its last (0 for an account churned by
+    the period's end); accounts without a start value are left out.
+    """
     n, start_sum, end_sum, kept = 0, 0.0, 0.0, 0.0
     seen = bounds(snapshots, period)
     if seen is None:
@@ -104,9 +113,11 @@ def account_outcomes(
     churned: Mapping[str, date | None],
     settings: MeasureSettings,
 ) -> dict[str, int]:
-    """What became of the accounts over the period, by their first and last snapshot in it:
-    churned (a churn day in the period); else renewed (a renewal date in the period that moved
-    on), and contracted or expanded (value down or up)."""
+    """What became of the accounts over the period, by their first and last snapshot in it.
+
+    Churned (a churn day in the period); else renewed (a renewal date in the period that moved
+    on), and contracted or expanded (value down or up).
+    """
     out = {"churned": 0, "renewed": 0, "contracted": 0, "expanded": 0}
     seen = bounds(snapshots, period)
     if seen is None:
@@ -150,8 +161,11 @@ def save_rate(
     churned: Mapping[str, date | None],
     settings: MeasureSettings,
 ) -> tuple[float | None, int]:
-    """Of the touched accounts whose renewal (as known on the period's first snapshot day) fell
-    in the period, the share that did not churn by its end; and how many there were."""
+    """The save rate of the touched accounts whose renewal fell in the period.
+
+    Of the touched accounts whose renewal (as known on the period's first snapshot day) fell in
+    the period, the share that did not churn by its end; and how many there were.
+    """
     seen = bounds(snapshots, period)
     first = seen.start if seen else period.start
     due = [
@@ -171,9 +185,12 @@ def forecast_accuracy(
     churned: Mapping[str, date | None],
     settings: MeasureSettings,
 ) -> dict[int, tuple[float | None, int]]:
-    """Per renewal checkpoint (days before renewal), how often the renewal confidence on that
-    day (confident: renews; otherwise churns) matched what happened, over the renewals that
-    fell in the period and have a snapshot on the checkpoint day: checkpoint → (accuracy, n)."""
+    """How often the renewal confidence at each checkpoint matched the outcome.
+
+    Per renewal checkpoint (days before renewal), how often the renewal confidence on that day
+    (confident: renews; otherwise churns) matched what happened, over the renewals that fell in
+    the period and have a snapshot on the checkpoint day: checkpoint → (accuracy, n).
+    """
     hits: dict[int, list[bool]] = {k: [] for k in settings.checkpoints}
     seen = bounds(snapshots, period)
     first = seen.start if seen else period.start
@@ -198,9 +215,12 @@ def time_to_first_value(
     latest: Mapping[str, Mapping[str, Any]],
     settings: MeasureSettings,
 ) -> dict[str, tuple[float | None, int]]:
-    """Per segment, the median days from contract start to the first snapshot day on which the
+    """Per segment, the median days from contract start to first value.
+
+    Per segment, the median days from contract start to the first snapshot day on which the
     first-value field is positive, over the accounts that started within the snapshots and
-    reached it: segment → (days, n)."""
+    reached it: segment → (days, n).
+    """
     days = sorted(snapshots)
     spans: dict[str, list[float]] = defaultdict(list)
     for account in accounts:
@@ -230,9 +250,12 @@ def adoption_lift(
     settings: MeasureSettings,
     groups: Mapping[str, str],
 ) -> dict[str, dict[str, Any]]:
-    """Per segment, the mean change of the adoption field from an adoption episode's opening day
-    to `outcome_days` later, actioned against holdout (episodes of the adoption groups opened in
-    the period with both snapshots)."""
+    """Per segment, the adoption change after an adoption episode, actioned vs holdout.
+
+    Per segment, the mean change of the adoption field from an adoption episode's opening day to
+    `outcome_days` later, actioned against holdout (episodes of the adoption groups opened in
+    the period with both snapshots).
+    """
     change: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for fact in facts:
         ep = fact.episode

@@ -1,5 +1,7 @@
-"""MEASURE · experiments: each play variant's lift over its holdout, with Wilson and Newcombe
-intervals."""
+"""MEASURE · experiments.
+
+Each play variant's lift over its holdout, with Wilson and Newcombe intervals.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +28,11 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
 
 
 def newcombe(s1: int, n1: int, s2: int, n2: int, z: float = Z95) -> tuple[float, float]:
-    """Newcombe's hybrid score interval of p1 - p2 (his method 10), from the arms' Wilson
-    intervals: sound at small samples and near 0 or 1, where the Wald interval is not."""
+    """Newcombe's hybrid score interval of p1 - p2.
+
+    Newcombe's hybrid score interval of p1 - p2 (his method 10), from the arms' Wilson
+    intervals: sound at small samples and near 0 or 1, where the Wald interval is not.
+    """
     p1, p2 = s1 / n1, s2 / n2
     l1, u1 = wilson(s1, n1, z)
     l2, u2 = wilson(s2, n2, z)
@@ -51,25 +56,30 @@ class Lift:
 
     @property
     def rate(self) -> float | None:
+        """The variant's outcome rate."""
         return _ratio(self.successes, self.n)
 
     @property
     def holdout_rate(self) -> float | None:
+        """The holdout's outcome rate."""
         return _ratio(self.holdout_successes, self.holdout_n)
 
     @property
     def lift(self) -> float | None:
+        """The variant's rate minus the holdout's."""
         if not self.n or not self.holdout_n:
             return None
         return self.successes / self.n - self.holdout_successes / self.holdout_n
 
     @property
     def interval(self) -> tuple[float, float] | None:
+        """Newcombe's 95% interval of the lift (None without both arms)."""
         if not self.n or not self.holdout_n:
             return None
         return newcombe(self.successes, self.n, self.holdout_successes, self.holdout_n)
 
     def as_dict(self) -> dict[str, Any]:
+        """The figures, as the report and `--json` show them."""
         low, high = self.interval or (None, None)
         return {
             "experiment": self.experiment,
@@ -85,8 +95,11 @@ class Lift:
 
 
 def experiment_lift(facts: Sequence[EpisodeFacts], period: Period) -> list[Lift]:
-    """Per experiment, each variant's rate of outcomes (the condition cleared within the window)
-    against the holdout's, over the episodes opened in `period` whose outcome is known."""
+    """Per experiment, each variant's outcome rate against the holdout's.
+
+    Per experiment, each variant's rate of outcomes (the condition cleared within the window)
+    against the holdout's, over the episodes opened in `period` whose outcome is known.
+    """
     arms: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     for fact in facts:
         experiment = fact.episode.decision.get("experiment")

@@ -1,8 +1,10 @@
-"""Measure: what the plays did. KPIs per trigger, play, segment, owner and experiment variant
-over a period (trigger-to-action, time-to-intervention and SLA attainment, action-to-outcome,
-false positives from closure reasons), cohort figures (save rate, GRR and NRR of touched and
-untouched accounts, renewal forecast accuracy, time-to-first-value, adoption lift), the lift of
-each play variant against its holdout with a confidence interval, and the triggers that are noisy.
+"""Measure: what the plays did.
+
+KPIs per trigger, play, segment, owner and experiment variant over a period (trigger-to-action,
+time-to-intervention and SLA attainment, action-to-outcome, false positives from closure reasons),
+cohort figures (save rate, GRR and NRR of touched and untouched accounts, renewal forecast accuracy,
+time-to-first-value, adoption lift), the lift of each play variant against its holdout with a
+confidence interval, and the triggers that are noisy.
 
 Everything is computed from what the store holds: episodes with their decisions, the tasks
 signalplay wrote as the CRM reports them back (status, completion, closure reason), and the daily
@@ -39,8 +41,11 @@ class TaskOutcome:
 
     @property
     def done(self) -> datetime | None:
-        """When a person completed it (None while open, or when signalplay closed it because
-        its condition cleared: that is no intervention)."""
+        """When a person completed the task (None while open or closed by signalplay).
+
+        When a person completed it (None while open, or when signalplay closed it because
+        its condition cleared: that is no intervention).
+        """
         if not self.closed or self.closure_reason == CLEARED:
             return None
         return self.completed_at
@@ -54,6 +59,7 @@ class Period:
     end: date
 
     def holds(self, moment: datetime | date) -> bool:
+        """Whether `moment` falls within the period (its last day included)."""
         day = moment.date() if isinstance(moment, datetime) else moment
         return self.start <= day <= self.end
 
@@ -72,6 +78,7 @@ def _day(value: Any) -> date | None:
 
 
 def as_moment(value: Any) -> datetime | None:
+    """A datetime from a stored value (ISO text, date or datetime; None when missing)."""
     if value in (None, ""):
         return None
     if isinstance(value, datetime):
@@ -104,8 +111,10 @@ class EpisodeFacts:
 
     @property
     def task(self) -> TaskOutcome | None:
-        """The task that counts for the intervention: the first a person completed, else the
-        first written."""
+        """The task that counts for the intervention.
+
+        The first a person completed, else the first written.
+        """
         done = [t for t in self.tasks if t.done is not None]
         if done:
             return min(done, key=lambda t: t.done or datetime.max.replace(tzinfo=UTC))
@@ -113,11 +122,13 @@ class EpisodeFacts:
 
     @property
     def variant(self) -> str | None:
+        """The experiment variant the episode was assigned (None outside experiments)."""
         if self.status == HOLDOUT:
             return "holdout"
         return self.episode.decision.get("variant")
 
     def dimension(self, name: str) -> str:
+        """The episode's value of a KPI dimension (trigger, play, segment, owner, variant)."""
         d = self.episode.decision
         value = {
             "trigger": self.episode.trigger_id,
@@ -130,8 +141,10 @@ class EpisodeFacts:
 
 
 def recovered_within(ep: Episode, days: int, now: datetime) -> bool | None:
-    """Whether the episode's condition cleared within `days` of opening; None while that window
-    is still running and the condition holds."""
+    """Whether the episode's condition cleared within `days` of opening.
+
+    None while that window is still running and the condition holds.
+    """
     limit = ep.opened_at + timedelta(days=days)
     if ep.resolution == "condition_cleared" and ep.resolved_at is not None:
         return ep.resolved_at <= limit
@@ -177,25 +190,31 @@ class GroupKpis:
 
     @property
     def trigger_to_action(self) -> float | None:
+        """Share of fired episodes that were actioned."""
         return _ratio(self.actioned, self.fired)
 
     @property
     def time_to_intervention_h(self) -> float | None:
+        """Median hours (wall clock) from opening to the task a person completed."""
         return _median(self.hours)
 
     @property
     def sla_attainment(self) -> float | None:
+        """Share of the tasks due by now (or done) that were completed by their due date."""
         return _ratio(self.sla_met, self.due)
 
     @property
     def false_positive_rate(self) -> float | None:
+        """Share of closures whose reason says false positive."""
         return _ratio(self.false_positives, sum(self.reasons.values()))
 
     @property
     def action_to_outcome(self) -> float | None:
+        """Share of the episodes with a known outcome whose condition cleared in the window."""
         return _ratio(self.recovered, self.judged)
 
     def as_dict(self) -> dict[str, Any]:
+        """The KPIs, as the report and `--json` show them."""
         return {
             "name": self.name,
             "fired": self.fired,
@@ -241,8 +260,11 @@ def kpis_by(
     settings: MeasureSettings,
     now: datetime,
 ) -> list[GroupKpis]:
-    """The KPIs of the episodes opened in `period`, per value of `dimension` (trigger, play,
-    segment, owner, variant), by name."""
+    """The KPIs of the episodes opened in `period`, per value of `dimension`.
+
+    The KPIs of the episodes opened in `period`, per value of `dimension` (trigger, play,
+    segment, owner, variant), by name.
+    """
     groups: dict[str, GroupKpis] = {}
     for fact in facts:
         if not period.holds(fact.episode.opened_at):

@@ -1,7 +1,9 @@
-"""The HTML report: one self-contained file (plots as inline SVG drawn by matplotlib, no script
-or style fetched from anywhere) with the health distribution by segment, the trigger funnel
-fired → actioned → closed → outcome, SLA attainment over time, the backtest's precision and lead
-time, experiment lift with its confidence intervals, and the key tables.
+"""The HTML report.
+
+One self-contained file (plots as inline SVG drawn by matplotlib, no script or style fetched from
+anywhere) with the health distribution by segment, the trigger funnel fired → actioned → closed →
+outcome, SLA attainment over time, the backtest's precision and lead time, experiment lift with its
+confidence intervals, and the key tables.
 
 Imports: stdlib, matplotlib.
 """
@@ -143,8 +145,10 @@ def plot_sla(weeks: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
 def plot_backtest(
     triggers: Sequence[Mapping[str, Any]], base_rate: float | None
 ) -> tuple[str, int]:
-    """Precision per trigger (against the base churn rate) and median lead time before churn;
-    and the triggers that warned of a churn."""
+    """Precision per trigger (against the base churn rate) and median lead time before churn.
+
+    And the triggers that warned of a churn.
+    """
 
     def draw(fig: Figure) -> None:
         rows = [t for t in triggers if t.get("precision") is not None]

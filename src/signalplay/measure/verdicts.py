@@ -1,5 +1,7 @@
-"""MEASURE · noisy and predictive triggers: verdicts to retire, tighten, loosen or keep each
-trigger, from closures, lift and the backtest."""
+"""MEASURE · noisy and predictive triggers.
+
+Verdicts to retire, tighten, loosen or keep each trigger, from closures, lift and the backtest.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class Verdict:
     reason: str
 
     def as_dict(self) -> dict[str, str]:
+        """The verdict, as the report and `--json` show it."""
         return {
             "trigger": self.trigger,
             "segment": self.segment,
@@ -45,10 +48,13 @@ def noisy_triggers(
     base_rate: float | None,
     settings: MeasureSettings,
 ) -> list[Verdict]:
-    """Flag triggers whose closures say false positive (retire above the retire rate, else
-    tighten the threshold, per segment), whose plays show no outcome lift against their
-    holdout (change the play), and name the predictive ones from the backtest (precision at
-    least twice the base churn rate; loosen those that warn too few churners)."""
+    """Flag triggers to retire, tighten, loosen or keep.
+
+    Flag triggers whose closures say false positive (retire above the retire rate, else tighten
+    the threshold, per segment), whose plays show no outcome lift against their holdout (change
+    the play), and name the predictive ones from the backtest (precision at least twice the base
+    churn rate; loosen those that warn too few churners).
+    """
     return [
         *_by_closures(by_trigger_segment, settings),
         *_by_lift(lifts, experiment_triggers, settings),

@@ -1,2 +1,4 @@
-"""Operations: structured, redacting logs; Prometheus metrics; the run watchdog; webhook
-signatures. Imports: store and kernel."""
+"""Operations: structured, redacting logs; Prometheus metrics; the run watchdog; webhook signatures.
+
+Imports: store and kernel.
+"""

@@ -75,6 +75,7 @@ class RedactingFilter(logging.Filter):
     """Formats each record's message once and scrubs secrets from it (and from exceptions)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Blank every remembered secret in the record's message and arguments."""
         message = record.getMessage()
         record.msg, record.args = redact(message), None
         if record.exc_info and record.exc_info[1] is not None:
@@ -88,6 +89,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, run id (and the exception)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line."""
         out: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
@@ -104,6 +106,7 @@ class TextFormatter(logging.Formatter):
     """`LEVEL logger [run]: message`."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of text for a terminal."""
         run = getattr(record, "run_id", None)
         text = (
             f"{record.levelname} {record.name}{f' [{run}]' if run else ''}: {record.getMessage()}"

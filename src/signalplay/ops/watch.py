@@ -1,6 +1,7 @@
-"""Run history and its watchdog: is the scheduled sync alive? A run that failed, a run started
-and never finished, or no successful run for longer than the expected window, is an alert.
-Imports: stdlib.
+"""Run history and its watchdog.
+
+Is the scheduled sync alive? A run that failed, a run started and never finished, or no successful
+run for longer than the expected window, is an alert. Imports: stdlib.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Alert:
     run_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The alert, as the watchdog's event and `runs --json` carry it."""
         return {"kind": self.kind, "message": self.message, "run_id": self.run_id}
 
 

@@ -1,4 +1,6 @@
-"""Plays: the actions an actioned episode's play asks for (CSM tasks, meetings, enablement,
+"""Plays: the actions an actioned episode's play asks for, rendered.
+
+Plays: the actions an actioned episode's play asks for (CSM tasks, meetings, enablement,
 escalations, tasks for the sales owner, sequence enrollments, outbound events), addressed to
 contacts by role and written from modular content blocks chosen by stage and role, rendered in the
 template sandbox.
@@ -48,8 +50,11 @@ class ActionIntent:
 
 
 def contacts_for(profile: Mapping[str, Any], roles: Sequence[str]) -> list[dict[str, Any]]:
-    """The account's contacts whose role is in `roles` (all contacts when `roles` is empty),
-    ordered by the roles' order."""
+    """The account's contacts whose role is in `roles`, in the roles' order.
+
+    The account's contacts whose role is in `roles` (all contacts when `roles` is empty),
+    ordered by the roles' order.
+    """
     contacts = [c for c in profile.get("contacts") or [] if isinstance(c, dict)]
     if not roles:
         return contacts
@@ -66,8 +71,11 @@ def content_blocks(
     context: Mapping[str, Any],
     only: frozenset[str] | None = None,
 ) -> dict[str, str]:
-    """The content blocks (all, or `only` these) rendered for this stage and role: (stage,
-    role), then (stage, any), (any, role), (any, any); a block with none of them is empty."""
+    """The content blocks (all, or `only` these) rendered for this stage and role.
+
+    (stage, role), then (stage, any), (any, role), (any, any); a block with none of them is
+    empty.
+    """
     out: dict[str, str] = {}
     for name, by_stage in plays.content.items():
         if only is not None and name not in only:
@@ -99,11 +107,14 @@ def _cached(plays: PlaysFile, key: tuple[int, str, str], build: Callable[[], str
 
 
 def _block_value(name: str, by_stage: Mapping[str, Mapping[str, str]]) -> str:
-    """A content block as a block assignment (`sp_block_<name>`) choosing its text by `stage`
-    and `role` in the fallback order of `content_blocks`: (stage, role), (stage, any), (any,
-    role), (any, any). Not a macro: a macro and the render's context refer to each other, so
-    every render would leave its context, and the account profile in it, to the cyclic
-    collector (a worker's memory grew by a shard's profiles between collections)."""
+    """A content block as a block assignment choosing its text by stage and role.
+
+    A content block as a block assignment (`sp_block_<name>`) choosing its text by `stage` and
+    `role` in the fallback order of `content_blocks`: (stage, role), (stage, any), (any, role),
+    (any, any). Not a macro: a macro and the render's context refer to each other, so every
+    render would leave its context, and the account profile in it, to the cyclic collector (a
+    worker's memory grew by a shard's profiles between collections).
+    """
     branches: list[tuple[str, str]] = []
     for s, roles in by_stage.items():
         for r, text in roles.items():
@@ -141,8 +152,11 @@ def content_use(plays: PlaysFile) -> dict[str, set[str]]:
 
 
 def combined_template(plays: PlaysFile, play_id: str, action: Action) -> str:
-    """Subject and body of an action as one template (rendered once), with the content blocks
-    they use inlined as block assignments; the parts are separated by SEP."""
+    """An action's subject and body as one template, content blocks inlined.
+
+    Subject and body of an action as one template (rendered once), with the content blocks they
+    use inlined as block assignments; the parts are separated by SEP.
+    """
 
     def build() -> str:
         parts = [action.subject or "", action.body or ""]
@@ -157,8 +171,11 @@ def combined_template(plays: PlaysFile, play_id: str, action: Action) -> str:
 def _render_parts(
     plays: PlaysFile, play_id: str, action: Action, context: dict[str, Any]
 ) -> list[str]:
-    """The action's subject and body, rendered in one pass (separately when that fails, so an
-    error marker names the part it comes from)."""
+    """The action's subject and body, rendered in one pass.
+
+    The action's subject and body, rendered in one pass (separately when that fails, so an error
+    marker names the part it comes from).
+    """
     out = render(combined_template(plays, play_id, action), context)
     parts = out.split(SEP)
     if len(parts) == 2 and not out.startswith("[template error"):
@@ -216,8 +233,10 @@ def intents_for(
     *,
     skip: Callable[[str, str], bool] | None = None,
 ) -> list[ActionIntent]:
-    """The actions of one actioned episode's play, rendered; `skip(kind, key)` leaves out
-    (without rendering) actions already done."""
+    """The actions of one actioned episode's play, rendered.
+
+    `skip(kind, key)` leaves out (without rendering) actions already done.
+    """
     play = defs.play(decision.play_id)
     out = []
     for action in play.actions:
@@ -306,8 +325,10 @@ def _payload(
 
 
 def consolidate(intents: Iterable[ActionIntent]) -> list[ActionIntent]:
-    """One task per account for the task actions of several episodes (others pass through):
-    subject and body list each play in rank order; the earliest due date and highest priority."""
+    """One task per account for the task actions of several episodes (others pass through).
+
+    Subject and body list each play in rank order; the earliest due date and highest priority.
+    """
     tasks: dict[str, list[ActionIntent]] = {}
     out: list[ActionIntent] = []
     for intent in intents:

@@ -1,7 +1,8 @@
-"""Orchestration: for each episode that wants action, the play (or experiment variant), owner,
-priority and due date in the owner's business calendar, and whether it is actioned, held out,
-suppressed or capped. Decisions are deterministic: the same inputs decide the same way on any
-worker and on every re-run.
+"""Orchestration.
+
+For each episode that wants action, the play (or experiment variant), owner, priority and due date
+in the owner's business calendar, and whether it is actioned, held out, suppressed or capped.
+Decisions are deterministic: the same inputs decide the same way on any worker and on every re-run.
 
 - Experiments assign accounts by a stable hash: a holdout share is logged, never actioned.
 - Suppression holds a trigger's play while listed episodes are open or a condition holds;
@@ -166,10 +167,13 @@ def decide(
     recent: RecentActions,
     now: datetime,
 ) -> dict[str, Decision]:
-    """Decide every episode given; `suppressed_by` maps a suppression rule to the accounts its
-    condition holds for, `open_pairs` are the episodes open after this evaluation. Due dates
-    count from an episode's opening, or from `now` for one held back on an earlier run (its
-    owner starts working on it now)."""
+    """Decide every episode given.
+
+    `suppressed_by` maps a suppression rule to the accounts its condition holds for,
+    `open_pairs` are the episodes open after this evaluation. Due dates count from an episode's
+    opening, or from `now` for one held back on an earlier run (its owner starts working on it
+    now).
+    """
     triggers = {t.id: t for t in defs.triggers.triggers}
     calendars = {name: calendar_for(spec) for name, spec in defs.routing.calendars.items()}
     drafts = [

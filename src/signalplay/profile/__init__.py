@@ -1,2 +1,5 @@
-"""MAP · source records → profile facts: identity resolution, mapping files, profile values and
-their history. Imports: definitions, lang, kernel."""
+"""MAP · source records → profile facts.
+
+Identity resolution, mapping files, profile values and their history. Imports: definitions, lang,
+kernel.
+"""

@@ -308,9 +308,12 @@ def _holds(where: Callable[[Any], Any], data: Any) -> bool:
 
 
 def _teaching_order(mappings: Sequence[CompiledMapping]) -> list[CompiledMapping]:
-    """The streams that provide keys, each after the streams providing the keys it joins by
+    """The streams that provide keys, each after those providing the keys it joins by.
+
+    The streams that provide keys, each after the streams providing the keys it joins by
     (organizations teach `zendesk_org_id` before tickets, joined by it, teach ticket ids);
-    stable, and a cycle keeps the files' order."""
+    stable, and a cycle keeps the files' order.
+    """
     pending, done = list(mappings), []
     while pending:
         ready = [
@@ -333,8 +336,11 @@ def build_identity(
     mappings: Sequence[CompiledMapping],
     records_of: Callable[[CompiledMapping], Iterable[SourceRecord]],
 ) -> IdentityMap:
-    """The identity map: accounts and keys from the master stream, then the keys other streams
-    provide for the accounts they join (e.g. a support organization's domain)."""
+    """The identity map.
+
+    Accounts and keys from the master stream, then the keys other streams provide for the
+    accounts they join (e.g. a support organization's domain).
+    """
     identity = IdentityMap()
     master = next(m for m in mappings if m.spec.master)
     read_id = master.identity[0][1]

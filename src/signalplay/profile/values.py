@@ -1,5 +1,7 @@
-"""The unified profile: facts from every stream merged per account, history read from the daily
-snapshots, derived signals, and how complete the profile is (coverage).
+"""The unified profile.
+
+Facts from every stream merged per account, history read from the daily snapshots, derived signals,
+and how complete the profile is (coverage).
 
 Imports: stdlib, expr, models.
 """

@@ -1,7 +1,8 @@
-"""Chaos for the stand-ins: a WSGI middleware that answers a seeded random share of requests
-with a 429 and its Retry-After, with a 5xx, or too late (it holds the request longer than the
-client waits, then lets it through: the write may have happened, which is what makes a retry
-dangerous). Imports: stdlib.
+"""Chaos for the stand-ins.
+
+A WSGI middleware that answers a seeded random share of requests with a 429 and its Retry-After,
+with a 5xx, or too late (it holds the request longer than the client waits, then lets it through:
+the write may have happened, which is what makes a retry dangerous). Imports: stdlib.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ READS_BY_POST = ("/search", "/batch/read", "/oauth2/token")  # POSTs that change
 
 @dataclass(frozen=True)
 class Faults:
-    """How one API answers when it is over its limit and when it fails: status and JSON body
-    (shared/reference: HubSpot's RATE_LIMIT body, Stripe's `rate_limit` envelope, Zendesk's
-    APIRateLimitExceeded; Salesforce has no 429 for its API limits, and answers an overloaded
-    instance with 503 SERVER_UNAVAILABLE, a list of errors, without Retry-After)."""
+    """How one API answers when it is over its limit and when it fails.
+
+    Status and JSON body (shared/reference: HubSpot's RATE_LIMIT body, Stripe's `rate_limit`
+    envelope, Zendesk's APIRateLimitExceeded; Salesforce has no 429 for its API limits, and
+    answers an overloaded instance with 503 SERVER_UNAVAILABLE, a list of errors, without Retry-
+    After).
+    """
 
     limit_status: str
     limit_body: Any
@@ -80,8 +84,11 @@ FAULTS = {
 
 
 class Chaos:
-    """Faults at the given rates (10% 429s, 5% 5xx, 2% timeouts by default), by a seeded draw
-    per request; `counts` says what was injected."""
+    """Faults at the given rates, by a seeded draw per request.
+
+    Faults at the given rates (10% 429s, 5% 5xx, 2% timeouts by default), by a seeded draw per
+    request; `counts` says what was injected.
+    """
 
     def __init__(
         self,

@@ -263,6 +263,7 @@ class HubSpotState:
     enrollments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by contact id
 
     def to_json(self) -> dict[str, Any]:
+        """The object as HubSpot's v3 API returns it."""
         return {
             k: getattr(self, k)
             for k in (
@@ -427,8 +428,11 @@ class HubSpotSandbox:
             return str(self._insert(otype, properties)["id"])
 
     def edit(self, otype: str, oid: str, properties: dict[str, Any]) -> None:
-        """A person's edit in the UI (a CSM completing a task): validated and stamped like an
-        API update, at the portal's clock, but not counted as an API request."""
+        """A person's edit in the UI (a CSM completing a task).
+
+        Validated and stamped like an API update, at the portal's clock, but not counted as
+        an API request.
+        """
         with self._lock:
             record = self.state.objects[otype][str(oid)]
             self._validate(otype, properties, creating=False, own_id=record["id"])
@@ -456,6 +460,7 @@ class HubSpotSandbox:
 
     # ---- WSGI ------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """Answer one WSGI request as HubSpot does."""
         method = environ["REQUEST_METHOD"]
         path = unquote(environ.get("PATH_INFO", ""))
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
@@ -1203,8 +1208,11 @@ class HubSpotSandbox:
     def _update_property(
         self, *, query: dict[str, list[str]], body: Any, otype: str, name: str
     ) -> tuple[int, Any]:
-        """PATCH a property: label, description, options (the whole list), displayOrder; its
-        name, type and uniqueness cannot change."""
+        """PATCH a property.
+
+        Label, description, options (the whole list), displayOrder; its name, type and
+        uniqueness cannot change.
+        """
         prop = self.state.properties[self._otype(otype)].get(name)
         if prop is None:
             raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Unable to find property {name}")
@@ -1396,8 +1404,10 @@ STANDARD_ERROR = (
 
 
 def _standard_error(error: dict[str, Any]) -> dict[str, Any]:
-    """A per-input error of a 207 as HubSpot's StandardError: its fields only, with `errors`,
-    `context` and `links` present even when empty."""
+    """A per-input error of a 207 as HubSpot's StandardError.
+
+    Its fields only, with `errors`, `context` and `links` present even when empty.
+    """
     out = {k: v for k, v in error.items() if k in STANDARD_ERROR}
     out.setdefault("status", "error")
     out.setdefault("errors", [])

@@ -1,5 +1,7 @@
-"""A loopback stand-in of the Salesforce REST API, answering as a real org does for the calls
-simple-salesforce and signalplay make (see shared/reference/salesforce.md §7).
+"""A loopback stand-in of the Salesforce REST API.
+
+A loopback stand-in of the Salesforce REST API, answering as a real org does for the calls simple-
+salesforce and signalplay make (see shared/reference/salesforce.md §7).
 
 Served over TLS with a throw-away CA (`tls()`), because simple-salesforce always builds
 `https://` URLs. It keeps an in-memory org: Accounts, Contacts, Users, Opportunities,
@@ -376,8 +378,11 @@ class SalesforceSandbox:
             return self._insert(sobject, dict(values))
 
     def edit(self, sobject: str, rid: str, values: dict[str, Any]) -> None:
-        """A person's edit in the UI (a CSM closing a task): validated and stamped like an API
-        update, at the org's clock, but not counted as an API request."""
+        """A person's edit in the UI (a CSM closing a task).
+
+        Validated and stamped like an API update, at the org's clock, but not counted as an
+        API request.
+        """
         with self._lock:
             self._update(sobject, rid, dict(values))
 
@@ -510,8 +515,11 @@ class SalesforceSandbox:
         record.update(LastModifiedDate=now, SystemModstamp=now)
 
     def _lookup(self, sobject: str, name: str, value: Any) -> list[dict[str, Any]]:
-        """Live records whose `name` is `value`, through an index (upserts by external id stay
-        O(1) at 10k+ records); every hit is checked against its record."""
+        """Live records whose `name` is `value`, through an index.
+
+        Live records whose `name` is `value`, through an index (upserts by external id stay
+        O(1) at 10k+ records); every hit is checked against its record.
+        """
         index = self._indexes.get((sobject, name))
         if index is None:
             index = {}
@@ -953,9 +961,12 @@ class SalesforceSandbox:
         return (201 if created else 200), result, 1
 
     def _cadence_action(self, action: str, body: Any) -> tuple[int, Any, int]:
-        """assignTargetToSalesCadence / removeTargetFromSalesCadence: one result per input; an
-        active enrollment of the same target is a per-input failure. When every input fails the
-        HTTP status is `self.cadence_all_failed_status` (400 is what users report)."""
+        """AssignTargetToSalesCadence / removeTargetFromSalesCadence.
+
+        One result per input; an active enrollment of the same target is a per-input
+        failure. When every input fails the HTTP status is `self.cadence_all_failed_status`
+        (400 is what users report).
+        """
         handlers = {
             "assignTargetToSalesCadence": self._assign,
             "removeTargetFromSalesCadence": self._remove,
@@ -1099,8 +1110,11 @@ CLOSED_TASK_STATUSES = frozenset({"Completed"})  # the default org's TaskStatus 
 
 
 def _derive(sobject: str, record: dict[str, Any], now: str) -> None:
-    """Read-only fields Salesforce computes: a Task's IsClosed from its Status, and its
-    CompletedDateTime when it closes (cleared when it is reopened)."""
+    """Read-only fields Salesforce computes.
+
+    A Task's IsClosed from its Status, and its CompletedDateTime when it closes (cleared when it
+    is reopened).
+    """
     if sobject == "Opportunity":  # the default org's closed stages
         record["IsClosed"] = record.get("StageName") in ("Closed Won", "Closed Lost")
         record["IsWon"] = record.get("StageName") == "Closed Won"
@@ -1136,8 +1150,11 @@ def _batch_size(header: str) -> int:
 
 
 def tls(tmp: Any) -> tuple[Any, str]:
-    """A server SSL context for 127.0.0.1/localhost signed by a throw-away CA, and the CA's PEM
-    path (written under `tmp`) for the client's `requests.Session.verify`."""
+    """A server SSL context for loopback, signed by a throw-away CA.
+
+    A server SSL context for 127.0.0.1/localhost signed by a throw-away CA, and the CA's PEM
+    path (written under `tmp`) for the client's `requests.Session.verify`.
+    """
     import ssl
     from pathlib import Path
 

@@ -57,6 +57,8 @@ class Server:
 
 
 def serve(app: WSGIApp, *, port: int = 0, tls: ssl.SSLContext | None = None) -> Server:
-    """Start `app` on 127.0.0.1 (a free port unless given; HTTPS with `tls`); usable as a
-    context manager."""
+    """Start `app` on 127.0.0.1 (a free port unless given.
+
+    HTTPS with `tls`); usable as a context manager.
+    """
     return Server(app, port=port, tls=tls).start()

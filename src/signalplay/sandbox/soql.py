@@ -1,7 +1,9 @@
-"""The SOQL subset the Salesforce stand-in answers: SELECT fields (parent dot-paths too) FROM one
-sObject, WHERE with =, !=, <, >, <=, >=, IN (...), NOT IN, LIKE, AND, OR, NOT and parentheses over
-text, number, true/false/null, date and datetime literals, ORDER BY one or more fields ASC/DESC
-(NULLS FIRST/LAST), LIMIT. Anything else is a MALFORMED_QUERY, as Salesforce answers it.
+"""The SOQL subset the Salesforce stand-in answers.
+
+SELECT fields (parent dot-paths too) FROM one sObject, WHERE with =, !=, <, >, <=, >=, IN (...), NOT
+IN, LIKE, AND, OR, NOT and parentheses over text, number, true/false/null, date and datetime
+literals, ORDER BY one or more fields ASC/DESC (NULLS FIRST/LAST), LIMIT. Anything else is a
+MALFORMED_QUERY, as Salesforce answers it.
 
 Imports: stdlib.
 """

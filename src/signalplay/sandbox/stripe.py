@@ -1,5 +1,6 @@
-"""A loopback stand-in of Stripe's billing reads: customers, subscriptions, subscription items,
-invoices and events, as the real API answers them.
+"""A loopback stand-in of Stripe's billing reads.
+
+Customers, subscriptions, subscription items, invoices and events, as the real API answers them.
 
 Objects are copies of Stripe's canonical fixtures (data/stripe_billing_fixtures.json, post-basil
 shapes) with the stand-in's own ids and values. Lists are newest first with `limit` (1-100,
@@ -115,8 +116,11 @@ def _template(name: str) -> dict[str, Any]:
 
 
 class StripeSandbox:
-    """The WSGI app. `clock` gives the current Unix time; `rate` is requests per second per
-    endpoint (Stripe's default per-endpoint limit is 25)."""
+    """The WSGI app.
+
+    `clock` gives the current Unix time; `rate` is requests per second per endpoint (Stripe's
+    default per-endpoint limit is 25).
+    """
 
     def __init__(
         self,
@@ -192,8 +196,11 @@ class StripeSandbox:
         status: str = "active",
         period_days: int = 30,
     ) -> str:
-        """A subscription with items (unit amount in cents, interval, interval count,
-        quantity), `customer.subscription.created`."""
+        """Add a subscription with items.
+
+        A subscription with items (unit amount in cents, interval, interval count,
+        quantity), `customer.subscription.created`.
+        """
         with self._lock:
             now = self._now()
             sub = _template("subscription")
@@ -262,9 +269,12 @@ class StripeSandbox:
             return sid
 
     def update_subscription(self, sid: str, **changes: Any) -> None:
-        """Change top-level fields (`status`, `cancel_at_period_end`, ...) or an item's
-        `quantity` (`quantity=(item index, n)`): `customer.subscription.updated` with the old
-        values in `previous_attributes` (`deleted` when it ends)."""
+        """Change a subscription's fields or an item's quantity.
+
+        Change top-level fields (`status`, `cancel_at_period_end`, ...) or an item's
+        `quantity` (`quantity=(item index, n)`): `customer.subscription.updated` with the
+        old values in `previous_attributes` (`deleted` when it ends).
+        """
         with self._lock:
             sub = self.state.objects["subscription"][sid]
             previous: dict[str, Any] = {}
@@ -294,8 +304,11 @@ class StripeSandbox:
         due_date: int | None = None,
         invoice_id: str | None = None,
     ) -> str:
-        """An invoice (`invoice.created`, then `invoice.paid` or `invoice.payment_failed` as its
-        state says)."""
+        """Add an invoice, with its events.
+
+        An invoice (`invoice.created`, then `invoice.paid` or `invoice.payment_failed` as
+        its state says).
+        """
         with self._lock:
             now = self._now()
             inv = _template("invoice")
@@ -502,8 +515,11 @@ class StripeSandbox:
     def _listing(
         self, resource: str, params: dict[str, Any]
     ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-        """The filtered list, newest first, and each id's position; kept until the state
-        changes (paging through 100k objects stays O(page), not O(n) per request)."""
+        """The filtered list, newest first, and each id's position.
+
+        Kept until the state changes (paging through 100k objects stays O(page), not O(n)
+        per request).
+        """
         paging = ("limit", "starting_after", "ending_before", "expand")
         key = (
             resource,

@@ -1,6 +1,7 @@
-"""A loopback receiver of signalplay's webhook events, as a messaging tool's endpoint behaves:
-it checks the signature (401 when wrong, stale or missing), drops a redelivered event id (200),
-and can be told to fail the next N requests with 503 or 429 + Retry-After, to test retries.
+"""A loopback receiver of signalplay's webhook events, as a messaging tool's endpoint behaves.
+
+It checks the signature (401 when wrong, stale or missing), drops a redelivered event id (200), and
+can be told to fail the next N requests with 503 or 429 + Retry-After, to test retries.
 
 Imports: stdlib, signing.
 """

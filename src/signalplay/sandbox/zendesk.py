@@ -1,9 +1,10 @@
-"""A loopback stand-in of Zendesk Support's reads: the cursor-based incremental exports of
-tickets (with deleted tickets and the metric_sets and users sideloads) and users, the time-based
-exports of organizations (pages that overlap at their boundary) and ticket metric events (SLA
-breaches among them), their `/sample` forms (at most 50 items), and satisfaction ratings, ticket
-metrics and users as lists with cursor pagination (`page[size]`) or offset pagination (`page`,
-`per_page`; the first 100 pages only).
+"""A loopback stand-in of Zendesk Support's reads.
+
+The cursor-based incremental exports of tickets (with deleted tickets and the metric_sets and users
+sideloads) and users, the time-based exports of organizations (pages that overlap at their boundary)
+and ticket metric events (SLA breaches among them), their `/sample` forms (at most 50 items), and
+satisfaction ratings, ticket metrics and users as lists with cursor pagination (`page[size]`) or
+offset pagination (`page`, `per_page`; the first 100 pages only).
 
 Paths answer with and without `.json`; Basic (`email/token:token`) and Bearer auth; nothing from
 the last minute before now is exported; incremental endpoints allow 10 requests a minute and
@@ -223,8 +224,10 @@ class ZendeskSandbox:
         reply_minutes: int | None = None,
         resolution_minutes: int | None = None,
     ) -> int:
-        """A ticket with its metrics (a history: reply and resolution times may be given); its
-        id may be given."""
+        """A ticket with its metrics (a history.
+
+        Reply and resolution times may be given); its id may be given.
+        """
         with self._lock:
             tid = ticket_id if ticket_id is not None else next(self._ids)
             now = self.clock()

@@ -1,5 +1,8 @@
-"""What every part of the store shares: the engine, migrations, a dialect-aware upsert, and the
-conversions of stored values. Imports: sqlalchemy, alembic and the kernel."""
+"""What every part of the store shares.
+
+The engine, migrations, a dialect-aware upsert, and the conversions of stored values. Imports:
+sqlalchemy, alembic and the kernel.
+"""
 
 from __future__ import annotations
 
@@ -106,8 +109,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def _of_accounts(query: Any, column: Any, accounts: Collection[str] | None) -> list[Any]:
-    """The query as it is (every account), or one per batch of these accounts (or other keys
-    of `column`)."""
+    """The query as it is, or one per batch of these accounts.
+
+    The query as it is (every account), or one per batch of these accounts (or other keys of
+    `column`).
+    """
     if accounts is None:
         return [query]
     keys = sorted(accounts)

@@ -45,8 +45,11 @@ class EpisodesStore(StoreBase):
         resolved_since: datetime | None = None,
         accounts: Collection[str] | None = None,
     ) -> list[Episode]:
-        """Every episode, optionally of one status, of one account (or of these accounts),
-        resolved since a moment."""
+        """Every episode, optionally filtered by status, account and resolution time.
+
+        Every episode, optionally of one status, of one account (or of these accounts),
+        resolved since a moment.
+        """
         query = sa.select(t.episodes).order_by(t.episodes.c.opened_at, t.episodes.c.episode_key)
         if status:
             query = query.where(t.episodes.c.status == status)
@@ -121,8 +124,11 @@ class EpisodesStore(StoreBase):
     def episodes_since(
         self, since: datetime, accounts: Collection[str] | None = None
     ) -> list[Episode]:
-        """Episodes opened at or after `since` (for the frequency caps), of every account or
-        of these."""
+        """Episodes opened at or after `since`, of every account or of these.
+
+        Episodes opened at or after `since` (for the frequency caps), of every account or of
+        these.
+        """
         query = sa.select(t.episodes).where(t.episodes.c.opened_at >= since)
         with self.engine.connect() as conn:
             return [

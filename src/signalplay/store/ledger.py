@@ -1,5 +1,7 @@
-"""The write-back ledger: every planned op, applied or failed with its error, and retries. Imports:
-sqlalchemy and the kernel."""
+"""The write-back ledger: every planned op, applied or failed with its error, and retries.
+
+Imports: sqlalchemy and the kernel.
+"""
 
 from __future__ import annotations
 
@@ -23,9 +25,12 @@ class LedgerStore(StoreBase):
         targets: Collection[str] | None = None,
         episode_keys: Collection[str] | None = None,
     ) -> set[str]:
-        """Op keys the ledger holds as applied: all of them, or (a shard's) those whose target
-        is one of `targets` (its accounts: field updates) or that belong to one of
-        `episode_keys` (its episodes: tasks, enrollments, events and their closing)."""
+        """Op keys the ledger holds as applied.
+
+        All of them, or (a shard's) those whose target is one of `targets` (its accounts:
+        field updates) or that belong to one of `episode_keys` (its episodes: tasks,
+        enrollments, events and their closing).
+        """
         applied = t.ledger.c.status == "applied"
         if targets is None and episode_keys is None:
             with self.engine.connect() as conn:
@@ -39,8 +44,11 @@ class LedgerStore(StoreBase):
             return {r[0] for q in queries for r in conn.execute(q)}
 
     def record_planned(self, run_id: str, crm: str, ops: Sequence[WriteOp]) -> None:
-        """Write each new op to the ledger as planned; an op already there keeps its status and
-        attempts (applied stays applied, failed keeps counting towards the dead letters)."""
+        """Write each new op to the ledger as planned.
+
+        An op already there keeps its status and attempts (applied stays applied, failed
+        keeps counting towards the dead letters).
+        """
         now = self.clock()
         keys = [o.op_key for o in ops]
         with self.engine.begin() as conn:
@@ -81,8 +89,11 @@ class LedgerStore(StoreBase):
             return {r[0] for r in conn.execute(q)}
 
     def record_results(self, results: Sequence[WriteResult], *, max_attempts: int = 5) -> None:
-        """Mark ops applied, or failed with their error; an op that has failed `max_attempts`
-        times goes to the dead-letter list (`dead`), out of the automatic retries."""
+        """Mark ops applied, or failed with their error.
+
+        An op that has failed `max_attempts` times goes to the dead-letter list (`dead`),
+        out of the automatic retries.
+        """
         now = self.clock()
         ledger = t.ledger
         # One statement, executed for all results at once (executemany).
@@ -134,8 +145,11 @@ class LedgerStore(StoreBase):
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def requeue(self, op_keys: Collection[str] | None = None) -> int:
-        """Put dead ops (all, or those whose key starts with one given) back in the retries
-        with a fresh count."""
+        """Put dead ops back in the retries with a fresh count.
+
+        Put dead ops (all, or those whose key starts with one given) back in the retries
+        with a fresh count.
+        """
         stmt = t.ledger.update().where(t.ledger.c.status == "dead")
         if op_keys is not None:  # full keys or the prefixes `status` shows
             stmt = stmt.where(sa.or_(*(t.ledger.c.op_key.startswith(k) for k in op_keys)))

@@ -1,5 +1,7 @@
-"""Saved plans, and the parts a sharded run plans before they merge. Imports: sqlalchemy and the
-kernel."""
+"""Saved plans, and the parts a sharded run plans before they merge.
+
+Imports: sqlalchemy and the kernel.
+"""
 
 from __future__ import annotations
 
@@ -33,8 +35,11 @@ class PlansStore(StoreBase):
     def merge_plan_parts(
         self, run_id: str, *, key: Callable[[dict[str, Any]], Any]
     ) -> tuple[str, list[dict[str, Any]]]:
-        """Save the ops of every part of a run as its plan, ordered by `key` over their stored
-        JSON; returns the plan id and the parts' summaries in part order."""
+        """Save the ops of every part of a run as its plan.
+
+        Save the ops of every part of a run as its plan, ordered by `key` over their stored
+        JSON; returns the plan id and the parts' summaries in part order.
+        """
         query = (
             sa.select(t.plan_parts.c.ops, t.plan_parts.c.summary)
             .where(t.plan_parts.c.run_id == run_id)

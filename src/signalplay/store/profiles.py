@@ -1,5 +1,7 @@
-"""Profile facts (with lineage) and the daily snapshots of every account's profile. Imports:
-sqlalchemy and the kernel."""
+"""Profile facts (with lineage) and the daily snapshots of every account's profile.
+
+Imports: sqlalchemy and the kernel.
+"""
 
 from __future__ import annotations
 
@@ -80,8 +82,10 @@ class ProfilesStore(StoreBase):
         *,
         accounts: Collection[str] | None = None,
     ) -> dict[date, dict[str, dict[str, Any]]]:
-        """Some fields of the snapshots of some days (and accounts): day → account → field →
-        value."""
+        """Some fields of the snapshots of some days (and accounts).
+
+        Returns day → account → field → value.
+        """
         out: dict[date, dict[str, dict[str, Any]]] = {}
         if not days or not fields:
             return out

@@ -1,5 +1,7 @@
-"""Raw records by source and stream, their cursors, quarantine and identity issues. Imports:
-sqlalchemy and the kernel."""
+"""Raw records by source and stream, their cursors, quarantine and identity issues.
+
+Imports: sqlalchemy and the kernel.
+"""
 
 from __future__ import annotations
 

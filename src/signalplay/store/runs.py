@@ -1,5 +1,7 @@
-"""The runs table: each sync, plan and run with its status and summary. Imports: sqlalchemy and the
-kernel."""
+"""The runs table: each sync, plan and run with its status and summary.
+
+Imports: sqlalchemy and the kernel.
+"""
 
 from __future__ import annotations
 

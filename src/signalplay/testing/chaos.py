@@ -1,7 +1,9 @@
-"""The chaos suite: a whole sync (sources, CRM, webhook) against stand-ins that fail a seeded
-share of requests (429s with Retry-After, 5xx, answers held past the client's timeout), one
-expired Salesforce session, and the scheduled run killed with SIGKILL in the middle of its
-apply; then recovery runs. Per seed it counts what must stay 0:
+"""The chaos suite.
+
+A whole sync (sources, CRM, webhook) against stand-ins that fail a seeded share of requests (429s
+with Retry-After, 5xx, answers held past the client's timeout), one expired Salesforce session, and
+the scheduled run killed with SIGKILL in the middle of its apply; then recovery runs. Per seed it
+counts what must stay 0:
 
 - `duplicates`: CRM tasks sharing one episode key;
 - `lost_writes`: planned ops not applied after the recovery runs, applied ops the CRM (or the
@@ -111,6 +113,7 @@ class World:
             c.enabled = False
 
     def fault_counts(self) -> dict[str, int]:
+        """What the fault middleware injected, by kind."""
         total: Counter[str] = Counter()
         for c in self.chaos.values():
             total.update({k: v for k, v in c.counts.items() if k != "passed"})
@@ -143,8 +146,11 @@ def run_seed(
     progress: Callable[[str], None] = lambda line: None,
     sabotage: Callable[[World, Path], None] | None = None,
 ) -> SeedResult:
-    """One scenario: set up, the scheduled run killed mid-apply, recovery runs, then the
-    fault-free checks (`sabotage` loses something on purpose first, to prove they count)."""
+    """One scenario.
+
+    Set up, the scheduled run killed mid-apply, recovery runs, then the fault-free checks
+    (`sabotage` loses something on purpose first, to prove they count).
+    """
     started = walltime.perf_counter()
     result = SeedResult(seed=seed, crm=crm)
     root = workdir / f"seed-{seed}-{crm}"
@@ -232,10 +238,13 @@ def _start(
 
 
 def _configure(root: Path, *, crm: str, urls: dict[str, str]) -> None:
-    """signalplay.yaml with every client waiting READ_TIMEOUT, the sources at their served
-    stand-ins, the clock fixed, Zendesk's export pacing out of the way (pacing is measured by
-    benchmarks/sources.py, not here), and Salesforce on the client-credentials flow (so that
-    an expired session gets a fresh token)."""
+    """The chaos project's signalplay.yaml, pointed at the served stand-ins.
+
+    signalplay.yaml with every client waiting READ_TIMEOUT, the sources at their served stand-
+    ins, the clock fixed, Zendesk's export pacing out of the way (pacing is measured by
+    benchmarks/sources.py, not here), and Salesforce on the client-credentials flow (so that an
+    expired session gets a fresh token).
+    """
     config = root / "signalplay.yaml"
     text = config.read_text(encoding="utf-8")
     where = "instance_url" if crm == "salesforce" else "host"
@@ -275,8 +284,11 @@ def _in_process(root: Path, *, setup: bool = False) -> dict[str, Any]:
 
 
 def _killed_run(root: Path, crm: Chaos) -> str:
-    """`signalplay run` in its own process, killed with SIGKILL as soon as one of its CRM
-    writes has been answered: that write ("" when the run ended before any)."""
+    """`signalplay run` in its own process, killed with SIGKILL after a CRM write.
+
+    `signalplay run` in its own process, killed with SIGKILL as soon as one of its CRM writes
+    has been answered: that write ("" when the run ended before any).
+    """
     before = crm.writes
     cmd = [sys.executable, "-c", "from signalplay.cli import main; main()"]
     cmd += ["run", "--project", str(root), "--json"]
@@ -322,8 +334,11 @@ def _decoded(payload: Any) -> Any:
 
 
 def _check(root: Path, world: World, *, crm: str, result: SeedResult) -> None:
-    """The counts, with faults off: duplicates in the CRM, the ledger against the CRM and the
-    receiver, a dry run that must plan nothing, and a full pull against the stored records."""
+    """The counts, with faults off.
+
+    Duplicates in the CRM, the ledger against the CRM and the receiver, a dry run that must plan
+    nothing, and a full pull against the stored records.
+    """
     key = KEY_FIELD[crm]
     result.duplicates = world.crm.duplicate_tasks(key)
     ledger = _ledger(root)
@@ -380,8 +395,11 @@ def _crm_state(
 
 
 def _missing_records(root: Path, project: Any) -> tuple[list[str], int]:
-    """Records a fault-free full pull finds (into a store of its own) that the chaos store
-    does not hold."""
+    """Records a fault-free full pull finds that the chaos store does not hold.
+
+    Records a fault-free full pull finds (into a store of its own) that the chaos store does not
+    hold.
+    """
     reference = root / "reference.db"
     settings = project.settings.model_copy(update={"store": f"sqlite:///{reference}"})
     ctx = jobs.open_context(project.model_copy(update={"settings": settings}))
@@ -413,8 +431,10 @@ def run_suite(
     first_seed: int = 1,
     progress: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
-    """`seeds` scenarios on each CRM; per seed and in total, duplicates, lost writes and lost
-    records."""
+    """`seeds` scenarios on each CRM.
+
+    Per seed and in total, duplicates, lost writes and lost records.
+    """
     results = [
         run_seed(s, crm=c, workdir=workdir, accounts=accounts, progress=progress)
         for s in range(first_seed, first_seed + seeds)

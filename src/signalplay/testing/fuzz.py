@@ -1,8 +1,10 @@
-"""Fuzzing: Hypothesis throws generated input at every door RevOps files and sources come
-through, and counts what happened. Whatever comes in, the only way out is the documented one:
-a model or a ConfigError naming file, line and field (files, config); an expression or an
-ExprError (expressions); a template error marker (templates); a mapped, quarantined or
-unmatched record (raw records: none lost). Anything else is an unexpected exception.
+"""Fuzzing: generated input at every door, and what happened counted.
+
+Fuzzing: Hypothesis throws generated input at every door RevOps files and sources come through, and
+counts what happened. Whatever comes in, the only way out is the documented one: a model or a
+ConfigError naming file, line and field (files, config); an expression or an ExprError
+(expressions); a template error marker (templates); a mapped, quarantined or unmatched record (raw
+records: none lost). Anything else is an unexpected exception.
 
 `signalplay fuzz --cases 10000 --json` is the long form; the test suite runs a short one.
 Hypothesis comes with the test extra (`pip install -e '.[test]'`). Imports: stdlib, yaml,
@@ -59,6 +61,7 @@ class Tally:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        """The target's figures, as `fuzz --json` prints them."""
         return {
             "target": self.target,
             "cases": self.cases,
@@ -360,8 +363,10 @@ def run(
     seed: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[Tally]:
-    """`cases` generated inputs per target; every outcome counted, every unexpected exception
-    kept with its traceback's last line."""
+    """`cases` generated inputs per target.
+
+    Every outcome counted, every unexpected exception kept with its traceback's last line.
+    """
     world = _World()
     tallies = []
     try:

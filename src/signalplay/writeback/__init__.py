@@ -1,2 +1,5 @@
-"""PLAN · desired state vs the ledger and the CRM → write ops; the CRM fields signalplay needs
-and the preflight against the CRM's metadata. Imports: plays and below."""
+"""PLAN · desired state vs the ledger and the CRM → write ops.
+
+The CRM fields signalplay needs and the preflight against the CRM's metadata. Imports: plays and
+below.
+"""

@@ -1,7 +1,8 @@
-"""What signalplay needs in the CRM, and a preflight of the CRM against it: the account fields it
-writes (typed from the profile), the task fields (the episode key, unique, and the closure
-reason picklist CSMs fill in), and the owners the routing names. Pure: connectors describe the
-CRM, `crm setup` creates what is missing. Imports: stdlib, definitions, errors, expr.
+"""What signalplay needs in the CRM, and a preflight of the CRM against it.
+
+The account fields it writes (typed from the profile), the task fields (the episode key, unique, and
+the closure reason picklist CSMs fill in), and the owners the routing names. Pure: connectors
+describe the CRM, `crm setup` creates what is missing. Imports: stdlib, definitions, errors, expr.
 """
 
 from __future__ import annotations
@@ -51,8 +52,11 @@ def _kind(defs: Definitions, profile_field: str) -> tuple[Kind, tuple[str, ...]]
 
 
 def wanted_fields(defs: Definitions, task_fields: Mapping[str, str]) -> list[FieldSpec]:
-    """Every field signalplay writes. `task_fields` names the connector's task fields for the
-    roles `episode_key` and `closure_reason`."""
+    """Every field signalplay writes.
+
+    `task_fields` names the connector's task fields for the roles `episode_key` and
+    `closure_reason`.
+    """
     out = []
     for crm_name, profile_field in defs.writeback.account_fields.items():
         kind, options = _kind(defs, profile_field)
@@ -136,8 +140,11 @@ def preflight(
     locate: Locate | None = None,
     crm: str = "crm",
 ) -> list[Finding]:
-    """What the CRM lacks: fields, picklist values, uniqueness of the episode key, a kind that
-    cannot hold the values, and owners that do not exist."""
+    """What the CRM lacks.
+
+    Fields, picklist values, uniqueness of the episode key, a kind that cannot hold the values,
+    and owners that do not exist.
+    """
     found: list[Finding] = []
     at = _Positions(locate)
     for spec in specs:

@@ -1,6 +1,8 @@
-"""Plan: the CRM changes that bring the CRM to the desired state, diffed against the ledger and
-the CRM's current values; every op has a stable key and a readable reason. Imports: stdlib,
-models, plays.
+"""Plan: the CRM changes that bring the CRM to the desired state.
+
+Plan: the CRM changes that bring the CRM to the desired state, diffed against the ledger and the
+CRM's current values; every op has a stable key and a readable reason. Imports: stdlib, models,
+plays.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ _json_string = json.encoder.encode_basestring_ascii  # what _CANONICAL (ensure_a
 
 
 def op_key(*parts: JSONValue) -> str:
-    """A stable key: sha256 of the canonical JSON of the op's identifying parts. Text parts and
-    text-to-text mappings (a field update's values) are written by the encoder's own string
-    escaper, byte for byte what the whole encoder writes, without its generic walk."""
+    """A stable key: sha256 of the canonical JSON of the op's identifying parts.
+
+    Text parts and text-to-text mappings (a field update's values) are written by the encoder's
+    own string escaper, byte for byte what the whole encoder writes, without its generic walk.
+    """
     pieces = []
     for part in parts:
         piece = _text_json(part)
@@ -126,8 +130,11 @@ def plan_writes(
 
 @lru_cache(maxsize=65_536)
 def action_key(crm: str, kind: str, key: str) -> str:
-    """The op key of an episode's action: stable whatever its rendered content. Kept for a
-    while: a run asks for it when it looks the action up in the ledger and again to plan it."""
+    """The op key of an episode's action: stable whatever its rendered content.
+
+    Kept for a while: a run asks for it when it looks the action up in the ledger and again to
+    plan it.
+    """
     if kind in TASK_KINDS:
         return op_key(crm, "task", key)
     if kind == "sequence":
@@ -144,8 +151,11 @@ def closing_ops(
     applied: Collection[str],
     contacts: Sequence[str] = (),
 ) -> list[WriteOp]:
-    """For a resolved episode, the ops that close what it opened: its tasks marked completed
-    with the closure reason, its sequence enrollments removed. Only what was applied, once."""
+    """For a resolved episode, the ops that close what it opened.
+
+    Its tasks marked completed with the closure reason, its sequence enrollments removed. Only
+    what was applied, once.
+    """
     ops: list[WriteOp] = []
     for kind, action_id in actions:
         key = f"{episode_key}:{action_id}"

@@ -1,5 +1,6 @@
-"""Each episode keeps its orchestration decision: play, owner, due date, and whether it was
-actioned, held out, suppressed or capped.
+"""Each episode keeps its orchestration decision.
+
+Play, owner, due date, and whether it was actioned, held out, suppressed or capped.
 
 Revision ID: 0003
 Revises: 0002

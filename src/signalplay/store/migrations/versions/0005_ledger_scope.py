@@ -1,5 +1,6 @@
-"""Ledger indexes on target and episode_key: a shard reads the applied ops of its own accounts
-and episodes, not the whole ledger.
+"""Ledger indexes on target and episode_key.
+
+A shard reads the applied ops of its own accounts and episodes, not the whole ledger.
 
 Revision ID: 0005
 Revises: 0004
