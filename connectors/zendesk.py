@@ -292,10 +292,10 @@ class ZendeskConnector:
             params = {**base, "cursor": after}
 
     def _metrics(self, cursor: str | None) -> Iterator[Page]:
-        """The metrics sideloaded with the tickets just exported (one per ticket.
+        """The metrics sideloaded with the tickets just exported, one per ticket.
 
-        A metric change is a ticket change, so none when no ticket changed); without a
-        ticket export in this sync, the ticket_metrics list from `cursor` (updated_at) on.
+        A metric change is a ticket change, so there are none when no ticket changed; without
+        a ticket export in this sync, the ticket_metrics list from `cursor` (updated_at) on.
         """
         if self._pending_metrics is not None:
             rows, self._pending_metrics = self._pending_metrics, None

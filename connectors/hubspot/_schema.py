@@ -30,10 +30,9 @@ class _Schema(_Base):
 
     # ---- writing ---------------------------------------------------------------------------
     def ensure_schema(self, account_fields: Sequence[str] = ()) -> list[str]:
-        """Create the properties a run writes when missing (as text.
+        """Create the properties a run writes when missing, as text; returns what was created.
 
-        `crm setup` creates them typed, with the closure reason picklist); returns what was
-        created.
+        `crm setup` creates them typed, with the closure reason picklist.
         """
         created: list[str] = []
         wanted = [

@@ -214,8 +214,8 @@ def test_week_over_week_reads_the_snapshot_of_seven_days_ago(project: Path) -> N
     finally:
         ctx.close()
 
-    assert result["days"] == 8
-    assert result["snapshots"] == 8 * 60
+    assert result.days == 8
+    assert result.snapshots == 8 * 60
     week_ago = snaps[TODAY - timedelta(days=7)]
     checked = 0
     for account, profile in after.items():

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from signalplay import jobs
-from signalplay.cli._app import JsonOpt, ProjectOpt, context, crm_app, guard, out
+from signalplay.cli._app import JsonOpt, ProjectOpt, crm_app, emit, out, using
 from signalplay.writeback.crmschema import Finding
 
 
@@ -32,15 +32,7 @@ def crm_check(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
     closure reason picklist, and the owners the routing names. Exits 1 when something is
     missing; writes nothing.
     """
-
-    def go() -> list[Finding]:
-        ctx = context(project)
-        try:
-            return jobs.crm_check(ctx)
-        finally:
-            ctx.close()
-
-    findings = guard(go)
+    findings = using(project, jobs.crm_check)
     if as_json:
         out.print_json(
             json.dumps({"ok": not findings, "findings": [_finding_json(f) for f in findings]})
@@ -64,6 +56,7 @@ def crm_check(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
 def crm_setup(
     project: ProjectOpt = Path(),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be created.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create the custom fields and properties signalplay writes.
 
@@ -71,15 +64,13 @@ def crm_setup(
     drivers; the unique episode key and the closure reason picklist on tasks), and add missing
     picklist values. Exits 1 when problems remain that need a person (owners, field types).
     """
-
-    def go() -> tuple[list[str], list[Finding]]:
-        ctx = context(project)
-        try:
-            return jobs.crm_setup(ctx, dry_run=dry_run)
-        finally:
-            ctx.close()
-
-    done, remaining = guard(go)
+    result = using(project, lambda ctx: jobs.crm_setup(ctx, dry_run=dry_run))
+    done, remaining = result.done, result.remaining
+    if as_json:
+        emit(result)
+        if remaining:
+            raise typer.Exit(1)
+        return
     verb = "would " if dry_run else ""
     for line in done:
         out.print(f"{verb}{line}", highlight=False, soft_wrap=True)

@@ -190,11 +190,11 @@ def backfill(
     """Build daily profile snapshots for past days from the sources' stored history."""
     result = using(project, lambda ctx: jobs.backfill(ctx, days=days))
     if as_json:
-        _json(result)
+        emit(result)
     else:
         out.print(
-            f"backfilled {result['days']} day(s) ({result['from']} … {result['to']}) for "
-            f"{result['accounts']} accounts: {result['snapshots']} snapshots"
+            f"backfilled {result.days} day(s) ({result.first_day} … {result.last_day}) for "
+            f"{result.accounts} accounts: {result.snapshots} snapshots"
         )
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from signalplay.cli._app import JsonOpt, ProjectOpt, app, context, guard, out
+from signalplay.cli._app import JsonOpt, ProjectOpt, app, out, using
 from signalplay.errors import ConfigError, Issue
 from signalplay.jobs import measure as outcomes
 from signalplay.jobs.measure import write_report
@@ -87,17 +87,10 @@ def report_cmd(
     Measure a period (KPIs, experiments, noisy triggers, backtest), write one self-contained
     HTML report with plots, and print the key tables.
     """
-
-    def go() -> dict[str, Any]:
-        ctx = context(project)
-        try:
-            period = _period(ctx.clock().date(), start, end)
-            return write_report(ctx, period, output if output.is_absolute() else project / output)
-        finally:
-            ctx.close()
-
-    report = guard(go)
     path = output if output.is_absolute() else project / output
+    report = using(
+        project, lambda ctx: write_report(ctx, _period(ctx.clock().date(), start, end), path)
+    )
     if as_json:
         out.print_json(json.dumps({**report, "path": str(path)}, default=str))
         return
@@ -125,23 +118,11 @@ def backtest_cmd(  # noqa: PLR0917 - Typer options
     churn the profiles know: per trigger precision, recall, lead time before churn and episodes
     per account per month; health AUC. With --compare, two versions side by side.
     """
-
-    def go() -> dict[str, Any]:
-        ctx = context(project)
-        try:
-            period = _period(ctx.clock().date(), start, end)
-            runs = {"current" if triggers is None else str(triggers): triggers}
-            if compare is not None:
-                runs[str(compare)] = compare
-            found = {}
-            for name, file in runs.items():
-                replay = outcomes.backtest(ctx, period, triggers_file=file)
-                found[name] = replay.as_dict() if replay else None
-            return found
-        finally:
-            ctx.close()
-
-    results = guard(go)
+    files = [triggers] if compare is None else [triggers, compare]
+    results = using(
+        project,
+        lambda ctx: outcomes.backtests(ctx, _period(ctx.clock().date(), start, end), files),
+    )
     if as_json:
         out.print_json(json.dumps(results, default=str))
         return

@@ -101,10 +101,13 @@ def _run_demo(
     if progress is not None:
         ctx.progress = progress
     try:
-        created, remaining = jobs.crm_setup(ctx)  # the fields signalplay writes, typed
+        setup = jobs.crm_setup(ctx)  # the fields signalplay writes, typed
         past = _replay_history(ctx, *history) if history and history[1] else None
         summary = jobs.run(ctx).to_json()
-        summary["crm_setup"] = {"created": created, "remaining": [str(f.issue) for f in remaining]}
+        summary["crm_setup"] = {
+            "created": list(setup.done),
+            "remaining": [str(f.issue) for f in setup.remaining],
+        }
         summary["history"] = past
         path = directory / "signalplay-report.html"
         report = write_report(ctx, default_period(ctx), path)

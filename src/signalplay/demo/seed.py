@@ -126,9 +126,9 @@ def _contacts(acct: DemoAccount, rng: random.Random, today: date) -> list[DemoCo
 def seed_crm(
     sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int, today: date
 ) -> None:
-    """Owners, custom properties, companies and contacts with roles (a new portal only.
+    """Owners, custom properties, companies and contacts with roles, in a new portal only.
 
-    A saved demo portal is kept as its history left it, renewals and closed tasks included).
+    A saved demo portal is kept as its history left it, renewals and closed tasks included.
     """
     if sandbox.state.objects["companies"]:
         return
@@ -198,9 +198,9 @@ def _sf_name(name: str) -> str:
 def seed_salesforce(
     org: SalesforceSandbox, accounts: list[DemoAccount], *, seed: int, today: date
 ) -> None:
-    """Users, the org's CS custom fields, Accounts and Contacts with roles (a fresh org only.
+    """Users, the org's CS custom fields, Accounts and Contacts with roles, in a fresh org.
 
-    A saved demo org is kept as it is).
+    A saved demo org is kept as it is.
     """
     if org.records("Account"):
         return

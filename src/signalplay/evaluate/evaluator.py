@@ -122,10 +122,10 @@ def new_frame(
 
 
 def base_row(account: str, values: dict[str, Any], today: date) -> dict[str, Any]:
-    """A profile row made of `values` (taken over, not copied.
+    """A profile row of the account's fact values, its key and today's date.
 
-    At 100k accounts a copy is hundreds of MB): the account's fact values, its key and today's
-    date. A whole float is an int, as every computed value is, so a value reads the same after a
+    `values` is taken over, not copied: at 100k accounts a copy is hundreds of MB. A whole
+    float is an int, as every computed value is, so a value reads the same after a
     trip through JSON.
     """
     row = values

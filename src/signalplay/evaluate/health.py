@@ -148,10 +148,10 @@ def drivers_texts(
     before: Floats,
     weights: Floats,
 ) -> list[str]:
-    """`drivers_text` for every account at once (`measures`, `before`, `weights`.
+    """`drivers_text` for every account at once, orderings computed column-wise.
 
-    One row per account, one column per measure in the card's order); orderings are computed
-    column-wise.
+    `measures`, `before` and `weights` hold one row per account, one column per measure in the
+    card's order.
     """
     ids = [m.id for m in card.measures]
     labels = [m.label or m.id.replace("_", " ") for m in card.measures]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from signalplay.jobs.context import Context
+from signalplay.jobs.results import CrmSetupResult
 from signalplay.settings import CONFIG_FILE
 from signalplay.writeback.crmschema import Finding, owner_refs, preflight, wanted_fields
 
@@ -43,10 +44,10 @@ def crm_check(ctx: Context) -> list[Finding]:
     )
 
 
-def crm_setup(ctx: Context, *, dry_run: bool = False) -> tuple[list[str], list[Finding]]:
-    """Create the missing fields and picklist values (`dry_run`.
+def crm_setup(ctx: Context, *, dry_run: bool = False) -> CrmSetupResult:
+    """Create the missing fields and picklist values (with `dry_run`, only say which).
 
-    Only say which); returns what was (or would be) done and what remains for a person to fix.
+    Returns what was (or would be) done and what remains for a person to fix.
     """
     done: list[str] = []
     findings = crm_check(ctx)
@@ -64,4 +65,4 @@ def crm_setup(ctx: Context, *, dry_run: bool = False) -> tuple[list[str], list[F
             if not dry_run:
                 ctx.crm.create_field(spec)
     remaining = [f for f in findings if not f.fixable] if dry_run else crm_check(ctx)
-    return done, remaining
+    return CrmSetupResult(done=tuple(done), remaining=tuple(remaining), dry_run=dry_run)

@@ -10,7 +10,7 @@ Imports: stdlib, backtest, definitions, jobs, measure, models, plays, profile, s
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -310,3 +310,17 @@ def write_report(ctx: Context, period: Period, path: Path) -> dict[str, Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(report), encoding="utf-8")
     return report
+
+
+def backtests(
+    ctx: Context, period: Period, files: Sequence[Path | None]
+) -> dict[str, dict[str, Any] | None]:
+    """The backtest of each trigger file (None: the project's own), by name, side by side.
+
+    A file's entry is None when the period has no snapshots to replay.
+    """
+    found: dict[str, dict[str, Any] | None] = {}
+    for file in files:
+        replay = backtest(ctx, period, triggers_file=file)
+        found["current" if file is None else str(file)] = replay.as_dict() if replay else None
+    return found

@@ -20,6 +20,7 @@ from signalplay.evaluate.evaluator import (
 )
 from signalplay.evaluate.explain import explain_account
 from signalplay.jobs.context import Context
+from signalplay.jobs.results import BackfillResult
 from signalplay.lang.frame import Frame
 from signalplay.models import Fact, SourceRecord
 from signalplay.profile.identity import IdentityMap
@@ -188,7 +189,7 @@ def build_profiles(ctx: Context, run_id: str) -> Profiles:
     )
 
 
-def backfill(ctx: Context, *, days: int, chunk: int = 14) -> dict[str, Any]:
+def backfill(ctx: Context, *, days: int, chunk: int = 14) -> BackfillResult:
     """Build the daily snapshots of the last `days` days from the sources' history.
 
     Build the daily snapshots of the last `days` days (today excluded) from the stored history
@@ -215,10 +216,10 @@ def backfill(ctx: Context, *, days: int, chunk: int = 14) -> dict[str, Any]:
             cache[day] = {a: {f: v.get(f) for f in fields} for a, v in values.items()}
             done += 1
             ctx.progress("backfill days", done, len(targets))
-    return {
-        "days": len(targets),
-        "from": targets[0].isoformat() if targets else None,
-        "to": targets[-1].isoformat() if targets else None,
-        "accounts": len(accounts),
-        "snapshots": len(targets) * len(accounts),
-    }
+    return BackfillResult(
+        days=len(targets),
+        first_day=targets[0].isoformat() if targets else None,
+        last_day=targets[-1].isoformat() if targets else None,
+        accounts=len(accounts),
+        snapshots=len(targets) * len(accounts),
+    )

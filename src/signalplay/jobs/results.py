@@ -7,9 +7,12 @@ task returns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from signalplay.models import WriteOp
+
+if TYPE_CHECKING:
+    from signalplay.writeback.crmschema import Finding
 
 StreamCounts = dict[str, dict[str, float]]  # stream → records, quarantined, requests, 429s, …
 
@@ -126,5 +129,43 @@ class RunResult:
             "quarantined": self.quarantined,
             "coverage": self.coverage,
             "seconds": self.seconds,
+            "dry_run": self.dry_run,
+        }
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    """Daily snapshots built for past days from the sources' stored history."""
+
+    days: int
+    first_day: str | None  # ISO date
+    last_day: str | None
+    accounts: int
+    snapshots: int
+
+    def to_json(self) -> dict[str, Any]:
+        """As `backfill --json` prints it."""
+        return {
+            "days": self.days,
+            "from": self.first_day,
+            "to": self.last_day,
+            "accounts": self.accounts,
+            "snapshots": self.snapshots,
+        }
+
+
+@dataclass(frozen=True)
+class CrmSetupResult:
+    """What `crm setup` created (or, as a dry run, would create) and what a person must fix."""
+
+    done: tuple[str, ...]
+    remaining: tuple[Finding, ...]
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """As `crm setup --json` prints it and the demo reports it."""
+        return {
+            "created": list(self.done),
+            "remaining": [str(f.issue) for f in self.remaining],
             "dry_run": self.dry_run,
         }

@@ -57,8 +57,8 @@ class Server:
 
 
 def serve(app: WSGIApp, *, port: int = 0, tls: ssl.SSLContext | None = None) -> Server:
-    """Start `app` on 127.0.0.1 (a free port unless given.
+    """Start `app` on 127.0.0.1, on a free port unless given; usable as a context manager.
 
-    HTTPS with `tls`); usable as a context manager.
+    It speaks HTTPS with `tls`.
     """
     return Server(app, port=port, tls=tls).start()

@@ -224,10 +224,7 @@ class ZendeskSandbox:
         reply_minutes: int | None = None,
         resolution_minutes: int | None = None,
     ) -> int:
-        """A ticket with its metrics (a history.
-
-        Reply and resolution times may be given); its id may be given.
-        """
+        """Add a ticket with its metrics; its reply and resolution times and id may be given."""
         with self._lock:
             tid = ticket_id if ticket_id is not None else next(self._ids)
             now = self.clock()
