@@ -211,9 +211,9 @@ def explain(
     """
     result = using(project, lambda ctx: views.explanation(ctx, account))
     if as_json:
-        _json(result)
+        emit(result)
         return
-    _print_explanation(result)
+    _print_explanation(result.to_json())
 
 
 def _print_explanation(result: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from signalplay.definitions.compiled import Definitions
@@ -22,6 +23,139 @@ from signalplay.lang.expr import compile_expr
 from signalplay.lang.frame import Frame
 from signalplay.lang.functions import NUMBER, ExprError, ExprRuntimeError, history_key
 from signalplay.models import Episode
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One leaf of a trigger's condition and what it gave for the account."""
+
+    clause: str
+    value: Any
+
+    def to_json(self) -> dict[str, Any]:
+        """As `explain --json` prints it."""
+        return {"clause": self.clause, "value": self.value}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A threshold's value for the account and where it comes from (default or a segment)."""
+
+    value: float
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        """As `explain --json` prints it."""
+        return {"value": self.value, "from": self.source}
+
+
+@dataclass(frozen=True)
+class TriggerWhy:
+    """One trigger on one account: fired or not, each clause, the values and thresholds read."""
+
+    trigger: str
+    name: str
+    group: str
+    fired: bool
+    error: str | None
+    when: str
+    clauses: tuple[Clause, ...]
+    values: dict[str, Any]
+    thresholds: dict[str, Threshold]
+
+    def to_json(self) -> dict[str, Any]:
+        """As `explain --json` prints it."""
+        return {
+            "trigger": self.trigger,
+            "name": self.name,
+            "group": self.group,
+            "fired": self.fired,
+            "error": self.error,
+            "when": self.when,
+            "clauses": [c.to_json() for c in self.clauses],
+            "values": self.values,
+            "thresholds": {k: t.to_json() for k, t in self.thresholds.items()},
+        }
+
+
+@dataclass(frozen=True)
+class MeasureWhy:
+    """One health measure of one account: its value, score and segment weight."""
+
+    measure: str
+    label: str
+    expression: str
+    value: Any
+    score: Any
+    weight: float
+
+    def to_json(self) -> dict[str, Any]:
+        """As `explain --json` prints it."""
+        return {
+            "measure": self.measure,
+            "label": self.label,
+            "expression": self.expression,
+            "value": self.value,
+            "score": self.score,
+            "weight": self.weight,
+        }
+
+
+@dataclass(frozen=True)
+class HealthWhy:
+    """The scorecard of one account."""
+
+    score: Any
+    band: Any
+    trend: Any
+    drivers: Any
+    measures: tuple[MeasureWhy, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """As `explain --json` prints it."""
+        return {
+            "score": self.score,
+            "band": self.band,
+            "trend": self.trend,
+            "drivers": self.drivers,
+            "measures": [m.to_json() for m in self.measures],
+        }
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything about why signalplay does (or does not do) something for one account."""
+
+    account: str
+    name: Any
+    stage: Any
+    risk: Any
+    segments: dict[str, Any]
+    health: HealthWhy
+    triggers: tuple[TriggerWhy, ...]
+    episodes: tuple[Episode, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """As `explain --json` prints it."""
+        return {
+            "account": self.account,
+            "name": self.name,
+            "stage": self.stage,
+            "risk": self.risk,
+            "segments": self.segments,
+            "health": self.health.to_json(),
+            "triggers": [t.to_json() for t in self.triggers],
+            "episodes": [
+                {
+                    "episode": e.key,
+                    "trigger": e.trigger_id,
+                    "opened_at": e.opened_at.isoformat(),
+                    "status": e.status,
+                    "decision": e.decision,
+                }
+                for e in self.episodes
+            ],
+        }
 
 
 def _clauses(text: str) -> list[str]:
@@ -58,9 +192,7 @@ def _threshold_sources(trigger: Trigger, profile: Mapping[str, Any]) -> dict[str
     return out
 
 
-def explain_trigger(
-    defs: Definitions, trigger: Trigger, frame: Frame, index: int
-) -> dict[str, Any]:
+def explain_trigger(defs: Definitions, trigger: Trigger, frame: Frame, index: int) -> TriggerWhy:
     """One trigger on one account: fired or not, each clause's value, the values it read."""
     row = frame.rows[index]
     thresholds = {k: float(v[index]) for k, v in threshold_columns(frame, trigger).items()}
@@ -81,30 +213,28 @@ def explain_trigger(
             value: Any = clause(scope)
         except (ExprError, ExprRuntimeError) as exc:
             value = f"error: {exc}"
-        clauses.append({"clause": text, "value": value})
+        clauses.append(Clause(text, value))
     read = sorted(condition.names - set(trigger.thresholds))
     values = {n: row.get(n) for n in read}
     for how, name, days in condition.history:
         values[f"{how}({name}, {days})"] = row.get(history_key(how, name, days))
-    return {
-        "trigger": trigger.id,
-        "name": trigger.name,
-        "group": trigger.group,
-        "fired": fired,
-        "error": error,
-        "when": trigger.when,
-        "clauses": clauses,
-        "values": values,
-        "thresholds": {
-            k: {"value": v, "from": src}
-            for (k, v), src in zip(
-                thresholds.items(), _threshold_sources(trigger, row).values(), strict=True
-            )
+    sources = _threshold_sources(trigger, row).values()
+    return TriggerWhy(
+        trigger=trigger.id,
+        name=trigger.name,
+        group=trigger.group,
+        fired=fired,
+        error=error,
+        when=trigger.when,
+        clauses=tuple(clauses),
+        values=values,
+        thresholds={
+            k: Threshold(v, src) for (k, v), src in zip(thresholds.items(), sources, strict=True)
         },
-    }
+    )
 
 
-def explain_health(defs: Definitions, frame: Frame, index: int) -> dict[str, Any]:
+def explain_health(defs: Definitions, frame: Frame, index: int) -> HealthWhy:
     """The scorecard of one account.
 
     Each measure's value, the score the evaluator gave it and the weight of the account's
@@ -120,48 +250,38 @@ def explain_health(defs: Definitions, frame: Frame, index: int) -> dict[str, Any
             value = None
         overrides = [(o.match, o.weights[m.id]) for o in card.segments if m.id in o.weights]
         measures.append(
-            {
-                "measure": m.id,
-                "label": m.label or m.id,
-                "expression": m.value,
-                "value": value,
-                "score": row.get(f"health_{m.id}"),
-                "weight": float(resolve_column(frame, m.weight, overrides)[index]),
-            }
+            MeasureWhy(
+                measure=m.id,
+                label=m.label or m.id,
+                expression=m.value,
+                value=value,
+                score=row.get(f"health_{m.id}"),
+                weight=float(resolve_column(frame, m.weight, overrides)[index]),
+            )
         )
-    return {
-        "score": row.get("health_score"),
-        "band": row.get("health_band"),
-        "trend": row.get("health_trend"),
-        "drivers": row.get("health_drivers"),
-        "measures": measures,
-    }
+    return HealthWhy(
+        score=row.get("health_score"),
+        band=row.get("health_band"),
+        trend=row.get("health_trend"),
+        drivers=row.get("health_drivers"),
+        measures=tuple(measures),
+    )
 
 
 def explain_account(
     defs: Definitions, frame: Frame, index: int, episodes: Iterable[Episode] = ()
-) -> dict[str, Any]:
+) -> Explanation:
     """Everything about why signalplay does (or does not do) something for one account."""
     row = frame.rows[index]
-    segments = {name: row.get(name) for name in defs.segments.dimensions}
-    return {
-        "account": frame.accounts[index],
-        "name": row.get("name"),
-        "stage": row.get("stage"),
-        "risk": row.get("risk"),
-        "segments": segments,
-        "health": explain_health(defs, frame, index),
-        "triggers": [
+    return Explanation(
+        account=frame.accounts[index],
+        name=row.get("name"),
+        stage=row.get("stage"),
+        risk=row.get("risk"),
+        segments={name: row.get(name) for name in defs.segments.dimensions},
+        health=explain_health(defs, frame, index),
+        triggers=tuple(
             explain_trigger(defs, t, frame, index) for t in defs.triggers.triggers if t.enabled
-        ],
-        "episodes": [
-            {
-                "episode": e.key,
-                "trigger": e.trigger_id,
-                "opened_at": e.opened_at.isoformat(),
-                "status": e.status,
-                "decision": e.decision,
-            }
-            for e in episodes
-        ],
-    }
+        ),
+        episodes=tuple(episodes),
+    )

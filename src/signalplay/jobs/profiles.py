@@ -18,7 +18,7 @@ from signalplay.evaluate.evaluator import (
     derive,
     new_frame,
 )
-from signalplay.evaluate.explain import explain_account
+from signalplay.evaluate.explain import Explanation, explain_account
 from signalplay.jobs.context import Context
 from signalplay.jobs.results import BackfillResult
 from signalplay.lang.frame import Frame
@@ -154,7 +154,7 @@ def derive_profiles(ctx: Context, facts: dict[str, dict[str, Fact]], *, save: bo
     return frame
 
 
-def explain(ctx: Context, account: str) -> dict[str, Any]:
+def explain(ctx: Context, account: str) -> Explanation:
     """Why signalplay does what it does for one account, from the stored facts (writes nothing)."""
     facts = ctx.store.load_facts([account])
     frame = derive_profiles(ctx, {account: facts.get(account, {})}, save=False)

@@ -19,6 +19,7 @@ from typing import Any
 from signalplay.definitions.compiled import CompiledMapping, Definitions
 from signalplay.definitions.loader import load_definitions
 from signalplay.errors import SignalplayError
+from signalplay.evaluate.explain import Explanation
 from signalplay.jobs.context import Context
 from signalplay.jobs.profiles import explain
 from signalplay.lang.transforms import CastError
@@ -311,7 +312,7 @@ def coverage_of(ctx: Context) -> Coverage:
     return profile_coverage(ctx.store, ctx.definitions)
 
 
-def explanation(ctx: Context, query: str) -> dict[str, Any]:
+def explanation(ctx: Context, query: str) -> Explanation:
     """Why each trigger fired or not for the account `query` points at.
 
     Why each trigger fired or not for the account `query` points at, its health breakdown,
