@@ -78,17 +78,22 @@ def worker_settings() -> WorkerSettings:
     return WorkerSettings()
 
 
+@functools.cache
+def _celery_conf() -> dict[str, Any]:
+    return worker_settings().celery_conf()
+
+
 class _LazyConf(Mapping[str, Any]):
-    """Celery's configuration, built from `worker_settings()` when Celery first reads it."""
+    """Celery's configuration, built once from `worker_settings()` when Celery first reads it."""
 
     def __getitem__(self, key: str) -> Any:
-        return worker_settings().celery_conf()[key]
+        return _celery_conf()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(worker_settings().celery_conf())
+        return iter(_celery_conf())
 
     def __len__(self) -> int:
-        return len(worker_settings().celery_conf())
+        return len(_celery_conf())
 
 
 app = Celery("signalplay")

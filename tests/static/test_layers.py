@@ -71,7 +71,6 @@ def test_a_planted_import_breaks_its_contract(
     assert result.returncode != 0, result.stdout[-2000:]
     broken_lines = [line for line in result.stdout.splitlines() if line.endswith("BROKEN")]
     assert [line for line in broken_lines if line.startswith(broken)], result.stdout[-3000:]
-    assert len(broken_lines) >= 1
 
 
 def test_the_unplanted_copy_keeps_every_contract(tmp_path: Path) -> None:

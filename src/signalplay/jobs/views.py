@@ -24,7 +24,6 @@ from signalplay.jobs.context import Context
 from signalplay.jobs.profiles import explain
 from signalplay.lang.transforms import CastError
 from signalplay.models import Fact, IdentityIssue, SourceRecord
-from signalplay.ops.metrics import exposition, registry
 from signalplay.ops.watch import Alert, check_runs
 from signalplay.profile.identity import IdentityMap, resolve
 from signalplay.profile.mapping import build_identity, extract_values
@@ -323,11 +322,15 @@ def explanation(ctx: Context, query: str) -> Explanation:
 
 def metrics_text(ctx: Context) -> str:
     """The Prometheus exposition of the store's figures, once."""
+    from signalplay.ops.metrics import exposition  # prometheus_client only for this command
+
     return exposition(ctx.store)
 
 
 def metrics_app(ctx: Context) -> Any:
     """A WSGI app serving /metrics from the store, for Prometheus to scrape."""
     from prometheus_client import make_wsgi_app
+
+    from signalplay.ops.metrics import registry
 
     return make_wsgi_app(registry(ctx.store))
