@@ -143,15 +143,14 @@ def evaluate_shard(
     The ops are kept as a part of the run (and enter the ledger when the run applies them).
     """
     with _context(project_dir) as ctx:
-        return jobs.evaluate_shard(ctx, run_id, part, accounts, record=record)
+        return jobs.evaluate_shard(ctx, run_id, part, accounts, record=record).to_json()
 
 
 @app.task(name="signalplay.merge_plan")
 def merge_plan(project_dir: str, run_id: str) -> str:
     """Merge the parts of a run into one saved plan (closing the run); returns the plan's id."""
     with _context(project_dir) as ctx:
-        plan_id, _ = jobs.merge_plan(ctx, run_id)
-        return plan_id
+        return jobs.merge_plan(ctx, run_id).plan_id
 
 
 @app.task(name="signalplay.apply_plan", bind=True)

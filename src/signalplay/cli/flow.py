@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -67,7 +66,7 @@ def demo(  # noqa: PLR0917 - Typer options
     provision its fields, replay past weeks of scheduled runs (CSMs closing tasks, renewals),
     run the flow today, write the HTML report and print a summary.
     """
-    summary = guard(
+    result = guard(
         lambda: run_demo(
             directory,
             accounts=accounts,
@@ -78,9 +77,9 @@ def demo(  # noqa: PLR0917 - Typer options
         )
     )
     if as_json:
-        out.print_json(json.dumps(summary, default=str))
+        emit(result)
     else:
-        _print_summary(summary, directory)
+        _print_summary(result.to_json(), directory)
 
 
 def _print_summary(summary: dict[str, Any], directory: Path | None = None) -> None:

@@ -6,7 +6,6 @@ terminal) and `backtest` (one or two versions of the trigger file replayed over 
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from signalplay.cli._app import JsonOpt, ProjectOpt, app, out, using
+from signalplay.cli._app import JsonOpt, ProjectOpt, app, emit, out, using
 from signalplay.errors import ConfigError, Issue
 from signalplay.jobs import measure as outcomes
 from signalplay.jobs.measure import write_report
@@ -92,9 +91,9 @@ def report_cmd(
         project, lambda ctx: write_report(ctx, _period(ctx.clock().date(), start, end), path)
     )
     if as_json:
-        out.print_json(json.dumps({**report, "path": str(path)}, default=str))
+        emit(report)
         return
-    print_report(report)
+    print_report(report.to_json())
     out.print(f"report written to {path}")
 
 
@@ -124,12 +123,12 @@ def backtest_cmd(  # noqa: PLR0917 - Typer options
         lambda ctx: outcomes.backtests(ctx, _period(ctx.clock().date(), start, end), files),
     )
     if as_json:
-        out.print_json(json.dumps(results, default=str))
+        emit(results)
         return
-    if any(r is None for r in results.values()):
+    if not results.complete:
         out.print("no snapshots in the period: run `signalplay backfill` first")
         raise typer.Exit(1)
-    _print_backtests(results)
+    _print_backtests(results.to_json())
 
 
 def _print_backtests(results: dict[str, Any]) -> None:

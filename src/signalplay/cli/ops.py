@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -24,7 +24,6 @@ from signalplay.cli._app import (
     progress,
     using,
 )
-from signalplay.cli.data import _json
 from signalplay.jobs import views
 
 
@@ -182,28 +181,23 @@ def fuzz_cmd(
     if unknown:
         out.print(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}")
         raise typer.Exit(2)
-    tallies = run(chosen, cases=cases, seed=seed, progress=progress)
-    result: dict[str, Any] = {
-        "targets": [t.as_dict() for t in tallies],
-        "cases": sum(t.cases for t in tallies),
-        "unexpected": sum(len(t.unexpected) for t in tallies),
-    }
+    result = run(chosen, cases=cases, seed=seed, progress=progress)
     if as_json:
-        _json(result)
+        emit(result)
     else:
         table = Table(title="fuzzing")
         for column in ("target", "cases", "outcomes", "unexpected", "seconds"):
             table.add_column(column)
-        for t in result["targets"]:
-            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(t["outcomes"].items()))
+        for t in result.tallies:
+            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(t.outcomes.items()))
             table.add_row(
-                t["target"], str(t["cases"]), outcomes, str(t["unexpected"]), str(t["seconds"])
+                t.target, str(t.cases), outcomes, str(len(t.unexpected)), f"{t.seconds:.1f}"
             )
         out.print(table)
-        for t in tallies:
+        for t in result.tallies:
             for example in t.unexpected[:3]:
                 out.print(f"[red]{t.target}:[/red] {example}")
-    if result["unexpected"]:
+    if result.unexpected:
         raise typer.Exit(1)
 
 
@@ -245,22 +239,23 @@ def chaos_cmd(  # noqa: PLR0917 - Typer options
             first_seed=first_seed,
             progress=lambda line: console.print(line, highlight=False),
         )
-    total = result["total"]
+    total = result.total()
     if as_json:
-        _json(result)
+        emit(result)
     else:
         table = Table(title="chaos")
         columns = ("seed", "crm", "duplicates", "lost_writes", "lost_records", "faults", "seconds")
         for column in columns:
             table.add_column(column)
-        for s in result["seeds"]:
-            faults = ", ".join(f"{k} {v}" for k, v in s["faults"].items())
-            table.add_row(*(str(s[c]) if c != "faults" else faults for c in columns))
+        for seed in result.seeds:
+            row = seed.as_dict()
+            faults = ", ".join(f"{k} {v}" for k, v in seed.faults.items())
+            table.add_row(*(str(row[c]) if c != "faults" else faults for c in columns))
         out.print(table)
         out.print(
             f"total: {total['duplicates']} duplicates, {total['lost_writes']} lost writes, "
             f"{total['lost_records']} lost records over {total['scenarios']} scenarios "
             f"({total['killed_mid_apply']} killed mid-apply)"
         )
-    if total["duplicates"] or total["lost_writes"] or total["lost_records"]:
+    if not result.clean:
         raise typer.Exit(1)

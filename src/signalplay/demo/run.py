@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from signalplay.demo.history import (
     run_moments,
 )
 from signalplay.jobs.measure import default_period, write_report
+from signalplay.jobs.results import CrmSetupResult, Report, RunResult
 from signalplay.jobs.scaffold import init_project
 from signalplay.registry import build_connector
 from signalplay.settings import SourceBlock, load_project
@@ -39,6 +41,52 @@ DEMO_STRIPE = "sk_test_sandbox_demo"  # the Stripe stand-in's own key
 
 
 DEMO_ZENDESK = "zd-sandbox-demo"  # the Zendesk stand-in's own token
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """The weeks replayed before today: scheduled runs, tasks CSMs closed, renewals."""
+
+    runs: int
+    tasks_closed: dict[str, int]  # by closure reason
+    renewals: dict[str, int]  # renewed, churned, ...
+
+    def to_json(self) -> dict[str, Any]:
+        """As the demo summary prints it under "history"."""
+        return {"runs": self.runs, "tasks_closed": self.tasks_closed, "renewals": self.renewals}
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """The demo's run today, what led up to it, the report, and what the stand-ins saw."""
+
+    run: RunResult
+    crm_setup: CrmSetupResult
+    history: Replayed | None
+    report: Report
+    crm: str = ""
+    webhook_events_received: int = 0
+    crm_requests: dict[str, int] = field(default_factory=dict)
+    duplicates_found: int = 0
+    sandbox_tasks: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The run's summary with the demo's own figures, as `demo --json` prints it."""
+        return {
+            **self.run.to_json(),
+            "crm_setup": {
+                "created": list(self.crm_setup.done),
+                "remaining": [str(f.issue) for f in self.crm_setup.remaining],
+            },
+            "history": self.history.to_json() if self.history else None,
+            "report": str(self.report.path),
+            "verdicts": len(self.report.verdicts),
+            "crm": self.crm,
+            "webhook_events_received": self.webhook_events_received,
+            "crm_requests": self.crm_requests,
+            "duplicates_found": self.duplicates_found,
+            "sandbox_tasks": self.sandbox_tasks,
+        }
 
 
 def source_sandboxes(directory: Path) -> tuple[Any, Any]:
@@ -88,7 +136,7 @@ def _run_demo(
     source_urls: dict[str, str] | None = None,
     history: tuple[Desk, int] | None = None,
     progress: Callable[[str, int, int | None], None] | None = None,
-) -> dict[str, Any]:
+) -> DemoResult:
     project = _with_sandbox_sources(load_project(directory), source_urls or {})
     where = "instance_url" if project.settings.crm.connector == "salesforce" else "host"
     block = project.settings.crm.model_copy(update={where: url, "access_token": token})
@@ -103,17 +151,9 @@ def _run_demo(
     try:
         setup = jobs.crm_setup(ctx)  # the fields signalplay writes, typed
         past = _replay_history(ctx, *history) if history and history[1] else None
-        summary = jobs.run(ctx).to_json()
-        summary["crm_setup"] = {
-            "created": list(setup.done),
-            "remaining": [str(f.issue) for f in setup.remaining],
-        }
-        summary["history"] = past
-        path = directory / "signalplay-report.html"
-        report = write_report(ctx, default_period(ctx), path)
-        summary["report"] = str(path)
-        summary["verdicts"] = len(report["verdicts"])
-        return summary
+        today = jobs.run(ctx)
+        report = write_report(ctx, default_period(ctx), directory / "signalplay-report.html")
+        return DemoResult(run=today, crm_setup=setup, history=past, report=report)
     finally:
         ctx.close()
 
@@ -122,7 +162,7 @@ def _fixed(moment: datetime) -> Callable[[], datetime]:
     return lambda: moment
 
 
-def _replay_history(ctx: jobs.Context, desk: Desk, weeks: int) -> dict[str, Any]:
+def _replay_history(ctx: jobs.Context, desk: Desk, weeks: int) -> Replayed:
     """Replay weekly scheduled runs before today, with CSMs and renewals between them.
 
     Weekly scheduled runs replayed before today (daily snapshots backfilled before the first),
@@ -181,7 +221,7 @@ def _replay_history(ctx: jobs.Context, desk: Desk, weeks: int) -> dict[str, Any]
     finally:
         desk.at(None)
         ctx.clock = real_clock
-    return {"runs": len(moments), "tasks_closed": dict(closed), "renewals": dict(renewals)}
+    return Replayed(len(moments), dict(closed), dict(renewals))
 
 
 def run_demo(
@@ -192,7 +232,7 @@ def run_demo(
     crm: Literal["hubspot", "salesforce"],
     history_weeks: int,
     progress: Callable[[str, int, int | None], None] | None = None,
-) -> dict[str, Any]:
+) -> DemoResult:
     """Run the demo end to end and return its summary.
 
     Generate a book of business, start the CRM stand-in (HubSpot, or Salesforce over TLS),
@@ -243,7 +283,7 @@ def run_demo(
         serve(support) as zendesk_server,
     ):
         urls = {"stripe": stripe_server.url, "zendesk": zendesk_server.url}
-        summary = _run_demo(
+        result = _run_demo(
             directory,
             server.url,
             token,
@@ -254,13 +294,15 @@ def run_demo(
             progress=progress,
         )
     sandbox.save()
-    summary["crm"] = crm
-    summary["webhook_events_received"] = len(receiver.events)
-    summary["crm_requests"] = sandbox.request_counts()
-    summary["duplicates_found"] = sandbox.duplicate_tasks(key_field)
-    summary["sandbox_tasks"] = (
-        len(sandbox.records("Task"))
-        if isinstance(sandbox, SalesforceSandbox)
-        else len(sandbox.state.objects["tasks"])
+    return replace(
+        result,
+        crm=crm,
+        webhook_events_received=len(receiver.events),
+        crm_requests=sandbox.request_counts(),
+        duplicates_found=sandbox.duplicate_tasks(key_field),
+        sandbox_tasks=(
+            len(sandbox.records("Task"))
+            if isinstance(sandbox, SalesforceSandbox)
+            else len(sandbox.state.objects["tasks"])
+        ),
     )
-    return summary

@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
 
 from signalplay.definitions.compiled import Definitions
 from signalplay.evaluate.episodes import advance_episodes
@@ -22,6 +21,7 @@ from signalplay.evaluate.evaluator import (
 )
 from signalplay.jobs.context import Context
 from signalplay.jobs.profiles import Profiles
+from signalplay.jobs.results import EvaluationCounts
 from signalplay.lang.frame import Frame
 from signalplay.lang.vector import evaluate as vec_evaluate
 from signalplay.lang.vector import truthy
@@ -39,14 +39,14 @@ class Evaluation:
     preview's exist only here, not in the store.
     """
 
-    summary: dict[str, Any]
+    summary: EvaluationCounts
     open: list[Episode]
     resolved: list[Episode]
 
 
 def evaluate(
     ctx: Context, profiles: Profiles, *, shard: Collection[str] | None = None
-) -> dict[str, Any]:
+) -> EvaluationCounts:
     """Evaluate every trigger for every account, move episodes, decide their plays.
 
     Evaluate every trigger for every account, move episodes forward, and decide what each
@@ -105,14 +105,14 @@ def assess(
     failed = sum(r.failed for r in results)
     if failed:
         log.warning("trigger conditions failed on %d account rows", failed)
-    summary = {
-        "triggers_fired": dict(sorted(Counter(f.trigger_id for f in fired).items())),
-        "episodes_opened": len(changes.opened),
-        "episodes_held": len(changes.held),
-        "episodes_resolved": len(changes.resolved),
-        "cooling_down": len(changes.cooling),
-        "decisions": dict(sorted(Counter(d.status for d in decisions.values()).items())),
-    }
+    summary = EvaluationCounts(
+        triggers_fired=dict(sorted(Counter(f.trigger_id for f in fired).items())),
+        episodes_opened=len(changes.opened),
+        episodes_held=len(changes.held),
+        episodes_resolved=len(changes.resolved),
+        cooling_down=len(changes.cooling),
+        decisions=dict(sorted(Counter(d.status for d in decisions.values()).items())),
+    )
     still_open = [
         replace(e, decision=decided[e.key]) if e.key in decided else e
         for e in (*changes.opened, *changes.held)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from signalplay.definitions.compiled import Definitions
 from signalplay.definitions.loader import load_definitions
 from signalplay.jobs.context import CRM_SOURCE, Context
+from signalplay.jobs.results import Backtests, Measurement, Report
 from signalplay.measure.backtest import Backtest, run_backtest
 from signalplay.measure.cohorts import (
     account_outcomes,
@@ -42,7 +43,7 @@ from signalplay.measure.kpis import (
     sla_by_week,
 )
 from signalplay.measure.report import render
-from signalplay.measure.verdicts import kpis_by_pair, noisy_triggers
+from signalplay.measure.verdicts import Verdict, kpis_by_pair, noisy_triggers
 from signalplay.models import TASK_OUTCOME, Episode
 from signalplay.plays.actions import content_use
 from signalplay.profile.values import history_days, history_fields
@@ -117,8 +118,8 @@ def default_period(ctx: Context, days: int = 90) -> Period:
     return Period(today - timedelta(days=days - 1), today)
 
 
-def measure(ctx: Context, period: Period) -> dict[str, Any]:
-    """Every KPI of the period, as plain data (the report's tables and plots)."""
+def measure(ctx: Context, period: Period) -> Measurement:
+    """Every KPI of the period (the report's tables and plots)."""
     settings = ctx.project.settings.measure
     defs = ctx.definitions
     now = ctx.clock()
@@ -128,52 +129,33 @@ def measure(ctx: Context, period: Period) -> dict[str, Any]:
     accounts = sorted(data.latest)
     untouched = [a for a in accounts if a not in touched]
     groups = {t.id: t.group for t in defs.triggers.triggers}
-    cohorts = {
-        name: retention(members, snaps, period, data.churn, settings)
-        for name, members in (("touched", sorted(touched)), ("untouched", untouched))
-    }
-    rate, due = save_rate(touched, snaps, period, data.churn, settings)
-    lifts = experiment_lift(facts, period)
-    return {
-        "period": {"from": period.start.isoformat(), "to": period.end.isoformat()},
-        "episodes": sum(period.holds(f.episode.opened_at) for f in facts),
-        "kpis": {
-            dim: [g.as_dict() for g in kpis_by(facts, dim, period, settings, now)]
-            for dim in DIMENSIONS
+    cohorts = (("touched", sorted(touched)), ("untouched", untouched))
+    accuracy = forecast_accuracy(accounts, snaps, period, data.churn, settings)
+    return Measurement(
+        period=period,
+        episodes=sum(period.holds(f.episode.opened_at) for f in facts),
+        kpis={dim: kpis_by(facts, dim, period, settings, now) for dim in DIMENSIONS},
+        funnel=funnel(facts, period),
+        sla_by_week=sla_by_week(facts, now),
+        experiments=experiment_lift(facts, period),
+        cohorts={
+            name: retention(members, snaps, period, data.churn, settings)
+            for name, members in cohorts
         },
-        "funnel": funnel(facts, period),
-        "sla_by_week": [
-            {"week": w.isoformat(), "attainment": r, "due": n}
-            for w, r, n in sla_by_week(facts, now)
-        ],
-        "experiments": [lift.as_dict() for lift in lifts],
-        "cohorts": {
-            name: {"accounts": c.accounts, "grr": c.grr, "nrr": c.nrr, "start_value": c.start_value}
-            for name, c in cohorts.items()
-        },
-        "outcomes": {
+        outcomes={
             name: account_outcomes(members, snaps, period, data.churn, settings)
-            for name, members in (("touched", sorted(touched)), ("untouched", untouched))
+            for name, members in cohorts
         },
-        "save_rate": {"rate": rate, "renewals": due},
-        "forecast_accuracy": {
-            str(k): {"accuracy": acc, "n": n}
-            for k, (acc, n) in forecast_accuracy(
-                accounts, snaps, period, data.churn, settings
-            ).items()
-        },
-        "time_to_first_value": {
-            s: {"median_days": d, "n": n}
-            for s, (d, n) in time_to_first_value(accounts, snaps, data.latest, settings).items()
-        },
-        "adoption_lift": adoption_lift(facts, snaps, period, settings, groups),
-        "coverage_pct": _coverage(data.latest),
-        "content_reuse": content_reuse(defs),
-        "health": health_distribution(data.latest, settings.segment_field),
-        "_lifts": lifts,
-        "_churn": data.churn,
-        "_by_trigger_segment": kpis_by_pair(facts, ("trigger", "segment"), period, settings, now),
-    }
+        save_rate=save_rate(touched, snaps, period, data.churn, settings),
+        forecast_accuracy={str(k): v for k, v in accuracy.items()},
+        time_to_first_value=time_to_first_value(accounts, snaps, data.latest, settings),
+        adoption_lift=adoption_lift(facts, snaps, period, settings, groups),
+        coverage_pct=_coverage(data.latest),
+        content_reuse=content_reuse(defs),
+        health=health_distribution(data.latest, settings.segment_field),
+        churn=data.churn,
+        by_trigger_segment=kpis_by_pair(facts, ("trigger", "segment"), period, settings, now),
+    )
 
 
 def funnel(facts: Iterable[EpisodeFacts], period: Period) -> dict[str, dict[str, int]]:
@@ -273,54 +255,44 @@ def backtest(
     )
 
 
-def verdicts(
-    ctx: Context, measured: Mapping[str, Any], replay: Backtest | None
-) -> list[dict[str, str]]:
+def verdicts(ctx: Context, measured: Measurement, replay: Backtest | None) -> tuple[Verdict, ...]:
     """The noisy-trigger report: retire, tighten, loosen, change the play; and the predictive."""
     experiments = {e.id: e.trigger for e in ctx.definitions.routing.experiments}
-    return [
-        v.as_dict()
-        for v in noisy_triggers(
-            by_trigger_segment=measured["_by_trigger_segment"],
-            lifts=measured["_lifts"],
+    return tuple(
+        noisy_triggers(
+            by_trigger_segment=measured.by_trigger_segment,
+            lifts=measured.experiments,
             experiment_triggers=experiments,
             backtest=[t.as_dict() for t in replay.triggers] if replay else [],
             base_rate=replay.base_rate if replay else None,
             settings=ctx.project.settings.measure,
         )
-    ]
+    )
 
 
-def build_report(ctx: Context, period: Period) -> dict[str, Any]:
-    """The KPIs, the backtest and the verdicts of a period, as plain data."""
+def build_report(ctx: Context, period: Period) -> Report:
+    """The KPIs, the backtest and the verdicts of a period."""
     measured = measure(ctx, period)
-    replay = backtest(ctx, period, churn=measured["_churn"])
-    found = verdicts(ctx, measured, replay)
-    public = {k: v for k, v in measured.items() if not k.startswith("_")}
-    return {
-        "measure": public,
-        "backtest": replay.as_dict() if replay else None,
-        "verdicts": found,
-    }
+    replay = backtest(ctx, period, churn=measured.churn)
+    return Report(measured, replay, verdicts(ctx, measured, replay))
 
 
-def write_report(ctx: Context, period: Period, path: Path) -> dict[str, Any]:
+def write_report(ctx: Context, period: Period, path: Path) -> Report:
     """Measure the period and write the HTML report to `path`."""
-    report = build_report(ctx, period)
+    report = replace(build_report(ctx, period), path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(report), encoding="utf-8")
+    path.write_text(render(report.to_json()), encoding="utf-8")
     return report
 
 
-def backtests(
-    ctx: Context, period: Period, files: Sequence[Path | None]
-) -> dict[str, dict[str, Any] | None]:
+def backtests(ctx: Context, period: Period, files: Sequence[Path | None]) -> Backtests:
     """The backtest of each trigger file (None: the project's own), by name, side by side.
 
     A file's entry is None when the period has no snapshots to replay.
     """
-    found: dict[str, dict[str, Any] | None] = {}
-    for file in files:
-        replay = backtest(ctx, period, triggers_file=file)
-        found["current" if file is None else str(file)] = replay.as_dict() if replay else None
-    return found
+    return Backtests(
+        {
+            "current" if file is None else str(file): backtest(ctx, period, triggers_file=file)
+            for file in files
+        }
+    )

@@ -7,11 +7,18 @@ task returns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from signalplay.models import WriteOp
 
 if TYPE_CHECKING:
+    from signalplay.measure.backtest import Backtest
+    from signalplay.measure.cohorts import Retention
+    from signalplay.measure.experiments import Lift
+    from signalplay.measure.kpis import GroupKpis, Period
+    from signalplay.measure.verdicts import Verdict
     from signalplay.writeback.crmschema import Finding
 
 StreamCounts = dict[str, dict[str, float]]  # stream → records, quarantined, requests, 429s, …
@@ -42,6 +49,63 @@ class Applied:
             "failed": self.failed,
             "write_retries": self.write_retries,
         }
+
+
+@dataclass(frozen=True)
+class EvaluationCounts:
+    """What one evaluation moved: triggers fired, episodes opened, held, resolved, decisions."""
+
+    triggers_fired: dict[str, int] = field(default_factory=dict)  # trigger → accounts
+    episodes_opened: int = 0
+    episodes_held: int = 0
+    episodes_resolved: int = 0
+    cooling_down: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)  # status → episodes
+
+    def to_json(self) -> dict[str, Any]:
+        """The counts, as the run summary prints them."""
+        return {
+            "triggers_fired": self.triggers_fired,
+            "episodes_opened": self.episodes_opened,
+            "episodes_held": self.episodes_held,
+            "episodes_resolved": self.episodes_resolved,
+            "cooling_down": self.cooling_down,
+            "decisions": self.decisions,
+        }
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """One chunk of accounts evaluated and planned: part `part` of a sharded run's plan."""
+
+    part: int
+    accounts: int
+    evaluation: EvaluationCounts
+    plan: dict[str, int]  # ops by action, skipped
+    health_bands: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        """The part's counts, as saved with the part and summed by the merge."""
+        return {
+            **self.evaluation.to_json(),
+            "accounts": self.accounts,
+            "plan": self.plan,
+            "health_bands": self.health_bands,
+        }
+
+
+@dataclass(frozen=True)
+class MergedPlan:
+    """A sharded run's parts merged into one saved plan; the run is closed with `counts`."""
+
+    run_id: str
+    plan_id: str
+    parts: int
+    counts: dict[str, Any]  # the parts' counts, summed key by key
+
+    def to_json(self) -> dict[str, Any]:
+        """As the run summary stores it."""
+        return {"run_id": self.run_id, "plan_id": self.plan_id, "parts": self.parts, **self.counts}
 
 
 @dataclass(frozen=True)
@@ -102,7 +166,7 @@ class RunResult:
     plan_id: str
     accounts: int
     streams: StreamCounts
-    evaluation: dict[str, Any]  # triggers fired, episodes opened/held/resolved, decisions
+    evaluation: EvaluationCounts
     plan: dict[str, int]
     applied: Applied
     health_bands: dict[str, int]
@@ -120,7 +184,7 @@ class RunResult:
             "plan_id": self.plan_id,
             "accounts": self.accounts,
             "streams": self.streams,
-            **self.evaluation,
+            **self.evaluation.to_json(),
             "plan": self.plan,
             **self.applied.to_json(),
             "health_bands": self.health_bands,
@@ -169,3 +233,100 @@ class CrmSetupResult:
             "remaining": [str(f.issue) for f in self.remaining],
             "dry_run": self.dry_run,
         }
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Every KPI of one period: the report's tables and plots.
+
+    `churn` and `by_trigger_segment` feed the backtest and the verdicts; they are not printed.
+    """
+
+    period: Period
+    episodes: int  # opened in the period
+    kpis: dict[str, list[GroupKpis]]  # dimension (trigger, play, segment, ...) → groups
+    funnel: dict[str, dict[str, int]]  # trigger (and "all") → fired, actioned, closed, outcome
+    sla_by_week: list[tuple[date, float, int]]  # week, attainment, tasks due
+    experiments: list[Lift]
+    cohorts: dict[str, Retention]  # touched / untouched
+    outcomes: dict[str, Any]  # touched / untouched → renewed, churned, expanded, ...
+    save_rate: tuple[float | None, int]  # rate, renewals due
+    forecast_accuracy: dict[str, tuple[float | None, int]]  # confidence → accuracy, n
+    time_to_first_value: dict[str, tuple[float | None, int]]  # segment → median days, n
+    adoption_lift: dict[str, Any]
+    coverage_pct: float | None
+    content_reuse: dict[str, Any]
+    health: dict[str, dict[str, Any]]  # segment → bands, scores
+    churn: dict[str, date | None] = field(default_factory=dict, repr=False)
+    by_trigger_segment: dict[tuple[str, str], GroupKpis] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """As `report --json` prints it under "measure" and the HTML report reads it."""
+        return {
+            "period": {"from": self.period.start.isoformat(), "to": self.period.end.isoformat()},
+            "episodes": self.episodes,
+            "kpis": {dim: [g.as_dict() for g in groups] for dim, groups in self.kpis.items()},
+            "funnel": self.funnel,
+            "sla_by_week": [
+                {"week": w.isoformat(), "attainment": r, "due": n} for w, r, n in self.sla_by_week
+            ],
+            "experiments": [lift.as_dict() for lift in self.experiments],
+            "cohorts": {
+                name: {
+                    "accounts": c.accounts,
+                    "grr": c.grr,
+                    "nrr": c.nrr,
+                    "start_value": c.start_value,
+                }
+                for name, c in self.cohorts.items()
+            },
+            "outcomes": self.outcomes,
+            "save_rate": {"rate": self.save_rate[0], "renewals": self.save_rate[1]},
+            "forecast_accuracy": {
+                k: {"accuracy": acc, "n": n} for k, (acc, n) in self.forecast_accuracy.items()
+            },
+            "time_to_first_value": {
+                s: {"median_days": d, "n": n} for s, (d, n) in self.time_to_first_value.items()
+            },
+            "adoption_lift": self.adoption_lift,
+            "coverage_pct": self.coverage_pct,
+            "content_reuse": self.content_reuse,
+            "health": self.health,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """A period measured, its backtest (None without snapshots) and the verdicts on triggers."""
+
+    measurement: Measurement
+    backtest: Backtest | None
+    verdicts: tuple[Verdict, ...]
+    path: Path | None = None  # where the HTML report was written
+
+    def to_json(self) -> dict[str, Any]:
+        """As `report --json` prints it (and the HTML report renders it)."""
+        found: dict[str, Any] = {
+            "measure": self.measurement.to_json(),
+            "backtest": self.backtest.as_dict() if self.backtest else None,
+            "verdicts": [v.as_dict() for v in self.verdicts],
+        }
+        if self.path is not None:
+            found["path"] = str(self.path)
+        return found
+
+
+@dataclass(frozen=True)
+class Backtests:
+    """One backtest per trigger file, by name ("current": the project's own), side by side."""
+
+    runs: dict[str, Backtest | None]  # None: the period has no snapshots to replay
+
+    @property
+    def complete(self) -> bool:
+        """Whether every file could be replayed."""
+        return all(r is not None for r in self.runs.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """As `backtest --json` prints it."""
+        return {name: r.as_dict() if r else None for name, r in self.runs.items()}

@@ -18,7 +18,13 @@ from signalplay.jobs.context import Context
 from signalplay.jobs.evaluation import assess
 from signalplay.jobs.planning import plan
 from signalplay.jobs.profiles import Profiles, build_profiles
-from signalplay.jobs.results import Applied, PlanResult, RunResult, SyncResult
+from signalplay.jobs.results import (
+    Applied,
+    EvaluationCounts,
+    PlanResult,
+    RunResult,
+    SyncResult,
+)
 from signalplay.jobs.sources import pull
 from signalplay.jobs.writes import apply
 from signalplay.ops import logs
@@ -94,7 +100,7 @@ def _result(
     *,
     planned: PlanResult,
     streams: dict[str, dict[str, float]],
-    evaluation: dict[str, Any],
+    evaluation: EvaluationCounts,
     applied: Applied,
     dry_run: bool,
 ) -> RunResult:

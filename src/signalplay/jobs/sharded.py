@@ -17,6 +17,7 @@ from signalplay.jobs.context import Context
 from signalplay.jobs.evaluation import evaluate
 from signalplay.jobs.planning import plan_ops, plan_stats
 from signalplay.jobs.profiles import Profiles, derive_profiles, map_profiles
+from signalplay.jobs.results import MergedPlan, ShardResult
 from signalplay.jobs.runs import recorded_run
 from signalplay.jobs.sources import pull
 from signalplay.profile.values import (
@@ -61,7 +62,7 @@ def shards(accounts: Sequence[str], size: int) -> list[list[str]]:
 
 def evaluate_shard(
     ctx: Context, run_id: str, part: int, accounts: Sequence[str], *, record: bool = True
-) -> dict[str, Any]:
+) -> ShardResult:
     """Derive, evaluate and plan one chunk of accounts from the stored facts.
 
     The ops are kept as part `part` of the run's plan. Safe to repeat: episodes, decisions and
@@ -76,21 +77,16 @@ def evaluate_shard(
         evaluation = evaluate(ctx, profiles, shard=accounts)
         result = plan_ops(ctx, profiles, shard=accounts)
     bands = Counter(str(p.get("health_band")) for p in values.values())
-    summary = {
-        **evaluation,
-        "accounts": len(values),
-        "plan": plan_stats(result),
-        "health_bands": dict(bands),
-    }
+    done = ShardResult(part, len(values), evaluation, plan_stats(result), dict(bands))
     # The shard's ops go into the ledger here, in parallel with the other shards (their keys
     # are their accounts'), so that the merge only orders and saves the plan.
     if record:
         ctx.store.record_planned(run_id, ctx.crm_name, result.ops)
-    ctx.store.save_plan_part(run_id, part, result.ops, summary)
-    return summary
+    ctx.store.save_plan_part(run_id, part, result.ops, done.to_json())
+    return done
 
 
-def merge_plan(ctx: Context, run_id: str) -> tuple[str, dict[str, Any]]:
+def merge_plan(ctx: Context, run_id: str) -> MergedPlan:
     """One plan from every part of a sharded run, closing the run.
 
     One plan from every part of a sharded run, in the same stable order as an unsharded one
@@ -100,11 +96,12 @@ def merge_plan(ctx: Context, run_id: str) -> tuple[str, dict[str, Any]]:
     plan_id, summaries = ctx.store.merge_plan_parts(
         run_id, key=lambda o: (o["action"], o["target"], o["op_key"])
     )
-    summary: dict[str, Any] = {"run_id": run_id, "plan_id": plan_id, "parts": len(summaries)}
+    counts: dict[str, Any] = {}
     for part in summaries:
-        _add_counts(summary, part)
-    ctx.store.finish_run(run_id, status="ok", summary=summary)  # the sync opened it
-    return plan_id, summary
+        _add_counts(counts, part)
+    merged = MergedPlan(run_id, plan_id, len(summaries), counts)
+    ctx.store.finish_run(run_id, status="ok", summary=merged.to_json())  # the sync opened it
+    return merged
 
 
 def _add_counts(total: dict[str, Any], part: Mapping[str, Any]) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from signalplay.definitions.compiled import CompiledMapping, Definitions
 from signalplay.definitions.loader import load_definitions
@@ -31,6 +31,9 @@ from signalplay.profile.values import Coverage, coverage
 from signalplay.registry import build_connector
 from signalplay.settings import Project
 from signalplay.store import Store
+
+if TYPE_CHECKING:
+    from wsgiref.types import WSGIApplication
 
 
 @dataclass(frozen=True)
@@ -327,7 +330,7 @@ def metrics_text(ctx: Context) -> str:
     return exposition(ctx.store)
 
 
-def metrics_app(ctx: Context) -> Any:
+def metrics_app(ctx: Context) -> WSGIApplication:
     """A WSGI app serving /metrics from the store, for Prometheus to scrape."""
     from prometheus_client import make_wsgi_app
 

@@ -422,6 +422,37 @@ def _ids(store: Store) -> set[tuple[str, str]]:
         return {(f"{r.source}.{r.stream}", str(r.record_id)) for r in rows}
 
 
+@dataclass(frozen=True)
+class ChaosResult:
+    """The chaos suite: each scenario's findings, and their total."""
+
+    seeds: tuple[SeedResult, ...]
+
+    @property
+    def clean(self) -> bool:
+        """No duplicate, no lost write, no lost record in any scenario."""
+        return not any(r.duplicates or r.lost_writes or r.lost_records for r in self.seeds)
+
+    def total(self) -> dict[str, Any]:
+        """Duplicates, lost writes and records, scenarios, kills and faults over all seeds."""
+        faults: Counter[str] = Counter()
+        for r in self.seeds:
+            faults.update(r.faults)
+        return {
+            **{
+                k: sum(getattr(r, k) for r in self.seeds)
+                for k in ("duplicates", "lost_writes", "lost_records")
+            },
+            "scenarios": len(self.seeds),
+            "killed_mid_apply": sum(bool(r.killed_after) for r in self.seeds),
+            "faults": dict(sorted(faults.items())),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """As `chaos --json` prints it."""
+        return {"seeds": [r.as_dict() for r in self.seeds], "total": self.total()}
+
+
 def run_suite(
     seeds: int,
     *,
@@ -430,29 +461,12 @@ def run_suite(
     accounts: int = 40,
     first_seed: int = 1,
     progress: Callable[[str], None] = lambda line: None,
-) -> dict[str, Any]:
-    """`seeds` scenarios on each CRM.
-
-    Per seed and in total, duplicates, lost writes and lost records.
-    """
-    results = [
-        run_seed(s, crm=c, workdir=workdir, accounts=accounts, progress=progress)
-        for s in range(first_seed, first_seed + seeds)
-        for c in crms
-    ]
-    total = {
-        k: sum(getattr(r, k) for r in results)
-        for k in ("duplicates", "lost_writes", "lost_records")
-    }
-    faults: Counter[str] = Counter()
-    for r in results:
-        faults.update(r.faults)
-    return {
-        "seeds": [r.as_dict() for r in results],
-        "total": {
-            **total,
-            "scenarios": len(results),
-            "killed_mid_apply": sum(bool(r.killed_after) for r in results),
-            "faults": dict(sorted(faults.items())),
-        },
-    }
+) -> ChaosResult:
+    """`seeds` scenarios on each CRM: per seed and in total, duplicates, lost writes and records."""
+    return ChaosResult(
+        tuple(
+            run_seed(s, crm=c, workdir=workdir, accounts=accounts, progress=progress)
+            for s in range(first_seed, first_seed + seeds)
+            for c in crms
+        )
+    )

@@ -72,6 +72,31 @@ class Tally:
         }
 
 
+@dataclass(frozen=True)
+class FuzzResult:
+    """Every target's tally."""
+
+    tallies: tuple[Tally, ...]
+
+    @property
+    def cases(self) -> int:
+        """Cases run over all targets."""
+        return sum(t.cases for t in self.tallies)
+
+    @property
+    def unexpected(self) -> int:
+        """Exceptions that escaped over all targets (any is a bug)."""
+        return sum(len(t.unexpected) for t in self.tallies)
+
+    def to_json(self) -> dict[str, Any]:
+        """As `fuzz --json` prints it."""
+        return {
+            "targets": [t.as_dict() for t in self.tallies],
+            "cases": self.cases,
+            "unexpected": self.unexpected,
+        }
+
+
 class _World:
     """The shipped definitions, a scratch folder and the strategies, built once."""
 
@@ -362,7 +387,7 @@ def run(
     cases: int = 10_000,
     seed: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-) -> list[Tally]:
+) -> FuzzResult:
     """`cases` generated inputs per target.
 
     Every outcome counted, every unexpected exception kept with its traceback's last line.
@@ -378,7 +403,7 @@ def run(
             tallies.append(tally)
     finally:
         world.close()
-    return tallies
+    return FuzzResult(tuple(tallies))
 
 
 def _cases(
