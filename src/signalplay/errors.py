@@ -10,6 +10,8 @@ Every error signalplay defines derives from `SignalplayError` (a test walks the 
     │   └── FatalError                    other 4xx, schema drift: a retry will not fix it
     │       └── AuthError                 credentials refused after one re-login or refresh
     ├── SkippableRecordError(ref, reason) one record or op: quarantined, the run goes on
+    ├── LockedError(holder, waited)       another run of the project holds the run lock
+    ├── UnavailableError(setting, addr)   a store, broker, CRM or source cannot be reached
     ├── ExprError, ExprRuntimeError       lang.functions: an invalid expression; one failing
     │                                     on an account's values (both also ValueError)
     ├── CastError                         lang.transforms: a value that does not fit its cast
@@ -17,6 +19,7 @@ Every error signalplay defines derives from `SignalplayError` (a test walks the 
     ├── FallbackError                     lang.frame: a column the vector path cannot take
     │                                     (internal: the row path takes over)
     ├── DuplicateKeyError                 lang.yamlsrc: a key twice in one YAML mapping
+    ├── AliasBombError                    lang.yamlsrc: aliases that expand past the limit
     ├── BudgetExhaustedError              connectors._ratelimit: the shared budget is spent
     ├── AnswerError                       connectors._http: a non-2xx answer, before it is
     │                                     translated into a SyncError
@@ -132,6 +135,36 @@ class FatalError(SyncError):
 
 class AuthError(FatalError):
     """Credentials were refused after one re-login or token refresh."""
+
+
+class LockedError(SignalplayError):
+    """Another run of this project holds the run lock; `holder` names it (run, host, since)."""
+
+    def __init__(self, holder: str, *, waited: float) -> None:
+        super().__init__(holder, waited)
+        self.holder = holder
+        self.waited = waited
+
+    def __str__(self) -> str:
+        return (
+            f"another run holds this project's run lock: {self.holder}; waited "
+            f"{self.waited:g} s (setting lock.wait_seconds). Try again when it ends."
+        )
+
+
+class UnavailableError(SignalplayError):
+    """A store, broker, CRM or source that cannot be reached: the setting, address and a hint."""
+
+    def __init__(self, setting: str, address: str, reason: str, hint: str = "") -> None:
+        super().__init__(setting, address, reason, hint)
+        self.setting = setting
+        self.address = address
+        self.reason = reason
+        self.hint = hint
+
+    def __str__(self) -> str:
+        hint = f"; {self.hint}" if self.hint else ""
+        return f"{self.setting} ({self.address}) is unavailable: {self.reason}{hint}"
 
 
 class SkippableRecordError(SignalplayError):

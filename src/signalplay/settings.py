@@ -7,6 +7,7 @@ the file, line and key. Imports: pydantic, pydantic-settings, definitions.yamlsr
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,6 +78,17 @@ class MeasureSettings(_Block):
     retire_false_positive_rate: float = Field(default=0.7, ge=0, le=1)
 
 
+class LockSettings(_Block):
+    """One writing run at a time per project: how long a second run waits, how long a lease runs.
+
+    A run renews its lease while it works; a lease lapses only when its holder died without
+    giving it back (and at once when that holder was a process of this host).
+    """
+
+    wait_seconds: float = Field(default=120, ge=0, le=86_400)
+    lease_seconds: float = Field(default=1800, ge=10, le=86_400)
+
+
 class Settings(BaseSettings):
     """Everything a run needs to know, validated once at the edge and passed down."""
 
@@ -106,6 +118,10 @@ class Settings(BaseSettings):
     as_of: AwareDatetime | None = None
     secret_key: SecretStr | None = None
     measure: MeasureSettings = MeasureSettings()
+    lock: LockSettings = LockSettings()
+    # Folders outside the project that sources may read (relative to the project, or absolute):
+    # a `files:` or `path:` anywhere else is refused.
+    allowed_paths: tuple[str, ...] = ()
 
     @classmethod
     def settings_customise_sources(
@@ -150,6 +166,41 @@ class Project(BaseModel):
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
             return prefix + str(self.root / url[len(prefix) :])
         return url
+
+
+GLOB = frozenset("*?[")
+
+
+def inside_project(
+    root: Path, configured: str, *, setting: str, allowed: Sequence[str] = ()
+) -> Path:
+    """`configured` (relative to `root`, or absolute) resolved, if it lies in the project.
+
+    Or in one of the `allowed` folders; symlinks and `..` are resolved first, and a glob is
+    judged by the folder it starts in. Anything else is a ConfigError naming the setting.
+    """
+    path = Path(configured).expanduser()
+    parts = path.parts
+    fixed = next((i for i, part in enumerate(parts) if GLOB & set(part)), len(parts))
+    base = Path(*parts[:fixed]) if fixed else Path()
+    rest = Path(*parts[fixed:]) if fixed < len(parts) else None
+    start = (base if base.is_absolute() else root / base).resolve()
+    roots = [root, *((Path(a) if Path(a).is_absolute() else root / a) for a in allowed)]
+    for folder in (r.resolve() for r in roots):
+        if start == folder or start.is_relative_to(folder):
+            return start / rest if rest is not None else start
+    raise ConfigError(
+        [
+            Issue(
+                "signalplay.yaml",
+                None,
+                None,
+                setting,
+                f"{configured} is outside the project ({root})",
+                "move the file into the project, or list its folder under allowed_paths",
+            )
+        ]
+    )
 
 
 def load_project(root: Path) -> Project:

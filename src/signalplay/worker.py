@@ -127,7 +127,7 @@ def sync(self: Any, project_dir: str, *, apply: bool = True) -> dict[str, Any]:
         evaluate_shard.si(project_dir, started.run_id, i, accounts, record=apply).set(**options)
         for i, accounts in enumerate(started.shards)
     ]
-    callback = merge_plan.si(project_dir, started.run_id).set(**options)
+    callback = merge_plan.si(project_dir, started.run_id, release=not apply).set(**options)
     if apply:
         callback = callback | apply_plan.s(project_dir).set(**options)
     chord(header)(callback)
@@ -147,10 +147,13 @@ def evaluate_shard(
 
 
 @app.task(name="signalplay.merge_plan")
-def merge_plan(project_dir: str, run_id: str) -> str:
-    """Merge the parts of a run into one saved plan (closing the run); returns the plan's id."""
+def merge_plan(project_dir: str, run_id: str, *, release: bool = True) -> str:
+    """Merge the parts of a run into one saved plan (closing the run); returns the plan's id.
+
+    With `release` off, the run lock stays held for the task that applies the plan.
+    """
     with _context(project_dir) as ctx:
-        return jobs.merge_plan(ctx, run_id).plan_id
+        return jobs.merge_plan(ctx, run_id, release=release).plan_id
 
 
 @app.task(name="signalplay.apply_plan", bind=True)

@@ -38,7 +38,7 @@ def test_runs_are_opened_and_closed_in_one_place() -> None:
         if isinstance(node, ast.Attribute) and node.attr in {"start_run", "finish_run"}
     ]
     # recorded_run opens and closes; the sharded merge closes the run its sync left open
-    assert sorted({o.split(":")[0] for o in openers}) == ["jobs/runs.py", "jobs/sharded.py"]
+    assert sorted({o.split(":")[0] for o in openers}) == ["jobs/recording.py", "jobs/sharded.py"]
 
 
 def _use_cases_of_edges() -> dict[str, object]:

@@ -2,7 +2,9 @@
 
 The edge: a command parses its options, runs one use case of `jobs` (`using`), and renders the
 typed result it returns (`--json` prints that same object, `emit`); errors map to exit codes
-(0 ok, 1 runtime failure, 2 configuration error). Never a traceback for bad input.
+(0 ok; 1 failed, or partial: ops failed and kept for retry; 2 bad input, or a store, broker,
+CRM or source that cannot be reached; 3 another run holds the project's run lock). Never a
+traceback for bad input.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from signalplay import jobs
-from signalplay.errors import ConfigError, SignalplayError
+from signalplay.errors import ConfigError, LockedError, SignalplayError, UnavailableError
 from signalplay.ops import logs
 from signalplay.settings import load_project
 
@@ -40,8 +43,10 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(identity_app, name="identity")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(crm_app, name="crm")
-console = Console(stderr=True)
-out = Console()
+# User data (names, owners, errors quoting records) is printed literally: no markup, no emoji
+# codes; colour comes from styled `Text` only.
+console = Console(stderr=True, markup=False, emoji=False, highlight=False)
+out = Console(markup=False, emoji=False, highlight=False)
 T = TypeVar("T")
 
 ProjectOpt = Annotated[
@@ -72,11 +77,28 @@ def guard(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except ConfigError as exc:
-        console.print(f"[red]{logs.redact(str(exc))}[/red]", markup=True, highlight=False)
+        console.print(Text(logs.redact(str(exc)), style="red"))
         raise typer.Exit(2) from None
+    except UnavailableError as exc:
+        console.print(Text.assemble(("error: ", "red"), logs.redact(str(exc))))
+        raise typer.Exit(2) from None
+    except LockedError as exc:
+        console.print(Text.assemble(("busy: ", "yellow"), logs.redact(str(exc))))
+        raise typer.Exit(3) from None
     except SignalplayError as exc:
-        console.print(f"[red]error:[/red] {logs.redact(str(exc))}", highlight=False)
+        console.print(Text.assemble(("error: ", "red"), logs.redact(str(exc))))
         raise typer.Exit(1) from None
+
+
+def partial(failed: int) -> None:
+    """Exit 1 after a run or apply whose `failed` ops were recorded for retry (a partial run)."""
+    if failed:
+        console.print(
+            f"partial: {failed} op(s) failed and were recorded for retry "
+            "(signalplay runs; signalplay requeue)",
+            highlight=False,
+        )
+        raise typer.Exit(1)
 
 
 def progress(stage: str, done: int, total: int | None) -> None:

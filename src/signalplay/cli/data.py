@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from signalplay import jobs
 from signalplay.cli._app import (
@@ -75,10 +76,10 @@ def profile_coverage(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> 
     table.add_column("source / field")
     table.add_column("coverage %", justify="right")
     for name, pct in result["sources_pct"].items():
-        table.add_row(f"[bold]{name}[/bold]", f"{pct:.1f}")
+        table.add_row(Text(name, style="bold"), f"{pct:.1f}")
     for name, pct in result["fields_pct"].items():
         table.add_row(f"  {name}", f"{pct:.1f}")
-    table.add_row("[bold]overall[/bold]", f"{result['overall_pct']:.1f}")
+    table.add_row(Text("overall", style="bold"), f"{result['overall_pct']:.1f}")
     out.print(table)
 
 
@@ -163,7 +164,7 @@ def mappings_preview(
     for r in result.rows:
         table = Table(title=f"record {r.record_id} → {r.account or r.problem}", show_header=False)
         if r.problem and r.account:
-            table.add_row("[red]problem[/red]", r.problem)
+            table.add_row(Text("problem", style="red"), r.problem)
         for name, value in r.values.items():
             table.add_row(name, _short(value, 80), result.types.get(name, ""))
         out.print(table)
@@ -220,8 +221,10 @@ def _print_explanation(result: dict[str, Any]) -> None:
     health = result["health"]
     segments = ", ".join(f"{k} {v}" for k, v in result["segments"].items())
     out.print(
-        f"[bold]{result['name']}[/bold] ({result['account']}): stage {result['stage']}, "
-        f"risk {result['risk']}, {segments}"
+        Text.assemble(
+            (str(result["name"]), "bold"),
+            f" ({result['account']}): stage {result['stage']}, risk {result['risk']}, {segments}",
+        )
     )
     out.print(f"health {health['score']} ({health['band']}): {health['drivers']}")
     table = Table(title="health measures")
@@ -238,7 +241,10 @@ def _print_explanation(result: dict[str, Any]) -> None:
         values = ", ".join(f"{k}={_short(v)}" for k, v in t["values"].items())
         limits = ", ".join(f"{k}={v['value']:g} ({v['from']})" for k, v in t["thresholds"].items())
         triggers.add_row(
-            t["trigger"], "yes" if t["fired"] else "no", f"{clauses}\n[dim]{values}[/dim]", limits
+            t["trigger"],
+            "yes" if t["fired"] else "no",
+            Text.assemble(clauses, "\n", (values, "dim")),
+            limits,
         )
     out.print(triggers)
     if result["episodes"]:

@@ -19,6 +19,7 @@ from signalplay.cli._app import (
     guard,
     mappings_app,
     out,
+    partial,
     progress,
     sandbox_app,
     using,
@@ -152,9 +153,10 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; write nothing.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Pull, profile, evaluate, plan and apply."""
+    """Pull, profile, evaluate, plan and apply; exit 1 when an op failed (kept for retry)."""
     result = using(project, lambda ctx: jobs.run(ctx, dry_run=dry_run))
     emit(result) if as_json else _print_summary(result.to_json())
+    partial(result.applied.failed)
 
 
 @app.command()
@@ -207,7 +209,7 @@ def apply(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Apply exactly a saved plan, recording every outcome in the ledger."""
+    """Apply exactly a saved plan, recording every outcome; exit 1 when an op failed."""
     result = using(
         project, lambda ctx: jobs.apply_saved(ctx, plan_id, dry_run=dry_run, retry_pending=False)
     )
@@ -222,6 +224,7 @@ def apply(
             f"updated, {a.fields_updated} field(s) updated, {a.events_sent} event(s) sent, "
             f"{a.failed} failed (kept for retry)"
         )
+    partial(result.applied.failed)
 
 
 @mappings_app.command("check")

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from signalplay.cli._app import (
     JsonOpt,
@@ -85,8 +86,9 @@ def runs_cmd(
         bool,
         typer.Option(
             "--check",
-            help="Exit 1 when the last scheduled run failed, is stuck, or none succeeded within "
-            "twice the schedule (schedule_minutes): for a cron or monitoring probe.",
+            help="Exit 1 when the last scheduled run failed, ended partial, is stuck, or none "
+            "succeeded within twice the schedule (schedule_minutes): for a cron or monitoring "
+            "probe.",
         ),
     ] = False,
     project: ProjectOpt = Path(),
@@ -121,7 +123,11 @@ def runs_cmd(
             )
         out.print(table)
         alert = result["alert"]
-        out.print(f"[red]alert ({alert['kind']}):[/red] {alert['message']}" if alert else "ok")
+        out.print(
+            Text.assemble((f"alert ({alert['kind']}): ", "red"), str(alert["message"]))
+            if alert
+            else "ok"
+        )
     if check and result["alert"] is not None:
         raise typer.Exit(1)
 
@@ -143,7 +149,7 @@ def metrics_cmd(
     ctx = guard(lambda: context(project))
     try:
         if serve_port is None:
-            out.print(views.metrics_text(ctx), end="", markup=False, highlight=False)
+            out.print(views.metrics_text(ctx), end="")
             return
         from wsgiref.simple_server import make_server
 
@@ -196,7 +202,7 @@ def fuzz_cmd(
         out.print(table)
         for t in result.tallies:
             for example in t.unexpected[:3]:
-                out.print(f"[red]{t.target}:[/red] {example}")
+                out.print(Text.assemble((f"{t.target}: ", "red"), example))
     if result.unexpected:
         raise typer.Exit(1)
 

@@ -207,7 +207,7 @@ def _replay_history(ctx: jobs.Context, desk: Desk, weeks: int) -> Replayed:
             renewals += renewals_happen(desk, since, moment.date(), touched, band_of)
             since = moment.date()
             desk.at(moment)
-            ctx.clock = _fixed(moment)
+            ctx.clock = ctx.store.clock = _fixed(moment)  # what the store stamps, too
             # the sources' whole history is pulled once: later runs read the CRM only
             jobs.run(ctx, only=None if i == 0 else (jobs.CRM_SOURCE,))
             episodes.clear()
@@ -220,7 +220,7 @@ def _replay_history(ctx: jobs.Context, desk: Desk, weeks: int) -> Replayed:
         renewals += renewals_happen(desk, since, now.date(), touched, band_of)
     finally:
         desk.at(None)
-        ctx.clock = real_clock
+        ctx.clock = ctx.store.clock = real_clock
     return Replayed(len(moments), dict(closed), dict(renewals))
 
 

@@ -23,8 +23,9 @@ from signalplay.jobs.profiles import (
     explain,
     map_profiles,
 )
+from signalplay.jobs.recording import recorded_run
 from signalplay.jobs.results import Applied, ApplyResult, PlanResult, RunResult, SyncResult
-from signalplay.jobs.runs import preview, recorded_run, run, sync
+from signalplay.jobs.runs import preview, run, sync
 from signalplay.jobs.sharded import ShardedStart, evaluate_shard, merge_plan, shards, start_sharded
 from signalplay.jobs.sources import pull
 from signalplay.jobs.watchdog import watch

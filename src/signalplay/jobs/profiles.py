@@ -110,24 +110,32 @@ class Mapped:
     quarantined: dict[str, int]
 
 
-def map_profiles(ctx: Context, run_id: str) -> Mapped:
-    """Map every stream into facts per account; store them with the identity report."""
+def map_profiles(ctx: Context, run_id: str, *, save: bool = True) -> Mapped:
+    """Map every stream into facts per account; store them with the identity report.
+
+    Without `save` (a preview) nothing is stored: not the facts, the identity report or what
+    the mapping quarantined.
+    """
     today = ctx.clock().date()
     defs = ctx.definitions
     identity = build_identity(defs.mappings, _records_of(ctx))
     mappers = map_streams(ctx, identity, [today])
     issues = [i for m in mappers for i in m.report.identity]
-    ctx.store.replace_identity_issues(run_id, issues)
+    if save:
+        ctx.store.replace_identity_issues(run_id, issues)
     quarantined = {
         m.mapping.name: ctx.store.quarantine(
             run_id, m.spec.source, m.spec.stream, m.report.quarantined, stage="map"
         )
+        if save
+        else len({ref[:255] for ref, _, _ in m.report.quarantined})
         for m in mappers
     }
     accounts = identity.accounts()
     merged = merge_facts(m.facts(accounts=accounts) for m in mappers)
     facts = {a: merged.get(a, {}) for a in accounts}
-    ctx.store.replace_facts(facts)
+    if save:
+        ctx.store.replace_facts(facts)
     return Mapped(
         facts=facts,
         unmatched={m.mapping.name: len(m.report.unmatched) for m in mappers},
@@ -162,15 +170,16 @@ def explain(ctx: Context, account: str) -> Explanation:
     return explain_account(ctx.definitions, frame, 0, episodes)
 
 
-def build_profiles(ctx: Context, run_id: str) -> Profiles:
+def build_profiles(ctx: Context, run_id: str, *, save: bool = True) -> Profiles:
     """Map every stream into facts and derive every account's profile for today.
 
     Map every stream into facts, store them with the identity report, and compute signals,
-    health and coverage per account; today's snapshot is saved.
+    health and coverage per account; today's snapshot is saved. Without `save` (a preview, for
+    any `as_of`) the store keeps none of it.
     """
     defs = ctx.definitions
-    mapped = map_profiles(ctx, run_id)
-    frame = derive_profiles(ctx, mapped.facts)
+    mapped = map_profiles(ctx, run_id, save=save)
+    frame = derive_profiles(ctx, mapped.facts, save=save)
     values = dict(zip(frame.accounts, frame.rows, strict=True))
     cover = coverage(
         mapped.facts,

@@ -8,16 +8,15 @@ written nowhere but the saved plan).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Collection
+from dataclasses import replace
 
 from signalplay.evaluate.evaluator import batch_gc
 from signalplay.jobs.context import Context
 from signalplay.jobs.evaluation import assess
 from signalplay.jobs.planning import plan
 from signalplay.jobs.profiles import Profiles, build_profiles
+from signalplay.jobs.recording import recorded_run
 from signalplay.jobs.results import (
     Applied,
     EvaluationCounts,
@@ -27,59 +26,27 @@ from signalplay.jobs.results import (
 )
 from signalplay.jobs.sources import pull
 from signalplay.jobs.writes import apply
-from signalplay.ops import logs
-
-
-@dataclass
-class RunRecord:
-    """A run being recorded: its id and the summary it ends with."""
-
-    run_id: str
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-@contextmanager
-def recorded_run(ctx: Context, kind: str, *, close: bool = True) -> Iterator[RunRecord]:
-    """Open a run of `kind` and record how it ended.
-
-    Failed, with the error (secrets blanked), when the body raises; ok, with `record.summary`,
-    when it returns (unless `close` is off: a sharded sync is closed by the task that merges its
-    plan). The one place runs are opened and closed.
-    """
-    record = RunRecord(ctx.store.start_run(kind))
-    with logs.run_context(record.run_id):
-        try:
-            yield record
-        except BaseException as exc:
-            error = {"error": logs.redact(str(exc))} if str(exc) else {}
-            ctx.store.finish_run(record.run_id, status="failed", summary=error)
-            raise
-    if close:
-        ctx.store.finish_run(record.run_id, status="ok", summary=record.summary)
 
 
 def run(ctx: Context, *, dry_run: bool = False, only: Collection[str] | None = None) -> RunResult:
     """Pull → profile → evaluate → plan → apply, recorded as one run.
 
-    `only` pulls just the sources named (the others' stored records are used as they are). A dry
-    run plans from an evaluation the store never sees and applies nothing.
+    `only` pulls just the sources named (the others' stored records are used as they are). The
+    run is `partial` when an op failed (it stays in the ledger for the next run to retry). A dry
+    run is a preview: it refreshes the sources, then plans from profiles and an evaluation the
+    store never sees, records no run and applies nothing.
     """
+    if dry_run:
+        return _previewed(ctx, ctx.store.new_run_id(), only=only)
     started = ctx.clock()
     with recorded_run(ctx, "run") as record:
         streams = pull(ctx, record.run_id, only=only)
         with batch_gc():
             profiles = build_profiles(ctx, record.run_id)
-            assessed = assess(ctx, profiles, save=not dry_run)
-            planned = plan(
-                ctx,
-                profiles,
-                record.run_id,
-                record=not dry_run,
-                preview=assessed if dry_run else None,
-            )
-        applied = Applied() if dry_run else apply(ctx, planned.ops)
-        if not dry_run:
-            ctx.store.mark_plan(planned.plan_id, "applied")
+            assessed = assess(ctx, profiles)
+            planned = plan(ctx, profiles, record.run_id)
+        applied = apply(ctx, planned.ops)
+        ctx.store.mark_plan(planned.plan_id, "partial" if applied.failed else "applied")
         result = replace(
             _result(
                 profiles,
@@ -87,12 +54,33 @@ def run(ctx: Context, *, dry_run: bool = False, only: Collection[str] | None = N
                 streams=streams,
                 evaluation=assessed.summary,
                 applied=applied,
-                dry_run=dry_run,
+                dry_run=False,
             ),
             seconds=round((ctx.clock() - started).total_seconds(), 2),
         )
         record.summary = result.to_json()
+        record.status = "partial" if applied.failed else "ok"
     return result
+
+
+def _previewed(ctx: Context, run_id: str, *, only: Collection[str] | None = None) -> RunResult:
+    started = ctx.clock()
+    streams = pull(ctx, run_id, only=only)
+    with batch_gc():
+        profiles = build_profiles(ctx, run_id, save=False)
+        assessed = assess(ctx, profiles, save=False)
+        planned = plan(ctx, profiles, run_id, record=False, preview=assessed)
+    return replace(
+        _result(
+            profiles,
+            planned=planned,
+            streams=streams,
+            evaluation=assessed.summary,
+            applied=Applied(),
+            dry_run=True,
+        ),
+        seconds=round((ctx.clock() - started).total_seconds(), 2),
+    )
 
 
 def _result(
@@ -141,12 +129,11 @@ def sync(ctx: Context, *, only: Collection[str] | None = None, full: bool = Fals
 def preview(ctx: Context) -> PlanResult:
     """Pull, profile and evaluate, then save the plan a run would make, without writing it.
 
-    The store keeps no episode, decision or ledger entry of the preview.
+    The store keeps no run, snapshot, profile, episode, decision or ledger entry of the preview
+    (for any `as_of`): only the sources' records it refreshed and the saved plan `apply` takes.
     """
-    with recorded_run(ctx, "plan") as record:
-        pull(ctx, record.run_id)
-        profiles = build_profiles(ctx, record.run_id)
-        assessed = assess(ctx, profiles, save=False)
-        result = plan(ctx, profiles, record.run_id, record=False, preview=assessed)
-        record.summary = dict(result.stats)
-    return result
+    run_id = ctx.store.new_run_id()
+    pull(ctx, run_id)
+    profiles = build_profiles(ctx, run_id, save=False)
+    assessed = assess(ctx, profiles, save=False)
+    return plan(ctx, profiles, run_id, record=False, preview=assessed)

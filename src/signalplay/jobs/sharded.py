@@ -17,8 +17,8 @@ from signalplay.jobs.context import Context
 from signalplay.jobs.evaluation import evaluate
 from signalplay.jobs.planning import plan_ops, plan_stats
 from signalplay.jobs.profiles import Profiles, derive_profiles, map_profiles
+from signalplay.jobs.recording import recorded_run
 from signalplay.jobs.results import MergedPlan, ShardResult
-from signalplay.jobs.runs import recorded_run
 from signalplay.jobs.sources import pull
 from signalplay.profile.values import (
     Coverage,
@@ -45,7 +45,8 @@ class ShardedStart:
 def start_sharded(ctx: Context) -> ShardedStart:
     """Pull and map the project, and cut its accounts into shards of `shard_size`.
 
-    The run stays open until `merge_plan` closes it (and is recorded failed if this step fails).
+    The run stays open until `merge_plan` closes it (and is recorded failed if this step fails);
+    its run lock is held until the merge, or the apply of its plan, gives it back.
     """
     with recorded_run(ctx, "sync", close=False) as record:
         streams = pull(ctx, record.run_id)
@@ -68,6 +69,7 @@ def evaluate_shard(
     The ops are kept as part `part` of the run's plan. Safe to repeat: episodes, decisions and
     the part upsert.
     """
+    ctx.store.try_lock(run_id, lease_seconds=ctx.project.settings.lock.lease_seconds)  # renew
     stored = ctx.store.load_facts(accounts)
     facts = {a: stored.get(a, {}) for a in accounts}
     with batch_gc():
@@ -86,7 +88,7 @@ def evaluate_shard(
     return done
 
 
-def merge_plan(ctx: Context, run_id: str) -> MergedPlan:
+def merge_plan(ctx: Context, run_id: str, *, release: bool = True) -> MergedPlan:
     """One plan from every part of a sharded run, closing the run.
 
     One plan from every part of a sharded run, in the same stable order as an unsharded one
@@ -101,6 +103,8 @@ def merge_plan(ctx: Context, run_id: str) -> MergedPlan:
         _add_counts(counts, part)
     merged = MergedPlan(run_id, plan_id, len(summaries), counts)
     ctx.store.finish_run(run_id, status="ok", summary=merged.to_json())  # the sync opened it
+    if release:  # (else the task that applies the plan gives the lock back)
+        ctx.store.unlock(run_id)
     return merged
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from signalplay.errors import ConfigError, SignalplayError
 from signalplay.jobs.context import Context
+from signalplay.jobs.recording import recorded_run
 from signalplay.jobs.results import Applied, ApplyResult
 from signalplay.models import WriteAction, WriteOp, WriteResult
 
@@ -97,9 +98,12 @@ def _send_events(ctx: Context, events: Sequence[WriteOp]) -> Sequence[WriteResul
 def apply_saved(
     ctx: Context, plan_id: str | None = None, *, dry_run: bool = False, retry_pending: bool = True
 ) -> ApplyResult:
-    """Apply exactly a saved plan (the newest when `plan_id` is None) and mark it applied.
+    """Apply exactly a saved plan (the newest when `plan_id` is None), recorded as a run.
 
-    With `retry_pending`, earlier failures are retried with it. A dry run only counts its ops.
+    With `retry_pending`, earlier failures are retried with it. The run (and the plan) is
+    `partial` when an op failed. It holds the run lock as the run that made the plan, so the
+    task that applies a scheduled sync's plan carries on that sync's lock (and gives it back).
+    A dry run only counts its ops.
     """
     pid = plan_id or ctx.store.latest_plan_id()
     ops = ctx.store.load_plan(pid) if pid else None
@@ -107,6 +111,10 @@ def apply_saved(
         raise SignalplayError(f"no plan {pid!r}: run `signalplay plan` first")
     if dry_run:
         return ApplyResult(plan_id=pid, dry_run=True, ops=len(ops))
-    applied = apply(ctx, ops, retry_pending=retry_pending)
-    ctx.store.mark_plan(pid, "applied")
-    return ApplyResult(plan_id=pid, applied=applied, ops=len(ops))
+    with recorded_run(ctx, "apply", lock_as=ctx.store.plan_run_id(pid)) as record:
+        applied = apply(ctx, ops, retry_pending=retry_pending)
+        ctx.store.mark_plan(pid, "partial" if applied.failed else "applied")
+        result = ApplyResult(plan_id=pid, applied=applied, ops=len(ops))
+        record.summary = result.to_json()
+        record.status = "partial" if applied.failed else "ok"
+    return result

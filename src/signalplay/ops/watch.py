@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-SCHEDULED = ("run", "sync")  # the kinds of runs the schedule makes
+SCHEDULED = ("run", "sync", "apply")  # the kinds of runs the schedule makes
 GRACE = 2.0  # silence is tolerated for this many schedule periods
 RUNNING = ("running", "started")  # a run's status until it finishes
 
@@ -20,7 +20,7 @@ RUNNING = ("running", "started")  # a run's status until it finishes
 class Alert:
     """Why the schedule needs a person."""
 
-    kind: str  # failed, stuck, silent, never
+    kind: str  # failed, partial, stuck, silent, never
     message: str
     run_id: str | None = None
 
@@ -40,6 +40,23 @@ def _aware(moment: Any, like: datetime) -> datetime | None:
     return value
 
 
+def _ended_badly(last: Mapping[str, Any], started: datetime | None) -> Alert | None:
+    """A failed run, or a partial one (ops failed, waiting for retry)."""
+    if last.get("status") == "failed":
+        return Alert(
+            "failed", f"the last run ({last['run_id']}) failed at {started}", last["run_id"]
+        )
+    if last.get("status") == "partial":
+        failed = (last.get("summary") or {}).get("failed", "some")
+        return Alert(
+            "partial",
+            f"the last run ({last['run_id']}) ended partial at {started}: {failed} op(s) failed "
+            "and wait for retry",
+            last["run_id"],
+        )
+    return None
+
+
 def check_runs(
     runs: Sequence[Mapping[str, Any]], now: datetime, *, every_minutes: float
 ) -> Alert | None:
@@ -50,10 +67,9 @@ def check_runs(
         return Alert("never", "no scheduled run has happened yet")
     last = scheduled[0]
     started = _aware(last.get("started_at"), now)
-    if last.get("status") == "failed":
-        return Alert(
-            "failed", f"the last run ({last['run_id']}) failed at {started}", last["run_id"]
-        )
+    ended = _ended_badly(last, started)
+    if ended is not None:
+        return ended
     running = last.get("status") in RUNNING
     if running and started is not None and now - started > window:
         minutes = int((now - started).total_seconds() // 60)
@@ -64,7 +80,7 @@ def check_runs(
         )
     if running:
         return None  # in progress, within its window
-    ok = next((r for r in scheduled if r.get("status") == "ok"), None)
+    ok = next((r for r in scheduled if r.get("status") in ("ok", "partial")), None)
     finished = _aware(ok.get("finished_at") or ok.get("started_at"), now) if ok else None
     if finished is None or now - finished > window:
         since = "ever" if finished is None else f"{int((now - finished).total_seconds() // 60)} min"

@@ -6,8 +6,10 @@ sqlalchemy, alembic and the kernel.
 
 from __future__ import annotations
 
+import fcntl
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
@@ -22,7 +24,9 @@ from signalplay.models import Episode
 from signalplay.types import Clock, utc_clock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATE_KEY = 0x5167_6E61_6C70_6C01  # the advisory lock key of signalplay's migrations
 BATCH = 500
+SQLITE_BUSY_SECONDS = 30  # a writer waits this long for another's transaction, not 5 s
 
 
 @overload
@@ -44,7 +48,10 @@ class StoreBase:
     ) -> None:
         self.url = url
         self.clock = clock
-        self.engine: Engine = sa.create_engine(url, connect_args=connect_args or {}, future=True)
+        args = dict(connect_args or {})
+        if url.startswith("sqlite"):
+            args.setdefault("timeout", SQLITE_BUSY_SECONDS)
+        self.engine: Engine = sa.create_engine(url, connect_args=args, future=True)
         self.dialect = self.engine.dialect.name
 
     def close(self) -> None:
@@ -56,12 +63,31 @@ class StoreBase:
         return sa.inspect(self.engine).has_table(name)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration."""
+        """Bring the schema to the newest migration, one process at a time.
+
+        Concurrent first starts queue: a PostgreSQL advisory lock held by the migrating
+        transaction; on SQLite, an exclusive file lock beside the database file.
+        """
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
+        with self._migration_lock(), self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_KEY})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        database = self.engine.url.database if self.dialect == "sqlite" else None
+        if not database or database == ":memory:" or database.startswith("file:"):
+            yield
+            return
+        with Path(f"{database}.migrate-lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _upsert(
         self,

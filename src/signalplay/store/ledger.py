@@ -6,13 +6,14 @@ Imports: sqlalchemy and the kernel.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from signalplay.models import WriteOp, WriteResult
 from signalplay.store import schema as t
-from signalplay.store.base import BATCH, StoreBase, _of_accounts
+from signalplay.store.base import BATCH, StoreBase, _aware, _of_accounts
 
 
 class LedgerStore(StoreBase):
@@ -81,6 +82,12 @@ class LedgerStore(StoreBase):
             ]
             for start in range(0, len(rows), BATCH):
                 conn.execute(t.ledger.insert(), rows[start : start + BATCH])
+
+    def last_applied_at(self) -> datetime | None:
+        """When the newest op was applied (as the applying run's clock read), None before any."""
+        q = sa.select(sa.func.max(t.ledger.c.updated_at)).where(t.ledger.c.status == "applied")
+        with self.engine.connect() as conn:
+            return _aware(conn.execute(q).scalar())
 
     def settled_keys(self) -> set[str]:
         """Op keys not to send again: applied, or in the dead letters."""

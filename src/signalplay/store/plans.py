@@ -76,6 +76,13 @@ class PlansStore(StoreBase):
             row = conn.execute(sa.select(t.plans.c.ops).where(t.plans.c.plan_id == plan_id)).first()
         return None if row is None else [WriteOp.model_validate(o) for o in row[0]]
 
+    def plan_run_id(self, plan_id: str) -> str | None:
+        """The run that made a saved plan."""
+        with self.engine.connect() as conn:
+            q = sa.select(t.plans.c.run_id).where(t.plans.c.plan_id == plan_id)
+            row = conn.execute(q).first()
+        return None if row is None else str(row[0])
+
     def latest_plan_id(self) -> str | None:
         """The newest saved plan."""
         with self.engine.connect() as conn:
@@ -84,6 +91,6 @@ class PlansStore(StoreBase):
         return None if row is None else str(row[0])
 
     def mark_plan(self, plan_id: str, status: str) -> None:
-        """Record that a plan was applied."""
+        """Record what became of a plan: applied, or partial (some ops failed)."""
         with self.engine.begin() as conn:
             conn.execute(t.plans.update().where(t.plans.c.plan_id == plan_id).values(status=status))

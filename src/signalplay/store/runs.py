@@ -19,9 +19,13 @@ class RunsStore(StoreBase):
     """The runs table: each sync, plan and run with its status and summary."""
 
     # runs -----------------------------------------------------------------------------------
-    def start_run(self, kind: str) -> str:
-        """Record the start of a run and return its id."""
-        run_id = f"{self.clock():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    def new_run_id(self) -> str:
+        """A fresh run id: the moment and a random tail."""
+        return f"{self.clock():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+    def start_run(self, kind: str, run_id: str | None = None) -> str:
+        """Record the start of a run (under `run_id`, or a fresh one) and return its id."""
+        run_id = run_id or self.new_run_id()
         with self.engine.begin() as conn:
             conn.execute(
                 t.runs.insert().values(
@@ -38,6 +42,20 @@ class RunsStore(StoreBase):
                 .where(t.runs.c.run_id == run_id)
                 .values(status=status, finished_at=self.clock(), summary=dict(summary))
             )
+
+    def expire_runs(self, keep: str | None, reason: str) -> int:
+        """Record every run still `running` but `keep` as failed with `reason`; how many.
+
+        Called by the holder of the run lock: no other writing run can be alive then.
+        """
+        q = t.runs.update().where(t.runs.c.status == "running")
+        if keep is not None:
+            q = q.where(t.runs.c.run_id != keep)
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                q.values(status="failed", finished_at=self.clock(), summary={"error": reason})
+            )
+        return int(done.rowcount or 0)
 
     def recent_runs(self, limit: int = 5) -> list[dict[str, Any]]:
         """The latest runs: kind, status, times and summary."""

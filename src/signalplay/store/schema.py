@@ -18,6 +18,17 @@ runs = Table(
     Column("summary", JSON),
 )
 
+run_lock = Table(  # one writing run at a time (store.lock)
+    "run_lock",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("run_id", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("since", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+)
+
 cursors = Table(
     "cursors",
     metadata,
