@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from signalplay.connectors._retry import call_with_retry, parse_retry_after
 from signalplay.errors import FatalError, RetriableError, SyncError
 from signalplay.models import WriteAction, WriteOp, WriteResult
-from signalplay.ops.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
+from signalplay.ops import signing
 
 
 class WebhookSettings(BaseModel):
@@ -99,8 +99,7 @@ class WebhookConnector:
         stamp = int(self._clock())
         headers = {
             "Content-Type": "application/json",
-            EVENT_ID_HEADER: op.op_key,
-            SIGNATURE_HEADER: sign(self.settings.secret.get_secret_value(), body, stamp),
+            **signing.headers(self.settings.secret.get_secret_value(), op.op_key, stamp, body),
         }
         event = str(op.values.get("event") or "event")
         try:

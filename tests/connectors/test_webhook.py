@@ -3,7 +3,10 @@ Retry-After, not retried on a refusal, and never delivered twice under one event
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -11,7 +14,7 @@ from pydantic import SecretStr
 
 from signalplay.connectors.webhook import WebhookConnector, WebhookSettings
 from signalplay.models import WriteAction, WriteOp
-from signalplay.ops.signing import sign, verify
+from signalplay.ops.signing import headers, signing_key, verify
 from signalplay.sandbox.server import serve
 from signalplay.sandbox.webhook import WebhookReceiver
 
@@ -111,9 +114,7 @@ def test_timeouts_are_retried() -> None:
         calls.append(request)
         if len(calls) < 3:
             raise httpx.ReadTimeout("slow", request=request)
-        assert verify(
-            SECRET, request.content, request.headers["Signalplay-Signature"], now=time.time()
-        )
+        assert verify(SECRET, request.content, dict(request.headers), now=time.time()) == "k1"
         return httpx.Response(204)
 
     conn = WebhookConnector(
@@ -128,13 +129,64 @@ def test_timeouts_are_retried() -> None:
 
 def test_signature_checks() -> None:
     body = b'{"a":1}'
-    header = sign(SECRET, body, 1_000_000)
-    assert verify(SECRET, body, header, now=1_000_100)
-    assert not verify(SECRET, body + b" ", header, now=1_000_100)
-    assert not verify("other", body, header, now=1_000_100)
-    assert not verify(SECRET, body, header, now=1_000_000 + 301)  # stale: a replay
-    assert not verify(SECRET, body, None, now=1_000_000)
-    assert not verify(SECRET, body, "t=x,v1=y", now=1_000_000)
+    sent = headers(SECRET, "evt-1", 1_000_000, body)
+    assert set(sent) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    assert sent["webhook-signature"].startswith("v1,")
+    assert verify(SECRET, body, sent, now=1_000_100) == "evt-1"
+    upper = {k.upper(): v for k, v in sent.items()}  # header names are case-insensitive
+    assert verify(SECRET, body, upper, now=1_000_100) == "evt-1"
+    assert verify(SECRET, body + b" ", sent, now=1_000_100) is None
+    assert verify("other", body, sent, now=1_000_100) is None
+    assert verify(SECRET, body, sent, now=1_000_000 + 301) is None  # stale: a replay
+    assert verify(SECRET, body, {}, now=1_000_000) is None
+    assert verify(SECRET, body, {**sent, "webhook-timestamp": "x"}, now=1_000_000) is None
+    # the id is signed: a captured request replayed under a new id is refused
+    assert verify(SECRET, body, {**sent, "webhook-id": "evt-2"}, now=1_000_100) is None
+    # a sender rotating its secret signs with both; either verifies
+    both = f"v1,bm90LXRoaXM= {sent['webhook-signature']}"
+    assert verify(SECRET, body, {**sent, "webhook-signature": both}, now=1_000_100) == "evt-1"
+
+
+@pytest.mark.parametrize("secret", ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "plain-secret"])
+def test_receivers_verify_with_the_standard_webhooks_library(secret: str) -> None:
+    from standardwebhooks import Webhook
+
+    body = b'{"event":"in_app_guidance","n":1}'
+    sent = headers(secret, "evt-9", int(time.time()), body)
+    key = secret if secret.startswith("whsec_") else secret.encode()
+    assert Webhook(key).verify(body, sent) == {"event": "in_app_guidance", "n": 1}
+    forged = {**sent, "webhook-id": "evt-10"}
+    with pytest.raises(Exception, match="No matching signature"):
+        Webhook(key).verify(body, forged)
+    # and what the library signs, signalplay's receiver accepts
+    stamp = datetime.fromtimestamp(int(sent["webhook-timestamp"]), tz=UTC)
+    theirs = Webhook(key).sign("evt-9", stamp, body.decode())
+    assert theirs == sent["webhook-signature"]
+    assert signing_key(secret) == (
+        base64.b64decode(secret.removeprefix("whsec_")) if secret.startswith("whsec_") else key
+    )
+
+
+def test_the_receiver_refuses_a_replay_under_a_new_id() -> None:
+    receiver = WebhookReceiver(SECRET)
+    with serve(receiver) as server:
+        conn = WebhookConnector(
+            WebhookSettings(url=f"{server.url}/events", secret=SecretStr(SECRET)),
+            sleep=lambda s: None,
+        )
+        (result,) = conn.send([op("k1")])
+        conn.close()
+        assert result.ok
+        body = json.dumps(op("k1").values, sort_keys=True, separators=(",", ":")).encode()
+        sent = headers(SECRET, "k1", int(time.time()), body)
+        again = httpx.post(f"{server.url}/events", content=body, headers=sent)
+        replayed = httpx.post(
+            f"{server.url}/events", content=body, headers={**sent, "webhook-id": "k1-new"}
+        )
+    assert again.status_code == 200  # a redelivery of a seen id: acknowledged, not counted
+    assert replayed.status_code == 401
+    assert [e["id"] for e in receiver.events] == ["k1"]
+    assert (receiver.duplicates, receiver.rejected) == (1, 1)
 
 
 def test_the_secret_never_shows_in_settings_repr() -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from signalplay.ops.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
+from signalplay.ops.signing import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 
 def _header(environ: dict[str, Any], name: str) -> str | None:
@@ -56,15 +56,17 @@ class WebhookReceiver:
                     headers.append(("Retry-After", retry_after))
                 start_response(f"{status} Unavailable", headers)
                 return [b'{"error":"temporarily unavailable"}']
-            signature = _header(environ, SIGNATURE_HEADER)
-            if environ.get("REQUEST_METHOD") != "POST" or not verify(
-                self.secret, body, signature, now=self.clock()
-            ):
+            received = {
+                name: value
+                for name in (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)
+                if (value := _header(environ, name)) is not None
+            }
+            event_id = verify(self.secret, body, received, now=self.clock())
+            if environ.get("REQUEST_METHOD") != "POST" or event_id is None:
                 self.rejected += 1
                 start_response("401 Unauthorized", [("Content-Type", "application/json")])
                 return [b'{"error":"invalid signature"}']
-            event_id = _header(environ, EVENT_ID_HEADER) or ""
-            if event_id in self.seen:
+            if event_id in self.seen:  # a redelivery (or a replay) of a seen id: not again
                 self.duplicates += 1
             else:
                 self.seen.add(event_id)
