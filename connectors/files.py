@@ -1,7 +1,9 @@
 """CSV files as a source: one stream per file, incremental on a date or timestamp column.
 
 Values are typed as a CSV reader with inference would: empty → None, whole numbers → int,
-decimals → float, anything else stays text. A row without its key is quarantined.
+decimals → float, anything else stays text. A row without its key, or with bytes that are not
+UTF-8, is quarantined with its file and line; the rest of the file goes on. Files are read only
+inside the project (or a folder under `allowed_paths`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from signalplay.errors import ConfigError, Issue
 from signalplay.models import Page, SourceRecord, StreamSpec
+from signalplay.settings import inside_project
 
 PAGE_ROWS = 5_000
 
@@ -59,11 +63,25 @@ class FilesConnector:
     settings_model: ClassVar[type[BaseModel]] = FilesSettings
 
     def __init__(
-        self, settings: FilesSettings, *, source: str = "files", root: Path | None = None
+        self,
+        settings: FilesSettings,
+        *,
+        source: str = "files",
+        root: Path | None = None,
+        allowed_paths: tuple[str, ...] = (),
     ) -> None:
         self.settings = settings
         self.source = source
-        self.root = (root or Path.cwd()) / settings.root
+        project = root or Path.cwd()
+        self.paths = {
+            name: inside_project(
+                project,
+                str(Path(settings.root) / stream.path),
+                setting=f"sources.{source}.streams.{name}.path",
+                allowed=allowed_paths,
+            )
+            for name, stream in settings.streams.items()
+        }
 
     def streams(self) -> Sequence[StreamSpec]:
         """The configured files."""
@@ -78,12 +96,30 @@ class FilesConnector:
     def read(self, stream: str, *, cursor: str | None, until: datetime) -> Iterator[Page]:
         """Rows whose cursor field is at or after `cursor`, in pages; the cursor is the max seen."""
         spec = self.settings.streams[stream]
-        path = self.root / spec.path
+        path = self.paths[stream]
+        if not path.is_file():
+            raise ConfigError(
+                [
+                    Issue(
+                        "signalplay.yaml",
+                        None,
+                        None,
+                        f"sources.{self.source}.streams.{stream}.path",
+                        f"{spec.path} does not exist (looked for {path})",
+                        "put the export there, or point the setting at it",
+                    )
+                ]
+            )
         records: list[SourceRecord] = []
         bad: list[tuple[str, str, dict[str, Any]]] = []
         high = cursor
-        with path.open(newline="", encoding="utf-8") as handle:
+        # bytes that are not UTF-8 are kept as surrogates, so that one bad row is quarantined
+        # and the rows after it are read
+        with path.open(newline="", encoding="utf-8", errors="surrogateescape") as handle:
             for number, row in enumerate(csv.DictReader(handle), start=2):
+                if _undecodable(row):
+                    bad.append((f"{path.name}:{number}", "not UTF-8 text", _readable(row)))
+                    continue
                 data = {k: infer(v) for k, v in row.items() if k is not None}
                 key = data.get(spec.primary_key)
                 if key is None:
@@ -108,6 +144,22 @@ class FilesConnector:
                     yield Page(records=tuple(records), cursor=None, quarantined=tuple(bad))
                     records, bad = [], []
         yield Page(records=tuple(records), cursor=high, quarantined=tuple(bad))
+
+
+def _undecodable(row: dict[str | None, Any]) -> bool:
+    return any(
+        isinstance(v, str) and any("\udc80" <= ch <= "\udcff" for ch in v)
+        for v in (*row.values(), *(k for k in row if k))
+    )
+
+
+def _readable(row: dict[str | None, Any]) -> dict[str, Any]:
+    def text(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+    return {text(k) if k else "": text(v) for k, v in row.items()}
 
 
 def _moment(mark: str) -> datetime | None:

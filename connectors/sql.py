@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from signalplay.errors import FatalError
 from signalplay.models import Page, SourceRecord, StreamSpec
+from signalplay.settings import inside_project
 
 EPOCH = "1970-01-01"
 
@@ -69,11 +70,26 @@ class SqlConnector:
     settings_model: ClassVar[type[BaseModel]] = SqlSettings
 
     def __init__(
-        self, settings: SqlSettings, *, source: str = "usage", root: Path | None = None
+        self,
+        settings: SqlSettings,
+        *,
+        source: str = "usage",
+        root: Path | None = None,
+        allowed_paths: tuple[str, ...] = (),
     ) -> None:
         self.settings = settings
         self.source = source
         self.root = root or Path.cwd()
+        self.paths = {
+            name: inside_project(
+                self.root,
+                stream.files,
+                setting=f"sources.{source}.streams.{name}.files",
+                allowed=allowed_paths,
+            )
+            for name, stream in settings.streams.items()
+            if stream.files is not None
+        }
 
     def close(self) -> None:
         """Connections are opened per read."""
@@ -130,24 +146,49 @@ class SqlConnector:
 
         if spec.files is None:
             raise FatalError("sql", "read", "without `url`, a stream reads `files`")
-        path = Path(spec.files)
-        path = path if path.is_absolute() else self.root / path
-        reader = "read_parquet" if str(path).endswith(".parquet") else "read_csv_auto"
+        path = next(p for n, p in self.paths.items() if self.settings.streams[n] is spec)
+        parquet = str(path).endswith(".parquet")
+        reader = "read_parquet" if parquet else "read_csv_auto"
         con = duckdb.connect()
         try:
             literal = str(path).replace("'", "''")
-            con.execute(f"CREATE VIEW source AS SELECT * FROM {reader}('{literal}')")  # noqa: S608 - a quoted path literal
             sql = self._query(spec, "source").replace(":since", "$since")
             try:
+                con.execute(f"CREATE VIEW source AS SELECT * FROM {reader}('{literal}')")  # noqa: S608 - a quoted path literal
                 cur = con.execute(sql, {"since": since} if "$since" in sql else {})
+            except (duckdb.BinderException, duckdb.ParserException) as exc:
+                # about the query, not the file: its first line names the column or keyword
+                first = str(exc).splitlines()[0][:300]
+                raise FatalError("sql", "query", f"{spec.files}: {first}") from None
             except duckdb.Error as exc:
-                raise FatalError("sql", "query", f"{spec.files}: {exc}") from None
+                # never quote the file: DuckDB's messages can carry the line it choked on
+                kind = "Parquet" if parquet else "CSV"
+                raise FatalError(
+                    "sql",
+                    "read",
+                    f"{spec.files}: DuckDB could not read it as {kind} ({type(exc).__name__}); "
+                    "check its encoding and columns",
+                ) from None
             names = [d[0] for d in cur.description or ()]
-            while batch := cur.fetchmany(self.settings.page_rows):
+            while batch := self._fetch(cur, spec.files, parquet):
                 for values in batch:
                     yield dict(zip(names, values, strict=True))
         finally:
             con.close()
+
+    def _fetch(self, cur: Any, files: str, parquet: bool) -> list[Any]:
+        import duckdb
+
+        try:
+            return list(cur.fetchmany(self.settings.page_rows))
+        except duckdb.Error as exc:  # a row DuckDB cannot convert: never quote it
+            kind = "Parquet" if parquet else "CSV"
+            raise FatalError(
+                "sql",
+                "read",
+                f"{files}: DuckDB could not read it as {kind} ({type(exc).__name__}); "
+                "check its encoding and columns",
+            ) from None
 
     def _sqlalchemy(self, spec: SqlStream, since: str) -> Iterator[Mapping[str, Any]]:
         import sqlalchemy as sa

@@ -65,7 +65,10 @@ def build_connector(
             for i in validation_issues(project.config_doc, exc, prefix=loc)
         ]
         raise ConfigError(issues) from None
-    if "broker" in inspect.signature(cls).parameters:
+    parameters = inspect.signature(cls).parameters
+    if "broker" in parameters:
         # CRM connectors share one rate budget per org through the broker's Redis.
         kwargs.setdefault("broker", project.settings.broker)
+    if "allowed_paths" in parameters:  # connectors that read files: only inside the project
+        kwargs.setdefault("allowed_paths", project.settings.allowed_paths)
     return cls(settings, source=source, root=Path(project.root), **kwargs)

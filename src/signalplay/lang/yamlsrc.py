@@ -20,6 +20,7 @@ Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
 MAX_YAML_BYTES = 5_000_000
+MAX_ALIAS_NODES = 20_000  # nodes reached again through aliases: a real file reuses a few dozen
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -82,13 +83,36 @@ def dotted(loc: Sequence[str | int]) -> str:
     return text
 
 
-def _walk(
+class AliasBombError(SignalplayError):
+    """YAML aliases that expand to more nodes than any RevOps file needs (a "billion laughs")."""
+
+    def __init__(self, node: yaml.Node) -> None:
+        super().__init__(node.start_mark.line + 1)
+        self.node = node
+
+
+@dataclass
+class _Seen:
+    """The nodes a walk has visited, and how many visits came again through an alias."""
+
+    nodes: set[int] = field(default_factory=set)
+    again: int = 0
+
+
+def _walk(  # noqa: PLR0917 - a recursive walk, its state passed down
     node: yaml.Node,
     loc: Loc,
     out: dict[Loc, tuple[int, int]],
     values: dict[Loc, ValuePos],
     loader: _StrictLoader,
+    seen: _Seen,
 ) -> Any:
+    if id(node) in seen.nodes:  # reached again through an alias: its subtree is walked again
+        seen.again += 1
+        if seen.again > MAX_ALIAS_NODES:
+            raise AliasBombError(node)
+    else:
+        seen.nodes.add(id(node))
     out[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.ScalarNode):
         values[loc] = ValuePos(*out[loc], node.style)
@@ -99,11 +123,13 @@ def _walk(
             child = (*loc, key if isinstance(key, str | int) else str(key))
             if key in result:
                 raise DuplicateKeyError(child, key_node)
-            result[key] = _walk(value_node, child, out, values, loader)
+            result[key] = _walk(value_node, child, out, values, loader, seen)
             out[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, (*loc, i), out, values, loader) for i, item in enumerate(node.value)]
+        return [
+            _walk(item, (*loc, i), out, values, loader, seen) for i, item in enumerate(node.value)
+        ]
     return loader.construct_object(node, deep=True)
 
 
@@ -141,7 +167,14 @@ def parse_yaml(text: str, *, path: str) -> YamlDoc:
         # A loader of its own: PyYAML's constructor keeps every node it has constructed (and,
         # through their marks, the whole text) until its document ends, which a walk node by
         # node never reaches; a shared one grew by ~1.3 MB per definitions load.
-        data = _walk(node, (), positions, values, _StrictLoader(""))
+        data = _walk(node, (), positions, values, _StrictLoader(""), _Seen())
+    except AliasBombError as exc:
+        mark = exc.node.start_mark
+        message = (
+            f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} repeated nodes "
+            "(an alias bomb?); write the values out or use fewer nested aliases"
+        )
+        raise ConfigError([Issue(path, mark.line + 1, mark.column + 1, "", message)]) from None
     except DuplicateKeyError as exc:
         mark = exc.node.start_mark
         issue = Issue(path, mark.line + 1, mark.column + 1, dotted(exc.loc), "duplicate key")
