@@ -97,6 +97,7 @@ class _Reads(_Base):
             record_id=str(data["Id"]),
             data=data,
             updated_at=_parse_time(stamp) if stamp else None,
+            deleted=bool(data.get("IsDeleted")),  # queryAll returns deletes: tombstones
         )
 
     def fetch_current(

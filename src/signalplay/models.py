@@ -44,6 +44,7 @@ class SourceRecord(Frozen):
     record_id: str
     data: dict[str, Any]
     updated_at: AwareDatetime | None = None
+    deleted: bool = False  # a tombstone: the record was deleted or archived at the source
 
 
 class Page(Frozen):

@@ -75,7 +75,7 @@ def test_setup_creates_typed_properties_then_check_passes(
     tasks = sandbox.state.properties["tasks"]
     assert tasks["signalplay_episode_key"]["hasUniqueValue"] is True
     options = [o["value"] for o in tasks["signalplay_closure_reason"]["options"]]
-    assert options == [*CLOSURE_REASONS, "condition_cleared"]
+    assert options == [*CLOSURE_REASONS, "condition_cleared", "trigger_retired"]
 
     assert cli("crm", "check", "-p", str(project)) == (
         0,
@@ -106,7 +106,7 @@ def test_setup_adds_new_closure_reasons_keeping_the_crms_own(
     assert code == 1
     assert (
         "lacks the picklist values adoption_recovered, renewal_risk_reduced, no_response, "
-        "churned, condition_cleared" in output
+        "churned, condition_cleared, trigger_retired" in output
     )
     assert cli("crm", "setup", "-p", str(project))[0] == 0
     values = [
@@ -122,6 +122,7 @@ def test_setup_adds_new_closure_reasons_keeping_the_crms_own(
         "no_response",
         "churned",
         "condition_cleared",
+        "trigger_retired",
     ]
 
 

@@ -16,6 +16,7 @@ from signalplay.errors import AuthError
 from signalplay.models import RecordRef, WriteAction, WriteOp
 from signalplay.sandbox.salesforce import Field, SalesforceSandbox, tls
 from signalplay.sandbox.server import serve
+from signalplay.store import Store
 
 TOKEN = "00Dtest!session"
 
@@ -82,6 +83,15 @@ def test_reads_incrementally_with_deletes(
     again = list(conn.read("accounts", cursor=cursor, until=datetime(2100, 1, 1, tzinfo=UTC)))
     changed = {r.record_id: r.data["IsDeleted"] for p in again for r in p.records}
     assert changed[ids[0]] is True
+    # a delete reaches the store as a tombstone, and the record leaves it (the book follows)
+    (tombstone,) = [r for p in again for r in p.records if r.record_id == ids[0]]
+    assert tombstone.deleted
+    store = Store("sqlite://")
+    store.migrate()
+    store.save_page("crm", "accounts", [r for p in pages for r in p.records], cursor)
+    store.save_page("crm", "accounts", [tombstone], None)
+    assert store.count_records("crm", "accounts") == 249
+    assert ids[0] not in {r.record_id for r in store.iter_records("crm", "accounts")}
 
 
 def test_tasks_upsert_in_collections_of_200_and_a_rerun_creates_nothing(

@@ -15,6 +15,7 @@ from signalplay.cli._app import (
     JsonOpt,
     ProjectOpt,
     app,
+    console,
     emit,
     guard,
     mappings_app,
@@ -29,6 +30,7 @@ from signalplay.demo.history import (
     HISTORY_WEEKS,
 )
 from signalplay.demo.run import DEMO_WEBHOOK_SECRET, run_demo, source_sandboxes
+from signalplay.jobs import views
 from signalplay.jobs.scaffold import init_project
 from signalplay.settings import load_project
 
@@ -231,15 +233,24 @@ def apply(
 def mappings_check(project: ProjectOpt = Path()) -> None:
     """Validate every mapping, signal, health, trigger, play and write-back file at once."""
 
-    def go() -> int:
+    def go() -> tuple[int, tuple[views.RetiredTrigger, ...]]:
         proj = load_project(project)
-        return len(load_definitions(proj.definitions_dir).files)
+        defs = load_definitions(proj.definitions_dir)
+        return len(defs.files), views.retired_open_episodes(proj, defs)
 
-    count = guard(go)
+    count, retired = guard(go)
     out.print(
         f"ok: {count} mapping files and the signal, segment, health, trigger, play, routing "
         "and write-back files are valid"
     )
+    for gone in retired:
+        console.print(
+            f"warning: trigger {gone.trigger} is no longer in triggers.yaml (or is disabled) "
+            f"with {gone.open_episodes} open episode(s): the next run closes them as "
+            "trigger_retired; if another trigger replaces it, add "
+            f"`renamed_from: [{gone.trigger}]` to that trigger",
+            style="yellow",
+        )
 
 
 @sandbox_app.command("serve")
@@ -294,8 +305,6 @@ def sync(
     quarantined, requests, 429s and seconds.
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from signalplay.cli._app import console
 
     bars = Progress(
         SpinnerColumn(),

@@ -257,6 +257,9 @@ class Trigger(Strict):
     cooldown_days: int = Field(default=14, ge=0, le=365)
     close_when: str | None = None
     enabled: StrictBool = True
+    # Ids this trigger had before: its open episodes (and their CRM tasks) carry on under the
+    # new id instead of closing as retired.
+    renamed_from: tuple[Ident, ...] = ()
 
 
 class TriggersFile(Strict):

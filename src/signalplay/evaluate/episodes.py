@@ -40,11 +40,15 @@ def advance_episodes(
     open_episodes: Mapping[Pair, Episode],
     last_resolved: Mapping[Pair, datetime],
     firings: Collection[Firing],
-    cleared: Collection[Pair],
+    cleared: Collection[Pair] | Mapping[Pair, str],
     cooldown_days: Mapping[str, int],
     now: datetime,
 ) -> EpisodeChanges:
-    """Move episodes forward given what fired now and which open episodes `cleared`."""
+    """Move episodes forward given what fired now and which open episodes `cleared` (and why).
+
+    `cleared` maps each closing pair to its resolution (a plain collection: all
+    `condition_cleared`).
+    """
     changes = EpisodeChanges()
     fired = {(f.account, f.trigger_id): f for f in firings}
     closing = set(cleared)
@@ -72,7 +76,9 @@ def advance_episodes(
                     episode.evidence,
                     "resolved",
                     now,
-                    "condition_cleared",
+                    cleared.get(pair, "condition_cleared")
+                    if isinstance(cleared, Mapping)
+                    else "condition_cleared",
                     episode.decision,
                 )
             )

@@ -287,23 +287,32 @@ def firings(defs: Definitions, frame: Frame, results: Iterable[TriggerResult]) -
     return out
 
 
+CONDITION_CLEARED = "condition_cleared"
+TRIGGER_RETIRED = "trigger_retired"  # removed from the library, or disabled
+ACCOUNT_REMOVED = "account_removed"  # archived or deleted in the CRM: no longer in the book
+
+
 def cleared(
     frame: Frame, results: Iterable[TriggerResult], open_pairs: Iterable[Pair]
-) -> set[Pair]:
-    """The open (account, trigger) pairs whose episode closes now.
+) -> dict[Pair, str]:
+    """The open (account, trigger) pairs whose episode closes now, and why.
 
-    The trigger's auto-close condition holds (or, without one, its condition no longer does).
+    The trigger's auto-close condition holds (or, without one, its condition no longer does):
+    `condition_cleared`. The trigger is no longer in the library (or is disabled):
+    `trigger_retired`, never a cleared condition. The account left the book: `account_removed`.
     """
     index = {a: i for i, a in enumerate(frame.accounts)}
     by_trigger = {r.trigger.id: r for r in results}
-    out = set()
+    out: dict[Pair, str] = {}
     for account, trigger_id in open_pairs:
         i = index.get(account)
         res = by_trigger.get(trigger_id)
         if i is None:
-            continue
-        if res is None or bool(res.clears[i]):
-            out.add((account, trigger_id))
+            out[account, trigger_id] = ACCOUNT_REMOVED
+        elif res is None:
+            out[account, trigger_id] = TRIGGER_RETIRED
+        elif bool(res.clears[i]):
+            out[account, trigger_id] = CONDITION_CLEARED
     return out
 
 

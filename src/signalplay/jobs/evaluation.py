@@ -70,10 +70,16 @@ def assess(
     now = ctx.clock()
     results = fire_triggers(defs, frame)
     fired = firings(defs, frame, results)
-    open_episodes = ctx.store.open_episodes(shard)
+    renames = {old: t.id for t in defs.triggers.triggers for old in t.renamed_from}
+    if save:
+        for old, new in renames.items():
+            ctx.store.rename_trigger(old, new)
+    open_episodes = _renamed(ctx.store.open_episodes(shard), renames)
     changes = advance_episodes(
         open_episodes=open_episodes,
-        last_resolved=ctx.store.last_resolved(shard),
+        last_resolved={
+            (a, renames.get(tr, tr)): at for (a, tr), at in ctx.store.last_resolved(shard).items()
+        },
         firings=fired,
         cleared=cleared(frame, results, open_episodes.keys()),
         cooldown_days={t.id: t.cooldown_days for t in defs.triggers.triggers},
@@ -118,6 +124,20 @@ def assess(
         for e in (*changes.opened, *changes.held)
     ]
     return Evaluation(summary, still_open, list(changes.resolved))
+
+
+def _renamed(
+    open_episodes: dict[tuple[str, str], Episode], renames: dict[str, str]
+) -> dict[tuple[str, str], Episode]:
+    """Open episodes under their triggers' current ids (what a preview sees before a rename)."""
+    out: dict[tuple[str, str], Episode] = {}
+    for (account, trigger_id), ep in open_episodes.items():
+        new = renames.get(trigger_id)
+        if new is None or (account, new) in open_episodes:
+            out[account, trigger_id] = ep
+        else:
+            out[account, new] = replace(ep, trigger_id=new)
+    return out
 
 
 def _cap_window(defs: Definitions) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from signalplay.evaluate.evaluator import ACCOUNT_REMOVED
 from signalplay.jobs.context import Context
 from signalplay.jobs.evaluation import Evaluation
 from signalplay.jobs.profiles import Profiles
@@ -128,6 +129,8 @@ def _closing_ops(
     for ep in resolved:
         play = plays.get(str(ep.decision.get("play_id")))
         if ep.decision.get("status") != "actioned" or play is None:
+            continue
+        if ep.resolution == ACCOUNT_REMOVED:  # nothing is written against a removed account
             continue
         out.extend(
             closing_ops(

@@ -47,27 +47,53 @@ def pull(
     for name, conn in sources:
         for spec in conn.streams():
             summary[f"{name}.{spec.name}"] = _pull_stream(
-                ctx, run_id, name, conn, stream=spec.name, until=until, full=full
+                ctx,
+                run_id,
+                name,
+                conn,
+                stream=spec.name,
+                until=until,
+                full=full,
+                refresh=spec.cursor_field is None,
             )
     return summary
 
 
 def _pull_stream(
-    ctx: Context, run_id: str, source: str, conn: Any, *, stream: str, until: datetime, full: bool
+    ctx: Context,
+    run_id: str,
+    source: str,
+    conn: Any,
+    *,
+    stream: str,
+    until: datetime,
+    full: bool,
+    refresh: bool,
 ) -> dict[str, float]:
+    """One stream from its cursor; a stream re-read whole (`refresh`) drops what it no longer has.
+
+    A record deleted or archived at the source leaves the store: by its tombstone in an
+    incremental stream, by its absence from a complete re-read of a full one.
+    """
     cursor = None if full else ctx.store.get_cursor(source, stream)
     counts: dict[str, float] = {"records": 0, "quarantined": 0}
+    seen: set[str] = set()
     requests, limited = getattr(conn, "requests", None), getattr(conn, "rate_limited", None)
     retries = ctx.tally.total("retries")
     started = time.perf_counter()
     with ctx.tally.counting():
         for page in conn.read(stream, cursor=cursor, until=until):
             ctx.store.save_page(source, stream, page.records, page.cursor)
-            counts["records"] += len(page.records)
+            counts["records"] += sum(not r.deleted for r in page.records)
+            counts["removed"] = counts.get("removed", 0) + sum(r.deleted for r in page.records)
+            if refresh:
+                seen.update(r.record_id for r in page.records if not r.deleted)
             counts["quarantined"] += ctx.store.quarantine(
                 run_id, source, stream, page.quarantined, stage="pull"
             )
             ctx.progress(f"pull {source}.{stream}", int(counts["records"]), None)
+    if refresh:  # the read completed (a failure raised before this): what it lacks is gone
+        counts["removed"] = counts.get("removed", 0) + ctx.store.keep_only(source, stream, seen)
     if requests is not None:
         counts["requests"] = conn.requests - requests
     if limited is not None:

@@ -337,3 +337,41 @@ def metrics_app(ctx: Context) -> WSGIApplication:
     from signalplay.ops.metrics import registry
 
     return make_wsgi_app(registry(ctx.store))
+
+
+@dataclass(frozen=True)
+class RetiredTrigger:
+    """A trigger gone from the library (or disabled) that still has open episodes."""
+
+    trigger: str
+    open_episodes: int
+
+
+def retired_open_episodes(project: Project, defs: Definitions) -> tuple[RetiredTrigger, ...]:
+    """Triggers gone from the library (or disabled) that still have open episodes, with counts.
+
+    Those episodes will close as `trigger_retired` at the next run (their tasks with that
+    reason); `renamed_from:` on the trigger that replaces one carries them over instead. Read
+    from the project's store when there is one; nothing when it cannot be read.
+    """
+    import sqlalchemy as sa
+
+    url = project.store_url()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return ()
+    live = {t.id for t in defs.triggers.triggers if t.enabled}
+    carried = {old for t in defs.triggers.triggers for old in t.renamed_from}
+    store = Store(url)
+    try:
+        if not store.has_table("episodes"):
+            return ()
+        counts = store.open_by_trigger()
+    except sa.exc.SQLAlchemyError:
+        return ()
+    finally:
+        store.close()
+    return tuple(
+        RetiredTrigger(t, n)
+        for t, n in sorted(counts.items())
+        if t not in live and t not in carried
+    )

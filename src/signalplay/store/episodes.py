@@ -64,6 +64,37 @@ class EpisodesStore(StoreBase):
                 for r in conn.execute(q)
             ]
 
+    def rename_trigger(self, old: str, new: str) -> int:
+        """Move `old`'s episodes to the trigger id `new` (its `renamed_from`); how many.
+
+        An account with an episode open under both ids keeps the new one; the old one stays
+        (and closes as retired).
+        """
+        ep = t.episodes
+        both = (
+            sa.select(ep.c.account_key)
+            .where((ep.c.trigger_id == new) & (ep.c.status == "open"))
+            .scalar_subquery()
+        )
+        q = (
+            ep.update()
+            .where(ep.c.trigger_id == old)
+            .where(~((ep.c.status == "open") & ep.c.account_key.in_(both)))
+            .values(trigger_id=new)
+        )
+        with self.engine.begin() as conn:
+            return int(conn.execute(q).rowcount or 0)
+
+    def open_by_trigger(self) -> dict[str, int]:
+        """Open episodes per trigger id."""
+        q = (
+            sa.select(t.episodes.c.trigger_id, sa.func.count())
+            .where(t.episodes.c.status == "open")
+            .group_by(t.episodes.c.trigger_id)
+        )
+        with self.engine.connect() as conn:
+            return {str(tr): int(n) for tr, n in conn.execute(q)}
+
     def last_resolved(
         self, accounts: Collection[str] | None = None
     ) -> dict[tuple[str, str], datetime]:

@@ -32,8 +32,13 @@ class RecordsStore(StoreBase):
     def save_page(
         self, source: str, stream: str, records: Sequence[SourceRecord], cursor: str | None
     ) -> None:
-        """Upsert a page's records and move the cursor forward, in one transaction."""
+        """Upsert a page's records and move the cursor forward, in one transaction.
+
+        A tombstone (`deleted`) removes its record instead.
+        """
         now = self.clock()
+        gone = [r.record_id for r in records if r.deleted]
+        records = [r for r in records if not r.deleted]
         rows = [
             {
                 "source": source,
@@ -53,6 +58,14 @@ class RecordsStore(StoreBase):
                     rows[start : start + BATCH],
                     ("source", "stream", "record_id"),
                 )
+            for start in range(0, len(gone), BATCH):
+                conn.execute(
+                    t.raw_records.delete().where(
+                        (t.raw_records.c.source == source)
+                        & (t.raw_records.c.stream == stream)
+                        & t.raw_records.c.record_id.in_(gone[start : start + BATCH])
+                    )
+                )
             if cursor is not None:
                 self._upsert(
                     conn,
@@ -60,6 +73,23 @@ class RecordsStore(StoreBase):
                     [{"source": source, "stream": stream, "cursor": cursor, "updated_at": now}],
                     ("source", "stream"),
                 )
+
+    def keep_only(self, source: str, stream: str, seen: Collection[str]) -> int:
+        """Remove a stream's stored records not in `seen` (a complete full read); how many."""
+        stored = sa.select(t.raw_records.c.record_id).where(
+            (t.raw_records.c.source == source) & (t.raw_records.c.stream == stream)
+        )
+        with self.engine.begin() as conn:
+            gone = [r[0] for r in conn.execute(stored) if r[0] not in seen]
+            for start in range(0, len(gone), BATCH):
+                conn.execute(
+                    t.raw_records.delete().where(
+                        (t.raw_records.c.source == source)
+                        & (t.raw_records.c.stream == stream)
+                        & t.raw_records.c.record_id.in_(gone[start : start + BATCH])
+                    )
+                )
+        return len(gone)
 
     def iter_records(self, source: str, stream: str) -> Iterator[SourceRecord]:
         """Every stored record of a stream, streamed in record-id order."""

@@ -16,9 +16,10 @@ from signalplay.errors import Issue
 from signalplay.lang.yamlsrc import YamlDoc, read_yaml
 from signalplay.models import CrmMetadata, FieldSpec, Kind
 
-# Reasons signalplay itself closes tasks with (an episode's condition cleared): on the picklist
-# beside the CSMs' codes so the CRM accepts them and reports tell them apart.
-AUTO_CLOSE_REASONS = ("condition_cleared",)
+# Reasons signalplay itself closes tasks with (an episode's condition cleared, its trigger
+# retired): on the picklist beside the CSMs' codes so the CRM accepts them and reports tell
+# them apart.
+AUTO_CLOSE_REASONS = ("condition_cleared", "trigger_retired")
 LONG_TEXT = frozenset({"health_drivers"})  # free text longer than a CRM text field's 255
 
 
