@@ -43,6 +43,9 @@ class WorkerSettings(BaseSettings):
 
     broker: str = "memory://"
     projects: str = ""  # project folders beat schedules, os.pathsep-separated
+    # Seconds before Redis hands an unacknowledged task (its worker killed) to another worker: a
+    # few minutes above the longest task may take, so a live task is never run twice.
+    visibility_timeout: int = TASK_TIME_LIMIT + 300
 
     def project_dirs(self) -> list[str]:
         """The project folders beat schedules."""
@@ -66,7 +69,7 @@ class WorkerSettings(BaseSettings):
                 "signalplay.evaluate_shard": {"time_limit": TASK_TIME_LIMIT},
                 "signalplay.apply_plan": {"time_limit": TASK_TIME_LIMIT},
             },
-            "broker_transport_options": {"visibility_timeout": 7200},
+            "broker_transport_options": {"visibility_timeout": self.visibility_timeout},
             "worker_hijack_root_logger": False,
             "task_always_eager": broker == "memory://",
         }
