@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import httpx
 
-from signalplay.errors import RetriableError, SignalplayError, SyncError
+from signalplay.errors import RetriableError, SignalplayError, SyncError, UnreachableError
 
 
 class AnswerError(SignalplayError):
@@ -32,8 +32,28 @@ def translator(
     def translate(exc: Exception, operation: str) -> SyncError | None:
         if isinstance(exc, AnswerError):
             return classify(exc.response, operation)
+        if isinstance(exc, httpx.ConnectError):
+            url = exc.request.url if exc._request is not None else None
+            where = f"{url.scheme}://{url.netloc.decode()}" if url else "the server"
+            return UnreachableError(source, operation, where, connect_reason(exc))
         if isinstance(exc, httpx.TransportError):
             return RetriableError(source, operation, f"connection failed: {type(exc).__name__}")
         return None
 
     return translate
+
+
+def connect_reason(exc: BaseException) -> str:
+    """What a connection failure comes down to, in a few words."""
+    text = str(exc).lower()
+    for needle, reason in (
+        ("refused", "connection refused"),
+        ("name or service not known", "no such host"),
+        ("nodename nor servname", "no such host"),
+        ("temporary failure in name resolution", "no such host"),
+        ("certificate", "TLS certificate refused"),
+        ("timed out", "connect timed out"),
+    ):
+        if needle in text:
+            return reason
+    return type(exc).__name__

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from signalplay.errors import SignalplayError
+from signalplay.errors import SignalplayError, UnavailableError
 
 log = logging.getLogger(__name__)
 BUCKET_SECONDS = 60
@@ -178,20 +180,42 @@ class RedisBudget:
         """A budget on the Redis at `url`."""
         import redis
 
-        return cls(redis.Redis.from_url(url, socket_timeout=5), key, windows)
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        budget = cls(client, key, windows)
+        budget.url = url
+        return budget
+
+    url = "redis"  # where the budget lives, for a message (set by `connect`)
 
     def wait_time(self) -> float:
         """0 with a permit taken, or the seconds to wait."""
         member = uuid.uuid4().hex
-        waited_ms = int(self._script(keys=self._keys, args=[member, *self._args]))
+        with self._reachable():
+            waited_ms = int(self._script(keys=self._keys, args=[member, *self._args]))
         return waited_ms / 1000.0
 
     def pause(self, seconds: float) -> None:
         """Every worker of this org holds off for `seconds` (an existing longer pause stays)."""
         ms = max(1, int(seconds * 1000))
-        current = int(self._client.pttl(self._keys[0]))
-        if current < ms:
-            self._client.set(self._keys[0], "1", px=ms)
+        with self._reachable():
+            current = int(self._client.pttl(self._keys[0]))
+            if current < ms:
+                self._client.set(self._keys[0], "1", px=ms)
+
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        import redis
+
+        try:
+            yield
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            shown = re.sub(r"//[^@/]*@", "//***@", self.url)
+            raise UnavailableError(
+                "broker",
+                shown,
+                str(exc).splitlines()[0][:200],
+                "check `broker:` in signalplay.yaml (or SIGNALPLAY_BROKER) and that Redis is up",
+            ) from None
 
     def reset(self) -> None:
         """Forget the windows and any pause (tests, and after a plan changes the limits)."""

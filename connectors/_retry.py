@@ -23,15 +23,17 @@ from tenacity import (
     stop_after_attempt,
     stop_after_delay,
 )
+from tenacity.stop import stop_base
 
 from signalplay import tally
 from signalplay.connectors._ratelimit import Budget, BudgetExhaustedError, take
-from signalplay.errors import RateLimitedError, RetriableError, SyncError
+from signalplay.errors import RateLimitedError, RetriableError, SyncError, UnreachableError
 from signalplay.models import WriteOp, WriteResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_WAIT = 60.0
+UNREACHABLE_ATTEMPTS = 3  # a refused or unresolvable address: tried this often, about 1.5 s
 PAUSE_WITHOUT_HINT = 1.0  # a 429 without Retry-After holds the org's workers this long
 
 
@@ -56,6 +58,17 @@ def _wait(state: RetryCallState, *, base: float, rng: random.Random) -> float:
     backoff = min(MAX_WAIT, base * 2 ** (state.attempt_number - 1)) * (0.5 + rng.random() / 2)
     hinted = getattr(exc, "retry_after", None) or 0.0
     return float(max(hinted, backoff))
+
+
+class _StopUnreachable(stop_base):
+    """No connection at all: a few quick tries, not the whole budget (a wrong address)."""
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome else None
+        return (
+            isinstance(exc, UnreachableError) and retry_state.attempt_number >= UNREACHABLE_ATTEMPTS
+        )
 
 
 def call_with_retry(
@@ -87,7 +100,7 @@ def call_with_retry(
     retrying = Retrying(
         retry=retry_if_exception_type(RetriableError)
         & retry_if_not_exception_type(RateLimitedError),
-        stop=stop_after_attempt(attempts) | stop_after_delay(max_delay),
+        stop=stop_after_attempt(attempts) | stop_after_delay(max_delay) | _StopUnreachable(),
         wait=lambda s: _wait(s, base=base, rng=rng),
         sleep=guarded_sleep,
         before_sleep=before_sleep,

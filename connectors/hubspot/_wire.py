@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, SecretStr
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from signalplay.connectors._http import connect_reason
 from signalplay.connectors._ratelimit import (
     RateLimitSettings,
     Window,
@@ -25,6 +26,7 @@ from signalplay.errors import (
     RateLimitedError,
     RetriableError,
     SyncError,
+    UnreachableError,
 )
 from signalplay.models import (
     WriteOp,
@@ -60,10 +62,21 @@ class HubSpotSettings(BaseModel):
     )
 
 
+def _no_connection(cause: BaseException) -> bool:
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    return isinstance(cause, NewConnectionError | NameResolutionError | ConnectionRefusedError)
+
+
 def classify(exc: Exception, operation: str) -> SyncError:
     """One error class for every SDK sub-package's ApiException and urllib3's failures."""
     status = getattr(exc, "status", None)
     if isinstance(exc, Urllib3Error) or status == 0:
+        pool = getattr(exc, "pool", None)
+        cause = getattr(exc, "reason", None) or exc
+        if pool is not None and _no_connection(cause):
+            where = f"{pool.scheme}://{pool.host}:{pool.port}"
+            return UnreachableError("hubspot", operation, where, connect_reason(cause))
         return RetriableError("hubspot", operation, f"connection failed: {type(exc).__name__}")
     headers = getattr(exc, "headers", None) or {}
     body = str(getattr(exc, "body", "") or "")[:500]

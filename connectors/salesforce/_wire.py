@@ -9,17 +9,26 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from pydantic import BaseModel, ConfigDict, SecretStr
 from requests.adapters import HTTPAdapter
 from simple_salesforce.exceptions import SalesforceError
 
+from signalplay.connectors._http import connect_reason
 from signalplay.connectors._ratelimit import (
     RateLimitSettings,
     Window,
 )
-from signalplay.errors import AuthError, FatalError, RateLimitedError, RetriableError, SyncError
+from signalplay.errors import (
+    AuthError,
+    FatalError,
+    RateLimitedError,
+    RetriableError,
+    SyncError,
+    UnreachableError,
+)
 from signalplay.models import (
     FieldSpec,
 )
@@ -78,10 +87,20 @@ class _TimeoutAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
+def _transport(exc: requests.RequestException, operation: str) -> RetriableError:
+    """A timeout (retried), or no connection at all (named by its address)."""
+    if isinstance(exc, requests.Timeout):
+        return RetriableError("salesforce", operation, f"transport: {exc}")
+    url = getattr(getattr(exc, "request", None), "url", None)
+    parts = urlsplit(url) if url else None
+    where = f"{parts.scheme}://{parts.netloc}" if parts else "the org"
+    return UnreachableError("salesforce", operation, where, connect_reason(exc))
+
+
 def classify(exc: Exception, operation: str) -> SyncError:
     """A simple-salesforce or transport failure as one of our error kinds."""
     if isinstance(exc, requests.Timeout | requests.ConnectionError):
-        return RetriableError("salesforce", operation, f"transport: {exc}")
+        return _transport(exc, operation)
     if isinstance(exc, SalesforceError):
         raw: Any = exc.content  # typed as bytes, but the client hands over the parsed JSON list
         content: list[Any] = raw if isinstance(raw, list) else []

@@ -6,7 +6,8 @@ Every error signalplay defines derives from `SignalplayError` (a test walks the 
     ├── ConfigError(issues)               settings and RevOps files: every issue, file:line
     ├── SyncError(source, operation, …)   a call to an external system failed
     │   ├── RetriableError(retry_after)   429, 5xx, timeouts: the one retry policy retries it
-    │   │   └── RateLimitedError          the wait is longer than this run may spend
+    │   │   ├── RateLimitedError          the wait is longer than this run may spend
+    │   │   └── UnreachableError(address) no connection at all (refused, no such host)
     │   └── FatalError                    other 4xx, schema drift: a retry will not fix it
     │       └── AuthError                 credentials refused after one re-login or refresh
     ├── SkippableRecordError(ref, reason) one record or op: quarantined, the run goes on
@@ -123,6 +124,15 @@ class RetriableError(SyncError):
     ) -> None:
         super().__init__(source, operation, message, status=status, request_id=request_id)
         self.retry_after = retry_after
+
+
+class UnreachableError(RetriableError):
+    """No connection could be made to `address` (refused, no such host, TLS failed to start)."""
+
+    def __init__(self, source: str, operation: str, address: str, reason: str) -> None:
+        super().__init__(source, operation, f"cannot connect to {address} ({reason})")
+        self.address = address
+        self.reason = reason
 
 
 class RateLimitedError(RetriableError):

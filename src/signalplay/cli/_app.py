@@ -20,7 +20,13 @@ from rich.console import Console
 from rich.text import Text
 
 from signalplay import jobs
-from signalplay.errors import ConfigError, LockedError, SignalplayError, UnavailableError
+from signalplay.errors import (
+    ConfigError,
+    LockedError,
+    SignalplayError,
+    UnavailableError,
+    UnreachableError,
+)
 from signalplay.ops import logs
 from signalplay.settings import load_project
 
@@ -81,6 +87,13 @@ def guard(fn: Callable[[], T]) -> T:
         raise typer.Exit(2) from None
     except UnavailableError as exc:
         console.print(Text.assemble(("error: ", "red"), logs.redact(str(exc))))
+        raise typer.Exit(2) from None
+    except UnreachableError as exc:
+        hint = (
+            "check its address in signalplay.yaml (crm.host or crm.instance_url, "
+            "sources.<name>.base_url, webhook.url) and that the service is up"
+        )
+        console.print(Text.assemble(("error: ", "red"), logs.redact(f"{exc}; {hint}")))
         raise typer.Exit(2) from None
     except LockedError as exc:
         console.print(Text.assemble(("busy: ", "yellow"), logs.redact(str(exc))))

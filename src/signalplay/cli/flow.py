@@ -268,16 +268,26 @@ def sandbox_serve(
     from signalplay.sandbox.server import serve
     from signalplay.sandbox.webhook import WebhookReceiver
 
+    def bind(app: Any, at: int) -> Any:
+        try:
+            return serve(app, port=at)
+        except OSError as exc:  # a port taken (or not ours to bind)
+            console.print(
+                f"error: cannot listen on 127.0.0.1:{at} ({exc.strerror or exc}); "
+                "choose other ports with --port (it uses that port and the three after it)"
+            )
+            raise typer.Exit(2) from None
+
     sandbox = HubSpotSandbox(state_file=directory / ".signalplay" / "hubspot.json")
-    server = serve(sandbox, port=port)
+    server = bind(sandbox, port)
     secret = os.environ.get("SIGNALPLAY_WEBHOOK__SECRET", DEMO_WEBHOOK_SECRET)
-    hooks = serve(WebhookReceiver(secret), port=port + 1)
+    hooks = bind(WebhookReceiver(secret), port + 1)
     out.print(f"HubSpot sandbox on {server.url}, webhook receiver on {hooks.url}/events")
     if (directory / "data" / "invoices.csv").exists() and (
         directory / "data" / "tickets.csv"
     ).exists():
         billing, support = source_sandboxes(directory)
-        stripe_server, zendesk_server = serve(billing, port=port + 2), serve(support, port=port + 3)
+        stripe_server, zendesk_server = bind(billing, port + 2), bind(support, port + 3)
         out.print(f"Stripe sandbox on {stripe_server.url}, Zendesk sandbox on {zendesk_server.url}")
     try:
         server._thread.join()

@@ -10,12 +10,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+
 from signalplay.definitions.compiled import Definitions
 from signalplay.definitions.loader import load_definitions_cached
+from signalplay.errors import ConfigError, Issue, UnavailableError
 from signalplay.ops import logs
 from signalplay.protocols import CrmConnector, EventSink
 from signalplay.registry import build_connector
-from signalplay.settings import Project
+from signalplay.settings import CONFIG_FILE, Project
 from signalplay.store import Store
 from signalplay.tally import Tally
 from signalplay.types import Clock, utc_clock
@@ -86,6 +89,37 @@ class Context:
         self.store.close()
 
 
+def open_store(url: str, *, clock: Clock = utc_clock) -> Store:
+    """The project's store, migrated; one clear error when it cannot be reached or parsed."""
+    shown = logs.redact(_without_password(url))
+    try:
+        store = Store(url, clock=clock)
+    except (sa.exc.ArgumentError, ValueError, ModuleNotFoundError) as exc:
+        raise ConfigError(
+            [
+                Issue(
+                    CONFIG_FILE, None, None, "store", f"{shown} is not a usable database URL: {exc}"
+                )
+            ]
+        ) from None
+    try:
+        store.migrate()
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        store.close()
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        raise UnavailableError(
+            "store", shown, first, "check `store:` in signalplay.yaml and that the database is up"
+        ) from None
+    return store
+
+
+def _without_password(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return url
+
+
 def open_context(
     project: Project,
     *,
@@ -102,8 +136,7 @@ def open_context(
     if as_of is not None and clock is utc_clock:
         clock = lambda: as_of  # noqa: E731 - a fixed clock
     definitions = load_definitions_cached(project.definitions_dir)
-    store = Store(project.store_url(), clock=clock)
-    store.migrate()
+    store = open_store(project.store_url(), clock=clock)
     return Context(
         project=project,
         definitions=definitions,

@@ -26,6 +26,7 @@ from signalplay.types import Clock, utc_clock
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATE_KEY = 0x5167_6E61_6C70_6C01  # the advisory lock key of signalplay's migrations
 BATCH = 500
+CONNECT_SECONDS = 10
 SQLITE_BUSY_SECONDS = 30  # a writer waits this long for another's transaction, not 5 s
 
 
@@ -51,6 +52,8 @@ class StoreBase:
         args = dict(connect_args or {})
         if url.startswith("sqlite"):
             args.setdefault("timeout", SQLITE_BUSY_SECONDS)
+        elif url.startswith("postgresql"):
+            args.setdefault("connect_timeout", CONNECT_SECONDS)  # a wrong host fails in seconds
         self.engine: Engine = sa.create_engine(url, connect_args=args, future=True)
         self.dialect = self.engine.dialect.name
 
