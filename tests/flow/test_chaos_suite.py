@@ -61,7 +61,9 @@ def _lose_things(world: World, root: Path) -> None:
 
 
 def test_the_suite_counts_what_is_lost(tmp_path: Path) -> None:
-    result = run_seed(3, crm="hubspot", workdir=tmp_path, accounts=15, sabotage=_lose_things)
+    result = run_seed(
+        3, crm="hubspot", workdir=tmp_path, accounts=15, concurrent=0, sabotage=_lose_things
+    )
     assert result.duplicates == 0
     assert any(d.startswith("task ") and "not in the CRM" in d for d in result.details)
     assert any(".signalplay_health_band: ledger" in d for d in result.details), result.details
@@ -86,4 +88,8 @@ def test_the_long_form_prints_per_seed_and_total_figures(tmp_path: Path) -> None
         "lost_records": 0,
     }
     assert got["total"]["killed_mid_apply"] == 1
+    assert got["total"]["concurrent_runs"] == 2  # two runs at once after the kill
+    assert got["total"]["concurrent_crashed"] == 0
+    assert got["total"]["events_lost"] == 0
+    assert set(seed["concurrent_exits"]) <= {0, 1, 3}
     assert sum(got["total"]["faults"].values()) > 0

@@ -224,8 +224,8 @@ def chaos_cmd(  # noqa: PLR0917 - Typer options
 
     Per seed and CRM, a demo book synced through stand-ins that answer 10% of requests 429, 5%
     5xx and hold 2% past the client's timeout, one expired Salesforce session, the scheduled run
-    killed with SIGKILL mid-apply, then recovery runs. Prints, per seed and in total,
-    duplicates, lost writes and lost records; exit 1 unless all are 0.
+    killed with SIGKILL mid-apply, two runs started at once, then recovery runs. Prints, per
+    seed and in total, duplicates, lost writes, records and events; exit 1 unless all are 0.
     """
     import tempfile
 
@@ -260,8 +260,10 @@ def chaos_cmd(  # noqa: PLR0917 - Typer options
         out.print(table)
         out.print(
             f"total: {total['duplicates']} duplicates, {total['lost_writes']} lost writes, "
-            f"{total['lost_records']} lost records over {total['scenarios']} scenarios "
-            f"({total['killed_mid_apply']} killed mid-apply)"
+            f"{total['lost_records']} lost records, {total['events_lost']} lost events "
+            f"({total['events_redelivered']} redelivered, dropped by id) over "
+            f"{total['scenarios']} scenarios ({total['killed_mid_apply']} killed mid-apply, "
+            f"{total['concurrent_runs']} concurrent runs, {total['concurrent_crashed']} crashed)"
         )
     if not result.clean:
         raise typer.Exit(1)

@@ -51,6 +51,7 @@ TODAY = date(2026, 11, 18)  # a Wednesday
 HANG_SECONDS = 1.5  # a held answer; every client here waits READ_TIMEOUT for it
 READ_TIMEOUT = 1.0
 RECOVERY_RUNS = 4  # at most; at least 2 (the second must find nothing left to do)
+CONCURRENT_RUNS = 2  # started at once after the kill: the run lock keeps them apart
 SECRETS = {
     "SIGNALPLAY_CRM__ACCESS_TOKEN": "pat-chaos-token",
     "SIGNALPLAY_CRM__CLIENT_SECRET": "chaos-client-secret",
@@ -73,6 +74,9 @@ class SeedResult:
     lost_records: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     killed_after: str = ""  # the CRM write the scheduled run was killed after
+    concurrent_exits: tuple[int, ...] = ()  # the exit codes of the runs started at once
+    events_lost: int = 0  # planned events never delivered, or applied yet never received
+    events_redelivered: int = 0  # an id delivered again (a receiver drops it by its id)
     runs: int = 0
     ops: int = 0
     records: int = 0
@@ -89,6 +93,9 @@ class SeedResult:
             "lost_records": self.lost_records,
             "faults": self.faults,
             "killed_after": self.killed_after,
+            "concurrent_exits": list(self.concurrent_exits),
+            "events_lost": self.events_lost,
+            "events_redelivered": self.events_redelivered,
             "runs": self.runs,
             "ops": self.ops,
             "records": self.records,
@@ -143,6 +150,7 @@ def run_seed(
     workdir: Path,
     accounts: int = 40,
     kill: bool = True,
+    concurrent: int = CONCURRENT_RUNS,
     progress: Callable[[str], None] = lambda line: None,
     sabotage: Callable[[World, Path], None] | None = None,
 ) -> SeedResult:
@@ -163,6 +171,12 @@ def run_seed(
         _in_process(root, setup=True)
         if kill:
             result.killed_after = _killed_run(root, world.chaos["crm"])
+        if concurrent:
+            progress(f"seed {seed} {crm}: {concurrent} runs at once, under the faults")
+            result.concurrent_exits = _concurrent_runs(root, concurrent)
+            crashed = [c for c in result.concurrent_exits if c not in (0, 1, 3)]
+            if crashed:
+                result.details.append(f"concurrent runs crashed: exit codes {crashed}")
         for n in range(RECOVERY_RUNS):
             progress(f"seed {seed} {crm}: recovery run {n + 1}")
             summary = _in_process(root)
@@ -307,6 +321,21 @@ def _killed_run(root: Path, crm: Chaos) -> str:
             proc.wait()
 
 
+def _concurrent_runs(root: Path, count: int) -> tuple[int, ...]:
+    """`signalplay run` started `count` times at once: their exit codes.
+
+    0 done, 1 partial (the faults), 3 busy (another held the run lock past its wait); anything
+    else is a crash.
+    """
+    cmd = [sys.executable, "-c", "from signalplay.cli import main; main()"]
+    cmd += ["run", "--project", str(root), "--json"]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        for _ in range(count)
+    ]
+    return tuple(p.wait(timeout=900) for p in procs)
+
+
 def _pending(root: Path) -> int:
     project = load_project(root)
     store = Store(project.store_url())
@@ -346,6 +375,12 @@ def _check(root: Path, world: World, *, crm: str, result: SeedResult) -> None:
     problems = [f"{a} {t}: {s}" for _, a, t, s, _ in ledger if s != "applied"]
     tasks, fields = _crm_state(world.crm, crm)
     received = {str(e.get("id")) for e in world.receiver.events}
+    result.events_redelivered = world.receiver.duplicates
+    result.events_lost = sum(
+        1
+        for op_key, action, _, status, _ in ledger
+        if action == "send_webhook" and (status != "applied" or op_key not in received)
+    )
     latest: dict[str, dict[str, Any]] = {}
     for op_key, action, target, status, payload in ledger:
         if status != "applied":
@@ -430,8 +465,15 @@ class ChaosResult:
 
     @property
     def clean(self) -> bool:
-        """No duplicate, no lost write, no lost record in any scenario."""
-        return not any(r.duplicates or r.lost_writes or r.lost_records for r in self.seeds)
+        """No duplicate, no lost write, record or event, no crash, in any scenario."""
+        return not any(
+            r.duplicates
+            or r.lost_writes
+            or r.lost_records
+            or r.events_lost
+            or any(c not in (0, 1, 3) for c in r.concurrent_exits)
+            for r in self.seeds
+        )
 
     def total(self) -> dict[str, Any]:
         """Duplicates, lost writes and records, scenarios, kills and faults over all seeds."""
@@ -441,10 +483,20 @@ class ChaosResult:
         return {
             **{
                 k: sum(getattr(r, k) for r in self.seeds)
-                for k in ("duplicates", "lost_writes", "lost_records")
+                for k in (
+                    "duplicates",
+                    "lost_writes",
+                    "lost_records",
+                    "events_lost",
+                    "events_redelivered",
+                )
             },
             "scenarios": len(self.seeds),
             "killed_mid_apply": sum(bool(r.killed_after) for r in self.seeds),
+            "concurrent_runs": sum(len(r.concurrent_exits) for r in self.seeds),
+            "concurrent_crashed": sum(
+                c not in (0, 1, 3) for r in self.seeds for c in r.concurrent_exits
+            ),
             "faults": dict(sorted(faults.items())),
         }
 
