@@ -112,3 +112,46 @@ def test_user_data_is_printed_literally(project: Path) -> None:
     code, output, _ = _run("sync", "owner:x:team[bold]", "-p", str(project))
     assert code == 2
     assert "owner:x:team[bold]" in output  # no emoji, no markup applied
+
+
+def test_progress_stays_on_stderr_and_is_wiped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from signalplay.sandbox.hubspot import HubSpotSandbox
+    from signalplay.sandbox.server import serve
+    from tests.conftest import TOKEN, make_project
+
+    sandbox = HubSpotSandbox(token=TOKEN)
+    with serve(sandbox) as crm:
+        root = make_project(tmp_path / "p", sandbox, crm.url, accounts=20)
+        leader, follower = pty.openpty()  # stderr is a terminal: progress is shown
+        env = {**os.environ, "SIGNALPLAY_CRM__ACCESS_TOKEN": TOKEN, "COLUMNS": "200"}
+        done = subprocess.run(
+            [sys.executable, "-m", "signalplay", "plan", "-p", str(root), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(leader)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["ops"]  # stdout is the result alone
+    assert b"pull crm." in shown  # progress was shown, on stderr
+    assert shown.rstrip(b"\r\n").endswith(b"\r\x1b[K")  # and wiped at the end

@@ -81,7 +81,7 @@ def guard(fn: Callable[[], T]) -> T:
     secret value blanked: an error may quote a request).
     """
     try:
-        return fn()
+        return _wiping(fn)
     except ConfigError as exc:
         console.print(Text(logs.redact(str(exc)), style="red"))
         raise typer.Exit(2) from None
@@ -103,6 +103,13 @@ def guard(fn: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
 
 
+def _wiping(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    finally:
+        clear_progress()
+
+
 def partial(failed: int) -> None:
     """Exit 1 after a run or apply whose `failed` ops were recorded for retry (a partial run)."""
     if failed:
@@ -114,12 +121,22 @@ def partial(failed: int) -> None:
         raise typer.Exit(1)
 
 
+_progress_shown: list[bool] = [False]  # a progress line is on the terminal, to be wiped
+
+
 def progress(stage: str, done: int, total: int | None) -> None:
-    """Show how far long work got, on a terminal."""
+    """Show how far long work got, on a terminal (stderr), on one line that is wiped after."""
     if sys.stderr.isatty():
-        console.print(
-            f"  {stage}: {done}{'/' + str(total) if total else ''}   ", end="\r", highlight=False
-        )
+        _progress_shown[0] = True
+        console.print(f"  {stage}: {done}{'/' + str(total) if total else ''}", end="\r")
+
+
+def clear_progress() -> None:
+    """Wipe the progress line, so that no result or message is printed over its remains."""
+    if _progress_shown[0]:
+        _progress_shown[0] = False
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
 
 
 def using(project_dir: Path, use_case: Callable[[jobs.Context], T]) -> T:
