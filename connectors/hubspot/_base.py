@@ -88,15 +88,28 @@ class _Base:
     def close(self) -> None:
         """Nothing to release: urllib3 pools close with the process."""
 
+    requests = 0  # HTTP requests made, retries included (a pull reports them per stream)
+    rate_limited = 0  # of them, answered 429
+
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
         return call_translated(
-            fn,
+            lambda: self._counted(fn),
             operation=operation,
             translate=_translate,
             max_delay=self.settings.max_retry_seconds,
             sleep=self._sleep,
             budget=self.budget,
         )
+
+    def _counted(self, fn: Callable[[], T]) -> T:
+        """One attempt of a call, counted (and its 429, if it gets one)."""
+        self.requests += 1
+        try:
+            return fn()
+        except Exception as exc:
+            if getattr(exc, "status", None) == 429:
+                self.rate_limited += 1
+            raise
 
     def _property_names(self, otype: str) -> list[str]:
         if otype not in self._catalogue:

@@ -143,10 +143,13 @@ class _Base:
         log.info("salesforce session renewed")
         return True
 
+    requests = 0  # HTTP requests made, retries included (a pull reports them per stream)
+    rate_limited = 0  # of them, answered 429
+
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
         def retried() -> T:
             return call_translated(
-                fn,
+                lambda: self._counted(fn),
                 operation=operation,
                 translate=_translate,
                 max_delay=self.settings.max_retry_seconds,
@@ -161,6 +164,16 @@ class _Base:
             if not self._refresh():
                 raise
             return retried()
+
+    def _counted(self, fn: Callable[[], T]) -> T:
+        """One attempt of a call, counted (and its 429, if it gets one)."""
+        self.requests += 1
+        try:
+            return fn()
+        except Exception as exc:
+            if getattr(exc, "status", None) == 429:
+                self.rate_limited += 1
+            raise
 
     def _field_names(self, sobject: str) -> list[str]:
         if sobject not in self._fields:

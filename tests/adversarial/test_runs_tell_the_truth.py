@@ -89,3 +89,16 @@ def test_a_run_left_running_by_a_killed_process_is_marked_failed(
     assert by_id[killed]["status"] == "failed"
     assert "without recording an outcome" in by_id[killed]["summary"]["error"]
     assert sorted(r["status"] for r in by_id.values()) == ["failed", "ok"]
+
+
+def test_the_crm_streams_count_their_requests(
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server, env: None
+) -> None:
+    root = make_project(tmp_path, sandbox, server.url, accounts=20)
+    before = len(sandbox.requests)
+    with jobs.open_context(__import__("signalplay.settings").settings.load_project(root)) as ctx:
+        streams = jobs.sync(ctx, only=("crm",)).streams
+    made = len(sandbox.requests) - before
+    counted = {name: figures.get("requests", 0) for name, figures in streams.items()}
+    assert all(n > 0 for n in counted.values()), counted  # every CRM stream made requests
+    assert sum(counted.values()) == made  # and each is counted once, with its stream
