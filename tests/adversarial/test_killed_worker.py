@@ -131,7 +131,7 @@ def test_a_worker_killed_mid_apply_converges_on_the_next_run(
                 tmp_path,
                 sandbox,
                 crm.url,
-                accounts=80,
+                accounts=40,
                 store=store_url,
                 webhook_url=f"{hooks.url}/events",
             )

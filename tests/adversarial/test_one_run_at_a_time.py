@@ -115,7 +115,7 @@ def test_three_runs_at_once_send_each_event_and_task_once(tmp_path: Path, store_
             tmp_path / "p",
             sandbox,
             crm.url,
-            accounts=40,
+            accounts=20,
             store=store_url,
             webhook_url=f"{hooks.url}/events",
         )

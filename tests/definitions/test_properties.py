@@ -114,7 +114,7 @@ def test_any_text_as_mapping_file_yields_model_or_config_error(text: str) -> Non
 
 
 # The suite's short form; `signalplay fuzz --target mapping_file --cases 10000` is the long one.
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(KEYS), TREES, max_size=8))
 def test_any_structure_as_mapping_file_loads_or_reports_config_error(data: dict[str, Any]) -> None:
     base = {
@@ -152,7 +152,7 @@ RECORD_VALUES = st.recursive(
 
 
 # The short form; `signalplay fuzz --target record --cases 10000` is the long one.
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.data())
 def test_random_records_are_mapped_quarantined_or_reported_never_lost(data: st.DataObject) -> None:
     identity = IdentityMap()

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_salesforce_survives_faults_an_expired_session_and_a_killed_apply(tmp_path: Path) -> None:
-    result = run_seed(2, crm="salesforce", workdir=tmp_path)
+    result = run_seed(2, crm="salesforce", workdir=tmp_path, concurrent=0)  # (long form has it)
     assert (result.duplicates, result.lost_writes, result.lost_records) == (0, 0, 0), result.details
     assert result.killed_after.startswith(("PATCH", "POST"))  # the kill came after a CRM write
     assert "/services/data/" in result.killed_after
