@@ -43,6 +43,14 @@ def translator(
     return translate
 
 
+def _address(exc: httpx.ConnectError) -> str:
+    try:
+        url = exc.request.url
+    except RuntimeError:  # raised without its request
+        return "the server"
+    return f"{url.scheme}://{url.netloc.decode()}"
+
+
 def connect_reason(exc: BaseException) -> str:
     """What a connection failure comes down to, in a few words."""
     text = str(exc).lower()

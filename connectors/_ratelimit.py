@@ -165,7 +165,10 @@ return 0
 class RedisBudget:
     """The windows in Redis under `key`: every worker of the org draws from the same budget."""
 
-    def __init__(self, client: Any, key: str, windows: Sequence[Window]) -> None:
+    def __init__(
+        self, client: Any, key: str, windows: Sequence[Window], url: str = "redis"
+    ) -> None:
+        self.url = url  # where the budget lives, for a message
         self.windows = tuple(windows)
         self.key = key
         self._client = client
@@ -181,11 +184,7 @@ class RedisBudget:
         import redis
 
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        budget = cls(client, key, windows)
-        budget.url = url
-        return budget
-
-    url = "redis"  # where the budget lives, for a message (set by `connect`)
+        return cls(client, key, windows, url)
 
     def wait_time(self) -> float:
         """0 with a permit taken, or the seconds to wait."""

@@ -60,6 +60,23 @@ def _wait(state: RetryCallState, *, base: float, rng: random.Random) -> float:
     return float(max(hinted, backoff))
 
 
+class CountsRequests:
+    """A connector's requests, retries included, and its 429s (a pull reports them per stream)."""
+
+    requests = 0
+    rate_limited = 0
+
+    def _counted(self, fn: Callable[[], T]) -> T:
+        """One attempt of a call, counted (and its 429, if it gets one)."""
+        self.requests += 1
+        try:
+            return fn()
+        except Exception as exc:
+            if getattr(exc, "status", None) == 429:
+                self.rate_limited += 1
+            raise
+
+
 class _StopUnreachable(stop_base):
     """No connection at all: a few quick tries, not the whole budget (a wrong address)."""
 

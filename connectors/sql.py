@@ -106,7 +106,7 @@ class SqlConnector:
         spec = self.settings.streams[stream]
         since = cursor or EPOCH
         rows = (
-            self._duckdb(spec, since)
+            self._duckdb(spec, self.paths.get(stream), since)
             if self.settings.url is None
             else self._sqlalchemy(spec, since)
         )
@@ -141,12 +141,13 @@ class SqlConnector:
         field = spec.cursor_field  # names from the project's own settings, values bound
         return f"SELECT * FROM {source} WHERE {field} >= :since ORDER BY {field}"  # noqa: S608
 
-    def _duckdb(self, spec: SqlStream, since: str) -> Iterator[Mapping[str, Any]]:
+    def _duckdb(
+        self, spec: SqlStream, path: Path | None, since: str
+    ) -> Iterator[Mapping[str, Any]]:
         import duckdb
 
-        if spec.files is None:
+        if spec.files is None or path is None:
             raise FatalError("sql", "read", "without `url`, a stream reads `files`")
-        path = next(p for n, p in self.paths.items() if self.settings.streams[n] is spec)
         parquet = str(path).endswith(".parquet")
         reader = "read_parquet" if parquet else "read_csv_auto"
         con = duckdb.connect()
@@ -161,14 +162,7 @@ class SqlConnector:
                 first = str(exc).splitlines()[0][:300]
                 raise FatalError("sql", "query", f"{spec.files}: {first}") from None
             except duckdb.Error as exc:
-                # never quote the file: DuckDB's messages can carry the line it choked on
-                kind = "Parquet" if parquet else "CSV"
-                raise FatalError(
-                    "sql",
-                    "read",
-                    f"{spec.files}: DuckDB could not read it as {kind} ({type(exc).__name__}); "
-                    "check its encoding and columns",
-                ) from None
+                raise _unreadable(spec.files, parquet, exc) from None
             names = [d[0] for d in cur.description or ()]
             while batch := self._fetch(cur, spec.files, parquet):
                 for values in batch:
@@ -181,14 +175,8 @@ class SqlConnector:
 
         try:
             return list(cur.fetchmany(self.settings.page_rows))
-        except duckdb.Error as exc:  # a row DuckDB cannot convert: never quote it
-            kind = "Parquet" if parquet else "CSV"
-            raise FatalError(
-                "sql",
-                "read",
-                f"{files}: DuckDB could not read it as {kind} ({type(exc).__name__}); "
-                "check its encoding and columns",
-            ) from None
+        except duckdb.Error as exc:  # a row DuckDB cannot convert
+            raise _unreadable(files, parquet, exc) from None
 
     def _sqlalchemy(self, spec: SqlStream, since: str) -> Iterator[Mapping[str, Any]]:
         import sqlalchemy as sa
@@ -212,3 +200,14 @@ class SqlConnector:
                     yield dict(row)
         finally:
             engine.dispose()
+
+
+def _unreadable(files: str, parquet: bool, exc: Exception) -> FatalError:
+    """A file DuckDB cannot read, named and never quoted (its messages can carry the line)."""
+    kind = "Parquet" if parquet else "CSV"
+    return FatalError(
+        "sql",
+        "read",
+        f"{files}: DuckDB could not read it as {kind} ({type(exc).__name__}); "
+        "check its encoding and columns",
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
@@ -82,12 +82,12 @@ def noon() -> datetime:
     return datetime.combine(TODAY, time(12), tzinfo=UTC)
 
 
-def hubspot_context(root: Path) -> jobs.Context:
+def hubspot_context(root: Path, clock: Callable[[], datetime] = noon) -> jobs.Context:
     """The project's context on the tests' clock, its CRM connector holding the token."""
     project = load_project(root)
     block = project.settings.crm.model_copy(update={"access_token": TOKEN})
     return jobs.open_context(
         project,
-        clock=noon,
+        clock=clock,
         crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)),
     )

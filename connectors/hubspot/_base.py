@@ -19,7 +19,7 @@ from signalplay.connectors._ratelimit import (
     make_budget,
     pacing,
 )
-from signalplay.connectors._retry import call_translated
+from signalplay.connectors._retry import CountsRequests, call_translated
 from signalplay.connectors.hubspot._wire import BATCH_CAP, HubSpotSettings, T, _translate
 from signalplay.models import (
     Page,
@@ -27,7 +27,7 @@ from signalplay.models import (
 )
 
 
-class _Base:
+class _Base(CountsRequests):
     """The HubSpot API objects, read once, and the one retrying call.
 
     The HubSpot API objects, read once, the one retrying call every request goes through, and
@@ -88,9 +88,6 @@ class _Base:
     def close(self) -> None:
         """Nothing to release: urllib3 pools close with the process."""
 
-    requests = 0  # HTTP requests made, retries included (a pull reports them per stream)
-    rate_limited = 0  # of them, answered 429
-
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
         return call_translated(
             lambda: self._counted(fn),
@@ -100,16 +97,6 @@ class _Base:
             sleep=self._sleep,
             budget=self.budget,
         )
-
-    def _counted(self, fn: Callable[[], T]) -> T:
-        """One attempt of a call, counted (and its 429, if it gets one)."""
-        self.requests += 1
-        try:
-            return fn()
-        except Exception as exc:
-            if getattr(exc, "status", None) == 429:
-                self.rate_limited += 1
-            raise
 
     def _property_names(self, otype: str) -> list[str]:
         if otype not in self._catalogue:

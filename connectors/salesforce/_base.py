@@ -20,7 +20,12 @@ from signalplay.connectors._ratelimit import (
     make_budget,
     pacing,
 )
-from signalplay.connectors._retry import call_translated, call_with_retry, failed
+from signalplay.connectors._retry import (
+    CountsRequests,
+    call_translated,
+    call_with_retry,
+    failed,
+)
 from signalplay.connectors.salesforce._wire import (
     BATCH_CAP,
     RETRIABLE_CODES,
@@ -37,7 +42,7 @@ from signalplay.models import (
 )
 
 
-class _Base:
+class _Base(CountsRequests):
     """The simple-salesforce session and the one retrying call.
 
     The simple-salesforce session, its token and re-login, and the one retrying call every
@@ -143,9 +148,6 @@ class _Base:
         log.info("salesforce session renewed")
         return True
 
-    requests = 0  # HTTP requests made, retries included (a pull reports them per stream)
-    rate_limited = 0  # of them, answered 429
-
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
         def retried() -> T:
             return call_translated(
@@ -164,16 +166,6 @@ class _Base:
             if not self._refresh():
                 raise
             return retried()
-
-    def _counted(self, fn: Callable[[], T]) -> T:
-        """One attempt of a call, counted (and its 429, if it gets one)."""
-        self.requests += 1
-        try:
-            return fn()
-        except Exception as exc:
-            if getattr(exc, "status", None) == 429:
-                self.rate_limited += 1
-            raise
 
     def _field_names(self, sobject: str) -> list[str]:
         if sobject not in self._fields:

@@ -18,28 +18,16 @@ from typer.testing import CliRunner
 
 from signalplay import jobs
 from signalplay.cli import app
-from signalplay.registry import build_connector
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.server import Server
-from signalplay.settings import load_project
-from tests.conftest import TOKEN, make_project, noon
+from tests.conftest import TOKEN, hubspot_context, make_project, noon
 
 LATER = noon() + timedelta(hours=2)
 
 
-def _at(root: Path, moment: object) -> jobs.Context:
-    project = load_project(root)
-    block = project.settings.crm.model_copy(update={"access_token": TOKEN})
-    return jobs.open_context(
-        project,
-        clock=lambda: moment,  # type: ignore[arg-type, return-value]
-        crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)),
-    )
-
-
 def _first_run(root: Path) -> tuple[str, list[str]]:
     """Run once; the trigger with the most actioned open episodes, and their keys."""
-    with _at(root, noon()) as ctx:
+    with hubspot_context(root) as ctx:
         jobs.crm_setup(ctx)  # the closure-reason picklist, with signalplay's own reasons
         jobs.run(ctx)
         opened = [
@@ -71,7 +59,7 @@ def test_a_renamed_trigger_carries_its_episodes_and_tasks_over(
     checked = CliRunner().invoke(app, ["mappings", "check", "-p", str(root)])
     assert checked.exit_code == 0, checked.output
     assert "warning" not in checked.output
-    with _at(root, LATER) as ctx:
+    with hubspot_context(root, lambda: LATER) as ctx:
         result = jobs.run(ctx)
         carried = sorted(
             e.key for e in ctx.store.open_episodes().values() if e.trigger_id == f"{trigger}_v2"
@@ -97,7 +85,7 @@ def test_a_removed_trigger_is_named_and_its_episodes_close_as_retired(
     assert checked.exit_code == 0
     assert f"trigger {trigger} is no longer in triggers.yaml" in checked.output
     assert f"with {len(keys)} open episode(s)" in checked.output
-    with _at(root, LATER) as ctx:
+    with hubspot_context(root, lambda: LATER) as ctx:
         planned = jobs.preview(ctx)  # the plan shows what the change will close
         closes = [o for o in planned.ops if o.action.value == "close_task"]
         assert {o.values.get("closure_reason") for o in closes} == {"trigger_retired"}
@@ -118,7 +106,7 @@ def test_an_account_archived_in_the_crm_leaves_the_book(
     tmp_path: Path, sandbox: HubSpotSandbox, server: Server
 ) -> None:
     root = make_project(tmp_path, sandbox, server.url, accounts=40)
-    with _at(root, noon()) as ctx:
+    with hubspot_context(root) as ctx:
         jobs.run(ctx)
         actioned = [
             e for e in ctx.store.open_episodes().values() if e.decision.get("status") == "actioned"
@@ -137,7 +125,7 @@ def test_an_account_archived_in_the_crm_leaves_the_book(
     )
     assert gone.status_code == 204
     tasks_before = {k: dict(v["properties"]) for k, v in sandbox.state.objects["tasks"].items()}
-    with _at(root, LATER) as ctx:
+    with hubspot_context(root, lambda: LATER) as ctx:
         result = jobs.run(ctx)
         plan = ctx.store.load_plan(result.plan_id) or []
         resolved = {e.key: e.resolution for e in ctx.store.episodes(status="resolved")}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -19,24 +18,12 @@ from typer.testing import CliRunner
 from signalplay import jobs
 from signalplay.cli import app
 from signalplay.errors import ConfigError
-from signalplay.registry import build_connector
 from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.server import Server
-from signalplay.settings import load_project
 from signalplay.store import schema as t
 from tests.conftest import TOKEN, hubspot_context, make_project, noon
 
 DERIVED = (t.runs, t.profile_facts, t.profile_snapshots, t.episodes, t.ledger, t.identity_issues)
-
-
-def _context_at(root: Path, moment: Any) -> jobs.Context:
-    project = load_project(root)
-    block = project.settings.crm.model_copy(update={"access_token": TOKEN})
-    return jobs.open_context(
-        project,
-        clock=lambda: moment,
-        crm_factory=lambda: build_connector(project, "crm", block, loc=("crm",)),
-    )
 
 
 def _tables(ctx: jobs.Context) -> dict[str, list[str]]:
@@ -58,7 +45,7 @@ def test_a_run_as_of_before_the_last_applied_one_is_refused(
         assert jobs.run(ctx).applied.tasks_created > 0
     tasks = len(sandbox.state.objects["tasks"])
     earlier = noon() - timedelta(days=3)
-    with _context_at(root, earlier) as ctx:
+    with hubspot_context(root, lambda: earlier) as ctx:
         before = _tables(ctx)
         with pytest.raises(ConfigError) as caught:
             jobs.run(ctx)
@@ -72,7 +59,7 @@ def test_a_run_as_of_before_the_last_applied_one_is_refused(
         # a preview as of that moment is allowed: it writes nothing
         assert jobs.run(ctx, dry_run=True).dry_run
     assert len(sandbox.state.objects["tasks"]) == tasks
-    with _context_at(root, noon()) as ctx:  # the same moment again is fine
+    with hubspot_context(root) as ctx:  # the same moment again is fine
         assert jobs.run(ctx).applied.tasks_created == 0  # accepted; nothing new to write
 
 
@@ -101,7 +88,7 @@ def test_previews_write_nothing_for_any_as_of(
         explained = ctx.store.load_facts([account])
     crm_before = json.dumps(sandbox.state.objects, default=str, sort_keys=True)
     for moment in (noon() + timedelta(days=30), noon() - timedelta(days=30)):
-        with _context_at(root, moment) as ctx:
+        with hubspot_context(root, lambda at=moment: at) as ctx:
             before = _tables(ctx)
             planned = jobs.preview(ctx)
             dry = jobs.run(ctx, dry_run=True)

@@ -32,17 +32,15 @@ def held_lock(ctx: Context, holder: str, *, release: bool = True) -> Iterator[No
 
     renewer = threading.Thread(target=renew, name=f"lease {holder}", daemon=True)
     renewer.start()
+    done = False
     try:
         yield
-    except BaseException:
-        stop.set()
-        ctx.store.unlock(holder)  # a failed step hands nothing on
-        raise
+        done = True
     finally:
         stop.set()
         renewer.join(timeout=5)
-    if release:
-        ctx.store.unlock(holder)
+        if release or not done:  # a failed step hands nothing on
+            ctx.store.unlock(holder)
 
 
 def moving_forward(ctx: Context) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from signalplay.models import IdentityIssue, SourceRecord
 from signalplay.store import schema as t
@@ -58,14 +59,7 @@ class RecordsStore(StoreBase):
                     rows[start : start + BATCH],
                     ("source", "stream", "record_id"),
                 )
-            for start in range(0, len(gone), BATCH):
-                conn.execute(
-                    t.raw_records.delete().where(
-                        (t.raw_records.c.source == source)
-                        & (t.raw_records.c.stream == stream)
-                        & t.raw_records.c.record_id.in_(gone[start : start + BATCH])
-                    )
-                )
+            _delete_records(conn, source, stream, gone)
             if cursor is not None:
                 self._upsert(
                     conn,
@@ -81,14 +75,7 @@ class RecordsStore(StoreBase):
         )
         with self.engine.begin() as conn:
             gone = [r[0] for r in conn.execute(stored) if r[0] not in seen]
-            for start in range(0, len(gone), BATCH):
-                conn.execute(
-                    t.raw_records.delete().where(
-                        (t.raw_records.c.source == source)
-                        & (t.raw_records.c.stream == stream)
-                        & t.raw_records.c.record_id.in_(gone[start : start + BATCH])
-                    )
-                )
+            _delete_records(conn, source, stream, gone)
         return len(gone)
 
     def iter_records(self, source: str, stream: str) -> Iterator[SourceRecord]:
@@ -250,3 +237,15 @@ class RecordsStore(StoreBase):
                 for q in _of_accounts(query, t.raw_records.c.record_id, ids)
                 for r in conn.execute(q)
             ]
+
+
+def _delete_records(conn: Connection, source: str, stream: str, ids: Sequence[str]) -> None:
+    """Remove these stored records of a stream, a batch of ids at a time."""
+    for start in range(0, len(ids), BATCH):
+        conn.execute(
+            t.raw_records.delete().where(
+                (t.raw_records.c.source == source)
+                & (t.raw_records.c.stream == stream)
+                & t.raw_records.c.record_id.in_(ids[start : start + BATCH])
+            )
+        )
