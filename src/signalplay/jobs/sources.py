@@ -76,7 +76,7 @@ def _pull_stream(
     incremental stream, by its absence from a complete re-read of a full one.
     """
     cursor = None if full else ctx.store.get_cursor(source, stream)
-    counts: dict[str, float] = {"records": 0, "quarantined": 0}
+    counts: dict[str, float] = {"records": 0, "quarantined": 0, "removed": 0}
     seen: set[str] = set()
     requests, limited = getattr(conn, "requests", None), getattr(conn, "rate_limited", None)
     retries = ctx.tally.total("retries")
@@ -85,7 +85,7 @@ def _pull_stream(
         for page in conn.read(stream, cursor=cursor, until=until):
             ctx.store.save_page(source, stream, page.records, page.cursor)
             counts["records"] += sum(not r.deleted for r in page.records)
-            counts["removed"] = counts.get("removed", 0) + sum(r.deleted for r in page.records)
+            counts["removed"] += sum(r.deleted for r in page.records)
             if refresh:
                 seen.update(r.record_id for r in page.records if not r.deleted)
             counts["quarantined"] += ctx.store.quarantine(
@@ -93,7 +93,7 @@ def _pull_stream(
             )
             ctx.progress(f"pull {source}.{stream}", int(counts["records"]), None)
     if refresh:  # the read completed (a failure raised before this): what it lacks is gone
-        counts["removed"] = counts.get("removed", 0) + ctx.store.keep_only(source, stream, seen)
+        counts["removed"] += ctx.store.keep_only(source, stream, seen)
     if requests is not None:
         counts["requests"] = conn.requests - requests
     if limited is not None:
