@@ -87,6 +87,9 @@ class LockSettings(_Block):
 
     wait_seconds: float = Field(default=120, ge=0, le=86_400)
     lease_seconds: float = Field(default=1800, ge=10, le=86_400)
+    # A writing run still `running` this long after its start is recorded failed (by `runs`
+    # and the watchdog): a run that overran its time limit is not ok, whatever became of it.
+    time_limit_minutes: float = Field(default=120, ge=1, le=10_080)
 
 
 class Settings(BaseSettings):

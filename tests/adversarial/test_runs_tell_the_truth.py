@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,38 @@ def test_the_crm_streams_count_their_requests(
     counted = {name: figures.get("requests", 0) for name, figures in streams.items()}
     assert all(n > 0 for n in counted.values()), counted  # every CRM stream made requests
     assert sum(counted.values()) == made  # and each is counted once, with its stream
+
+
+def test_a_run_running_past_its_time_limit_is_marked_failed(
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server, env: None
+) -> None:
+    root = make_project(tmp_path, sandbox, server.url, accounts=5)
+    store = Store(f"sqlite:///{root / 'signalplay.db'}", clock=lambda: _at("09:00"))
+    store.migrate()
+    overran = store.start_run("sync")  # started 09:00, still running: alive or not, nobody knows
+    store.close()
+    runner = CliRunner()
+    env_at = {"SIGNALPLAY_LOCK__TIME_LIMIT_MINUTES": "60"}
+    within = runner.invoke(
+        app, ["runs", "--check", "-p", str(root)], env={**env_at, "SIGNALPLAY_AS_OF": _iso("09:59")}
+    )
+    assert within.exit_code == 0, within.output  # within its limit it is still running
+    assert [r["status"] for r in _runs(root)] == ["running"]
+    past = runner.invoke(
+        app, ["runs", "--check", "-p", str(root)], env={**env_at, "SIGNALPLAY_AS_OF": _iso("10:01")}
+    )
+    assert past.exit_code == 1
+    (recorded,) = _runs(root)
+    assert recorded["run_id"] == overran
+    assert recorded["status"] == "failed"
+    assert "past its time limit" in recorded["summary"]["error"]
+    assert "alert (failed)" in past.output
+
+
+def _iso(hhmm: str) -> str:
+    return f"2026-11-18T{hhmm}:00+00:00"
+
+
+def _at(hhmm: str) -> datetime:
+
+    return datetime.fromisoformat(_iso(hhmm))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from signalplay.jobs.context import Context
@@ -58,3 +59,14 @@ def recorded_run(
                 raise
         if close:
             ctx.store.finish_run(record.run_id, status=record.status, summary=record.summary)
+
+
+def fail_overdue(ctx: Context) -> int:
+    """Record the runs still `running` past `lock.time_limit_minutes` as failed; how many."""
+    limit = ctx.project.settings.lock.time_limit_minutes
+    return ctx.store.expire_runs(
+        None,
+        f"still running {limit:g} min after its start: "
+        "past its time limit (lock.time_limit_minutes)",
+        started_before=ctx.clock() - timedelta(minutes=limit),
+    )

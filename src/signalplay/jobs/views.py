@@ -22,6 +22,7 @@ from signalplay.errors import SignalplayError
 from signalplay.evaluate.explain import Explanation
 from signalplay.jobs.context import Context
 from signalplay.jobs.profiles import explain
+from signalplay.jobs.recording import fail_overdue
 from signalplay.lang.transforms import CastError
 from signalplay.models import Fact, IdentityIssue, SourceRecord
 from signalplay.ops.watch import Alert, check_runs
@@ -267,7 +268,11 @@ class RunHistory:
 
 
 def run_history(ctx: Context, limit: int = 20) -> RunHistory:
-    """The latest `limit` runs, checked against the project's schedule."""
+    """The latest `limit` runs, checked against the project's schedule.
+
+    A run still `running` past its time limit is recorded failed first.
+    """
+    fail_overdue(ctx)
     runs = ctx.store.recent_runs(limit)
     alert = check_runs(runs, ctx.clock(), every_minutes=ctx.project.settings.schedule_minutes)
     return RunHistory(runs=runs, alert=alert)

@@ -10,6 +10,7 @@ import logging
 from datetime import UTC
 
 from signalplay.jobs.context import Context
+from signalplay.jobs.recording import fail_overdue
 from signalplay.models import WriteAction, WriteOp
 from signalplay.ops.watch import Alert, check_runs
 
@@ -24,6 +25,7 @@ def watch(ctx: Context, project: str) -> Alert | None:
     tool. Returns the alert.
     """
     now = ctx.clock()
+    fail_overdue(ctx)
     alert = check_runs(
         ctx.store.recent_runs(RUNS_CHECKED),
         now,

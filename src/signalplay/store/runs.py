@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,14 +44,19 @@ class RunsStore(StoreBase):
                 .values(status=status, finished_at=self.clock(), summary=dict(summary))
             )
 
-    def expire_runs(self, keep: str | None, reason: str) -> int:
+    def expire_runs(
+        self, keep: str | None, reason: str, *, started_before: datetime | None = None
+    ) -> int:
         """Record every run still `running` but `keep` as failed with `reason`; how many.
 
-        Called by the holder of the run lock: no other writing run can be alive then.
+        Called by the holder of the run lock (no other writing run can be alive then), or with
+        `started_before` for the runs that overran their time limit.
         """
         q = t.runs.update().where(t.runs.c.status == "running")
         if keep is not None:
             q = q.where(t.runs.c.run_id != keep)
+        if started_before is not None:
+            q = q.where(t.runs.c.started_at < started_before)
         with self.engine.begin() as conn:
             done = conn.execute(
                 q.values(status="failed", finished_at=self.clock(), summary={"error": reason})
