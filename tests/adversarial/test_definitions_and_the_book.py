@@ -137,3 +137,76 @@ def test_an_account_archived_in_the_crm_leaves_the_book(
     for key, props in tasks_before.items():
         if _episode_of(props) in keys:
             assert sandbox.state.objects["tasks"][key]["properties"] == props
+
+
+def _edit_play(root: Path, play: str) -> None:
+    """Prefix the subject of the play's first action with EDITED."""
+    path = root / "mappings" / "plays.yaml"
+    text = path.read_text()
+    start = text.index(f"  - id: {play}\n")
+    at = text.index('subject: "', start) + len('subject: "')
+    path.write_text(text[:at] + "EDITED " + text[at:])
+
+
+def test_a_play_edited_while_episodes_are_open_is_extended_only_when_asked(
+    tmp_path: Path, sandbox: HubSpotSandbox, server: Server
+) -> None:
+    sandbox.clock = noon  # the portal's clock is the runs' (the CSM completes a task in between)
+    root = make_project(tmp_path, sandbox, server.url, accounts=60)
+    trigger, keys = _first_run(root)
+    sandbox.clock = lambda: noon() + timedelta(hours=1)
+    with hubspot_context(root) as ctx:
+        play = ctx.definitions.trigger(trigger).play
+        first = ctx.definitions.play(play).actions[0].id
+    tasks = sandbox.state.objects["tasks"]
+    written = {
+        _episode_of(t["properties"]): (tid, t["properties"]["hs_task_subject"])
+        for tid, t in tasks.items()
+        if str(t["properties"].get("signalplay_episode_key")).endswith(f":{first}")
+    }
+    assert set(keys) <= set(written)
+    done_by_csm, (done_id, done_subject) = keys[0], written[keys[0]]
+    completed = httpx.patch(
+        f"{server.url}/crm/v3/objects/tasks/{done_id}",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={"properties": {"hs_task_status": "COMPLETED"}},
+    )
+    assert completed.status_code == 200
+    _edit_play(root, play)
+    count = len(tasks)
+
+    # By default the edit is for episodes opened after it: the plan says so and changes nothing.
+    env = {"SIGNALPLAY_CRM__ACCESS_TOKEN": TOKEN, "SIGNALPLAY_AS_OF": LATER.isoformat()}
+    shown = CliRunner().invoke(app, ["plan", "-p", str(root)], env=env)
+    with hubspot_context(root, lambda: LATER) as ctx:
+        planned = jobs.preview(ctx)
+    assert planned.stats["task_edits_held"] >= len(keys) - 1  # not the one the CSM completed
+    assert [o for o in planned.ops if o.episode_key in keys] == []
+    assert shown.exit_code == 0, shown.output
+    assert "differ from their play as edited since" in shown.output
+    assert "--extend-edits updates them" in shown.output
+
+    # Asked to, the plan carries it to the open tasks, never reopening one a CSM completed.
+    with hubspot_context(root, lambda: LATER) as ctx:
+        extended = jobs.preview(ctx, extend_edits=True)
+        edits = [o for o in extended.ops if o.episode_key in keys]
+        assert {o.target for o in edits} == {f"{k}:{first}" for k in keys if k != done_by_csm}
+        assert all("edited while episode" in o.reason for o in edits)
+        result = jobs.run(ctx, extend_edits=True)
+    assert result.applied.tasks_updated >= len(keys) - 1
+    assert result.applied.tasks_created == 0
+    assert len(tasks) == count  # updated in place, none written again
+    for key in keys:
+        tid, subject = written[key]
+        props = tasks[tid]["properties"]
+        if key == done_by_csm:
+            assert props["hs_task_subject"] == done_subject
+            assert props["hs_task_status"] == "COMPLETED"
+        else:
+            assert "EDITED " in props["hs_task_subject"]
+            assert props["hs_task_subject"].replace("EDITED ", "") == subject
+            assert props["hs_task_status"] != "COMPLETED"
+    with hubspot_context(root, lambda: LATER + timedelta(hours=1)) as ctx:
+        again = jobs.preview(ctx, extend_edits=True)
+    assert [o for o in again.ops if o.episode_key in keys] == []  # applied once
+    assert again.stats["task_edits_held"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,6 +34,14 @@ from signalplay.demo.run import DEMO_WEBHOOK_SECRET, run_demo, source_sandboxes
 from signalplay.jobs import views
 from signalplay.jobs.scaffold import init_project
 from signalplay.settings import load_project
+
+ExtendOpt = Annotated[
+    bool,
+    typer.Option(
+        "--extend-edits",
+        help="Carry plays edited since their open episodes were actioned to those tasks.",
+    ),
+]
 
 
 class CrmChoice(StrEnum):
@@ -153,23 +162,41 @@ def init(
 def run(
     project: ProjectOpt = Path(),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; write nothing.")] = False,
+    extend_edits: ExtendOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Pull, profile, evaluate, plan and apply; exit 1 when an op failed (kept for retry)."""
-    result = using(project, lambda ctx: jobs.run(ctx, dry_run=dry_run))
+    result = using(project, lambda ctx: jobs.run(ctx, dry_run=dry_run, extend_edits=extend_edits))
     emit(result) if as_json else _print_summary(result.to_json())
     partial(result.applied.failed)
 
 
 @app.command()
-def plan(project: ProjectOpt = Path(), as_json: JsonOpt = False) -> None:
+def plan(
+    project: ProjectOpt = Path(), extend_edits: ExtendOpt = False, as_json: JsonOpt = False
+) -> None:
     """Pull, profile and evaluate, then print and save the CRM changes without writing them."""
-    result = using(project, jobs.preview)
+    result = using(project, lambda ctx: jobs.preview(ctx, extend_edits=extend_edits))
     if as_json:
         emit(result)
         return
     for op in result.ops:
         out.print(_describe_op(op), highlight=False)
+    closes = Counter(
+        str(op.values.get("closure_reason")) for op in result.ops if op.action.value == "close_task"
+    )
+    if closes:
+        out.print(
+            "tasks closed: " + ", ".join(f"{n} {why}" for why, n in sorted(closes.items())),
+            highlight=False,
+        )
+    held = result.stats.get("task_edits_held", 0)
+    if held:
+        out.print(
+            f"{held} written task(s) of open episodes differ from their play as edited since; "
+            "they keep what was written (--extend-edits updates them)",
+            highlight=False,
+        )
     out.print(
         f"{len(result.ops)} change(s) planned; saved as {result.plan_id}. "
         f"Apply with: signalplay apply {result.plan_id}",
@@ -188,6 +215,8 @@ def _describe_op(op: Any) -> str:
             f"priority {v.get('priority')}, type {v.get('type')}",
             f"    links {', '.join(f'{r.object_type}/{r.record_id}' for r in op.associations)}",
         ]
+        if "status" not in v:  # an edit carried to a written task
+            lines.append(f"    {op.reason}")
         return "\n".join(lines)
     if op.action.value == "update_fields":
         changes = [f"    {f}: {op.previous.get(f)!r} → {new!r}" for f, new in sorted(v.items())]

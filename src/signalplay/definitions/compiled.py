@@ -7,6 +7,8 @@ definitions.schema, lang, errors.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -115,6 +117,22 @@ class Definitions:
     def play(self, play_id: str) -> Play:
         """The play with this id."""
         return self._plays_by_id[play_id]
+
+    def play_version(self, play_id: str) -> str:
+        """A fingerprint of what renders this play's actions: the play and the content blocks.
+
+        An episode keeps the version it was actioned with, so that a play edited while its
+        episodes are open is seen (and, when the plan is asked to, carried to their tasks).
+        """
+        return self._play_versions.get(play_id, "")
+
+    @cached_property
+    def _play_versions(self) -> dict[str, str]:
+        content = json.dumps(self.plays.content, sort_keys=True)
+        return {
+            p.id: hashlib.sha256((p.model_dump_json() + content).encode()).hexdigest()[:16]
+            for p in self.plays.plays
+        }
 
     @cached_property
     def _triggers_by_id(self) -> dict[str, Trigger]:

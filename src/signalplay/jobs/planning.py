@@ -12,12 +12,13 @@ from typing import Any
 from signalplay.evaluate.evaluator import ACCOUNT_REMOVED
 from signalplay.jobs.context import Context
 from signalplay.jobs.evaluation import Evaluation
+from signalplay.jobs.measure import task_outcomes
 from signalplay.jobs.profiles import Profiles
 from signalplay.jobs.results import PlanResult
 from signalplay.models import Episode, WriteOp
-from signalplay.plays.actions import ActionIntent, consolidate, intents_for
+from signalplay.plays.actions import TASK_KINDS, ActionIntent, consolidate, intents_for
 from signalplay.plays.orchestration import Decision
-from signalplay.writeback.plan import Plan, action_key, closing_ops, plan_writes
+from signalplay.writeback.plan import Plan, action_key, closing_ops, edit_ops, plan_writes
 
 
 def action_intents(
@@ -60,12 +61,15 @@ def plan_ops(
     *,
     shard: Collection[str] | None = None,
     preview: Evaluation | None = None,
+    extend_edits: bool = False,
 ) -> Plan:
     """The CRM changes wanted now for these accounts, diffed against ledger and CRM.
 
     The CRM changes wanted now for these accounts, diffed against the ledger and the CRM's
     current values; ops in a stable order. A `shard` reads only its accounts' episodes and CRM
-    records. A `preview` is an evaluation the store did not keep: its episodes are used.
+    records. A `preview` is an evaluation the store did not keep: its episodes are used. A play
+    edited while its episodes are open applies to episodes opened after the edit; with
+    `extend_edits` the open episodes' written tasks are updated to it too.
     """
     defs = ctx.definitions
     values = profiles.values
@@ -109,8 +113,47 @@ def plan_ops(
         applied=applied,
     )
     result.ops.extend(_closing_ops(ctx, resolved, applied))
+    stale = _on_edited_plays(ctx, episodes)
+    edits = _edits(ctx, values, stale, applied) if stale else []
+    if extend_edits:
+        result.ops.extend(edits)
+    else:
+        result.edits_held = len(edits)
     result.ops.sort(key=lambda o: (o.action.value, o.target, o.op_key))
     return result
+
+
+def _on_edited_plays(ctx: Context, episodes: Iterable[Episode]) -> list[Episode]:
+    """The open, actioned episodes whose play changed since they were actioned."""
+    defs = ctx.definitions
+    known = {t.id for t in defs.triggers.triggers}
+    out = []
+    for ep in episodes:
+        decision = ep.decision
+        version = decision.get("play_version")
+        if ep.trigger_id not in known or decision.get("status") != "actioned" or not version:
+            continue
+        if version != defs.play_version(str(decision.get("play_id"))):
+            out.append(ep)
+    return out
+
+
+def _edits(
+    ctx: Context,
+    profiles: Mapping[str, Mapping[str, Any]],
+    episodes: Sequence[Episode],
+    applied: Collection[str],
+) -> list[WriteOp]:
+    """Ops that carry the current plays to the tasks of `episodes`, skipping closed tasks."""
+    crm = ctx.crm_name
+    rendered = [
+        i
+        for i in action_intents(ctx, profiles, episodes)
+        if i.kind in TASK_KINDS and action_key(crm, i.kind, i.key) in applied
+    ]
+    closed = {o.key for outcomes in task_outcomes(ctx.store).values() for o in outcomes if o.closed}
+    written = ctx.store.applied_tasks([i.key for i in rendered if i.key not in closed])
+    return [o for o in edit_ops(crm, rendered, written) if o.op_key not in applied]
 
 
 CLOSE_WINDOW_DAYS = 30  # resolved episodes read for closing ops; failed closes retry via the ledger
@@ -151,6 +194,7 @@ def plan_stats(result: Plan) -> dict[str, int]:
         **result.counts(),
         "skipped_applied": result.skipped_applied,
         "skipped_unchanged": result.skipped_unchanged,
+        "task_edits_held": result.edits_held,
     }
 
 
@@ -161,6 +205,7 @@ def plan(
     *,
     record: bool = True,
     preview: Evaluation | None = None,
+    extend_edits: bool = False,
 ) -> PlanResult:
     """The CRM changes wanted now, diffed against the ledger and the CRM; saved, not applied.
 
@@ -168,7 +213,7 @@ def plan(
     leaves the ledger alone, so that a plan nobody applies is never sent by a later run, and
     plans from the `preview` evaluation's episodes, which the store never saw.
     """
-    result = plan_ops(ctx, profiles, preview=preview)
+    result = plan_ops(ctx, profiles, preview=preview, extend_edits=extend_edits)
     plan_id = ctx.store.save_plan(run_id, result.ops)
     if record:
         ctx.store.record_planned(run_id, ctx.crm_name, result.ops)

@@ -28,23 +28,30 @@ from signalplay.jobs.sources import pull
 from signalplay.jobs.writes import apply
 
 
-def run(ctx: Context, *, dry_run: bool = False, only: Collection[str] | None = None) -> RunResult:
+def run(
+    ctx: Context,
+    *,
+    dry_run: bool = False,
+    only: Collection[str] | None = None,
+    extend_edits: bool = False,
+) -> RunResult:
     """Pull → profile → evaluate → plan → apply, recorded as one run.
 
     `only` pulls just the sources named (the others' stored records are used as they are). The
     run is `partial` when an op failed (it stays in the ledger for the next run to retry). A dry
     run is a preview: it refreshes the sources, then plans from profiles and an evaluation the
-    store never sees, records no run and applies nothing.
+    store never sees, records no run and applies nothing. `extend_edits` carries plays edited
+    since their open episodes were actioned to those episodes' tasks.
     """
     if dry_run:
-        return _previewed(ctx, ctx.store.new_run_id(), only=only)
+        return _previewed(ctx, ctx.store.new_run_id(), only=only, extend_edits=extend_edits)
     started = ctx.clock()
     with recorded_run(ctx, "run") as record:
         streams = pull(ctx, record.run_id, only=only)
         with batch_gc():
             profiles = build_profiles(ctx, record.run_id)
             assessed = assess(ctx, profiles)
-            planned = plan(ctx, profiles, record.run_id)
+            planned = plan(ctx, profiles, record.run_id, extend_edits=extend_edits)
         applied = apply(ctx, planned.ops)
         ctx.store.mark_plan(planned.plan_id, "partial" if applied.failed else "applied")
         result = replace(
@@ -63,13 +70,17 @@ def run(ctx: Context, *, dry_run: bool = False, only: Collection[str] | None = N
     return result
 
 
-def _previewed(ctx: Context, run_id: str, *, only: Collection[str] | None = None) -> RunResult:
+def _previewed(
+    ctx: Context, run_id: str, *, only: Collection[str] | None = None, extend_edits: bool = False
+) -> RunResult:
     started = ctx.clock()
     streams = pull(ctx, run_id, only=only)
     with batch_gc():
         profiles = build_profiles(ctx, run_id, save=False)
         assessed = assess(ctx, profiles, save=False)
-        planned = plan(ctx, profiles, run_id, record=False, preview=assessed)
+        planned = plan(
+            ctx, profiles, run_id, record=False, preview=assessed, extend_edits=extend_edits
+        )
     return replace(
         _result(
             profiles,
@@ -126,7 +137,7 @@ def sync(ctx: Context, *, only: Collection[str] | None = None, full: bool = Fals
     return SyncResult(run_id=record.run_id, streams=streams)
 
 
-def preview(ctx: Context) -> PlanResult:
+def preview(ctx: Context, *, extend_edits: bool = False) -> PlanResult:
     """Pull, profile and evaluate, then save the plan a run would make, without writing it.
 
     The store keeps no run, snapshot, profile, episode, decision or ledger entry of the preview
@@ -136,4 +147,4 @@ def preview(ctx: Context) -> PlanResult:
     pull(ctx, run_id)
     profiles = build_profiles(ctx, run_id, save=False)
     assessed = assess(ctx, profiles, save=False)
-    return plan(ctx, profiles, run_id, record=False, preview=assessed)
+    return plan(ctx, profiles, run_id, record=False, preview=assessed, extend_edits=extend_edits)

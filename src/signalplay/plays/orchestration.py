@@ -93,6 +93,7 @@ class Decision:
     of: int = 1
     contacts: tuple[str, ...] = ()
     capped_contacts: tuple[str, ...] = ()
+    play_version: str = ""  # Definitions.play_version of the play when it was decided
 
     def as_dict(self) -> dict[str, Any]:
         """As stored with the episode."""
@@ -253,6 +254,7 @@ def _draft(
         experiment=exp.id if exp else None,
         variant=variant,
         contacts=tuple(audience_ids(defs, play_id, profile)),
+        play_version=defs.play_version(play_id),
     )
 
 

@@ -174,3 +174,18 @@ class LedgerStore(StoreBase):
         with self.engine.connect() as conn:
             q = sa.select(t.ledger.c.payload).where(t.ledger.c.status.in_(["planned", "failed"]))
             return [WriteOp.model_validate(r[0]) for r in conn.execute(q)]
+
+    def applied_tasks(self, targets: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The values of the task each target last received, by target (applied upserts only)."""
+        query = (
+            sa.select(t.ledger.c.target, t.ledger.c.payload)
+            .where(t.ledger.c.status == "applied")
+            .where(t.ledger.c.action == "upsert_task")
+            .order_by(t.ledger.c.updated_at)
+        )
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for q in _of_accounts(query, t.ledger.c.target, targets):
+                for target, payload in conn.execute(q):
+                    out[target] = dict(payload.get("values") or {})
+        return out

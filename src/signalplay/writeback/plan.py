@@ -72,6 +72,9 @@ class Plan:
     ops: list[WriteOp] = field(default_factory=list)
     skipped_applied: int = 0
     skipped_unchanged: int = 0
+    # Written tasks of open episodes whose play was edited since: they keep what was written
+    # unless the plan extends the edit to them.
+    edits_held: int = 0
 
     def counts(self) -> dict[str, int]:
         """How many ops of each action."""
@@ -191,6 +194,45 @@ def closing_ops(
                     )
                 )
     return ops
+
+
+def edit_ops(
+    crm: str,
+    intents: Sequence[ActionIntent],
+    written: Mapping[str, Mapping[str, Any]],
+    account_object: str = "companies",
+) -> list[WriteOp]:
+    """Ops that carry an edited play to tasks already written, where the rendering changed.
+
+    `written` holds the values each task (by key) last received. The op leaves the task's
+    status alone, so a task a CSM completed is never reopened, and its key names the content,
+    so the same edit is applied once.
+    """
+    ops = []
+    for intent in intents:
+        before = written.get(intent.key)
+        if intent.kind not in TASK_KINDS or before is None:
+            continue
+        op = _intent_op("", intent, account_object)
+        values = {k: v for k, v in op.values.items() if k != "status"}
+        changed = sorted(k for k in EDITABLE if values.get(k) != before.get(k))
+        if not changed:
+            continue
+        key = op_key(crm, "task", intent.key, "edit", {k: str(values.get(k)) for k in EDITABLE})
+        ops.append(
+            op.model_copy(
+                update={
+                    "op_key": key,
+                    "values": values,
+                    "reason": f"play {intent.play_id} edited while episode "
+                    f"{intent.episode_keys[0]} is open: its task's {', '.join(changed)} change",
+                }
+            )
+        )
+    return ops
+
+
+EDITABLE = ("subject", "body", "priority", "type")  # what a play edit changes in a written task
 
 
 def intent_key(crm: str, intent: ActionIntent) -> str:
