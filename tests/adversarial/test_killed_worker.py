@@ -31,11 +31,14 @@ from signalplay.sandbox.webhook import WebhookReceiver
 from signalplay.settings import load_project
 from tests.adversarial.conftest import PG
 from tests.conftest import TOKEN, WEBHOOK_SECRET, make_project
-from tests.tasks.test_celery_worker import BROKER, ROOT, _forget_worker
+from tests.tasks.test_celery_worker import ROOT, _forget_worker
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 AS_OF = "2026-11-18T15:00:00+00:00"
 QUEUE = f"signalplay-kill-{uuid.uuid4().hex[:6]}"  # its own: a redelivery reaches no other test
+# Its own database too: dropping the unacknowledged set touches no other test's worker (the
+# suite runs its files on two processes at once).
+BROKER = "redis://127.0.0.1:6379/14"
 
 
 def _worker(env: dict[str, str]) -> subprocess.Popen[bytes]:

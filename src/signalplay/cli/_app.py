@@ -50,9 +50,10 @@ app.add_typer(identity_app, name="identity")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(crm_app, name="crm")
 # User data (names, owners, errors quoting records) is printed literally: no markup, no emoji
-# codes; colour comes from styled `Text` only.
-console = Console(stderr=True, markup=False, emoji=False, highlight=False)
-out = Console(markup=False, emoji=False, highlight=False)
+# codes; colour comes from styled `Text` only. Lines are never wrapped: an error naming a long
+# path stays one line, and piped output can be read by line.
+console = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
+out = Console(markup=False, emoji=False, highlight=False, soft_wrap=True)
 T = TypeVar("T")
 
 ProjectOpt = Annotated[
