@@ -31,6 +31,9 @@ class FileStream(BaseModel):
     path: str
     primary_key: str = "id"
     cursor_field: str | None = None
+    # Rows that never change once written (a day's usage): they count from their own date. A
+    # file of records that change (tickets, invoices) keeps their timeline instead.
+    immutable: bool = False
 
 
 class FilesSettings(BaseModel):
@@ -86,7 +89,12 @@ class FilesConnector:
     def streams(self) -> Sequence[StreamSpec]:
         """The configured files."""
         return [
-            StreamSpec(name=n, primary_key=s.primary_key, cursor_field=s.cursor_field)
+            StreamSpec(
+                name=n,
+                primary_key=s.primary_key,
+                cursor_field=s.cursor_field,
+                immutable=s.immutable,
+            )
             for n, s in self.settings.streams.items()
         ]
 

@@ -36,6 +36,9 @@ class SqlStream(BaseModel):
     files: str | None = None  # CSV or Parquet path or glob (DuckDB), relative to the project
     key: tuple[str, ...] = ("account_id", "date")
     cursor_field: str = "date"
+    # Rows of a day are facts that never change (usage): they count from their own date. A query
+    # of records that change (say, accounts) sets this false, to keep their timeline.
+    immutable: bool = True
 
     @model_validator(mode="after")
     def _one_source(self) -> SqlStream:
@@ -97,7 +100,12 @@ class SqlConnector:
     def streams(self) -> Sequence[StreamSpec]:
         """The configured queries."""
         return [
-            StreamSpec(name=n, primary_key="|".join(s.key), cursor_field=s.cursor_field)
+            StreamSpec(
+                name=n,
+                primary_key="|".join(s.key),
+                cursor_field=s.cursor_field,
+                immutable=s.immutable,
+            )
             for n, s in self.settings.streams.items()
         ]
 

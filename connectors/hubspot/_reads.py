@@ -14,7 +14,7 @@ from typing import Any
 from signalplay.connectors.hubspot._base import _Base
 from signalplay.connectors.hubspot._wire import (
     BATCH_CAP,
-    PAGE_CAP,
+    HISTORY_PAGE_CAP,
     SEARCH_CAP,
     SEARCH_PAGE,
     _parse_iso,
@@ -28,6 +28,7 @@ from signalplay.models import (
     RecordRef,
     SourceRecord,
     StreamSpec,
+    Version,
 )
 
 
@@ -66,9 +67,10 @@ class _Reads(_Base):
                 f"list {stream}",
                 partial(
                     api.get_page,
-                    limit=PAGE_CAP,
+                    limit=HISTORY_PAGE_CAP,
                     after=after,
                     properties=names,
+                    properties_with_history=names,
                     associations=assoc,
                     archived=False,
                     _request_timeout=self._timeout,
@@ -91,12 +93,15 @@ class _Reads(_Base):
             ids = sorted({str(a.id) for a in companies.results}, key=int)
             data["company_ids"] = ids
             data["company_id"] = ids[0] if ids else None
+        history = _states(data, getattr(obj, "properties_with_history", None) or {})
         return SourceRecord(
             source=self.source,
             stream=stream,
             record_id=str(obj.id),
             data=data,
             updated_at=obj.updated_at,
+            history=history,
+            complete=bool(history),
         )
 
     def _outcome(self, props: dict[str, Any]) -> dict[str, Any]:
@@ -213,3 +218,28 @@ class _Reads(_Base):
                     f: obj.properties.get(f) for f in fields
                 }
         return out
+
+
+def _states(current: dict[str, Any], with_history: Mapping[str, Any]) -> tuple[Version, ...]:
+    """A record's earlier states from its property history, oldest first.
+
+    HubSpot keeps every property's changes (value and time) from the record's creation, so
+    the record is rebuilt at each time one changed: what is not in the history (associations,
+    the id) is taken as it is now. The newest state equals the current record.
+    """
+    changes = sorted(
+        (item.timestamp, name, item.value)
+        for name, items in with_history.items()
+        for item in items or ()
+        if item.timestamp is not None
+    )
+    if not changes:
+        return ()
+    state = {**current, **dict.fromkeys(with_history)}
+    out: list[Version] = []
+    for i, (at, name, value) in enumerate(changes):
+        state[name] = value
+        if i + 1 < len(changes) and changes[i + 1][0] == at:
+            continue  # one write changes several properties at once
+        out.append(Version(valid_from=at, data=dict(state)))
+    return tuple(out)

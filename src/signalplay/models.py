@@ -28,6 +28,9 @@ class StreamSpec(Frozen):
     name: str
     primary_key: str = "id"
     cursor_field: str | None = None
+    # Records are dated facts that never change once written (a usage row of a day): they count
+    # from their own date, and no timeline of their states is kept.
+    immutable: bool = False
 
 
 # A CRM connector's `tasks` stream carries, in each record's data under this key, the task as
@@ -36,8 +39,21 @@ class StreamSpec(Frozen):
 TASK_OUTCOME = "signalplay"
 
 
+class Version(Frozen):
+    """One earlier state of a record, as the source's own history tells it."""
+
+    valid_from: AwareDatetime
+    data: dict[str, Any] | None = None  # None: from then the record did not exist (deleted)
+
+
 class SourceRecord(Frozen):
-    """One raw record as a connector normalised it (vendor envelope stripped)."""
+    """One raw record as a connector normalised it (vendor envelope stripped).
+
+    `updated_at` is when the source last changed it: its current state holds from then. Its
+    earlier states come in `history`, oldest first, where the source keeps them; `complete`
+    says they go back to the record's creation (before the first, it did not exist). Without
+    them a state is known only from when it was first seen, never before.
+    """
 
     source: str
     stream: str
@@ -45,6 +61,21 @@ class SourceRecord(Frozen):
     data: dict[str, Any]
     updated_at: AwareDatetime | None = None
     deleted: bool = False  # a tombstone: the record was deleted or archived at the source
+    history: tuple[Version, ...] = ()
+    complete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Every stored state of one record, oldest first, as the store rebuilt it.
+
+    A state holds from its `valid_from` until the next one's; `data` None is "did not exist".
+    With `origin` the first state began the record; without it, what came before is unknown.
+    """
+
+    record_id: str
+    versions: tuple[Version, ...]
+    origin: bool
 
 
 class Page(Frozen):

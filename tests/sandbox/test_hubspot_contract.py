@@ -155,6 +155,37 @@ def test_objects_lists_reads_and_batch_updates(hub: tuple[HubSpotSandbox, Client
     )
 
 
+def test_property_history_lists_each_change_newest_first(
+    hub: tuple[HubSpotSandbox, Client],
+) -> None:
+    sandbox, client = hub
+    company, _, _ = _seed(sandbox)
+    client.call(
+        "crm.companies.batch_api.update",
+        body={"inputs": [{"id": company, "properties": {"name": "Acme Inc"}}]},
+    )
+    history = ["name", "domain"]
+    _, page = client.call(
+        "crm.companies.basic_api.get_page",
+        query={"limit": 50, "properties": history, "propertiesWithHistory": history},
+    )
+    kept = page["results"][0]["propertiesWithHistory"]
+    assert [h["value"] for h in kept["name"]] == ["Acme Inc", "Acme"]  # newest first
+    assert [h["value"] for h in kept["domain"]] == ["acme.test"]
+    assert kept["name"][0]["timestamp"] >= kept["name"][1]["timestamp"]
+    over = client.http.get(
+        client.url + "/crm/v3/objects/companies",
+        params={"limit": 51, "propertiesWithHistory": "name"},
+        timeout=10,
+    )
+    assert over.status_code == 400  # pages with history hold at most 50
+    _, read = client.call(
+        "crm.companies.batch_api.read",
+        body={"inputs": [{"id": company}], "properties": [], "propertiesWithHistory": ["name"]},
+    )
+    assert len(read["results"][0]["propertiesWithHistory"]["name"]) == 2
+
+
 def test_tasks_upsert_search_read_and_associations(hub: tuple[HubSpotSandbox, Client]) -> None:
     sandbox, client = hub
     company, _, _ = _seed(sandbox)

@@ -141,3 +141,38 @@ def test_snapshot_values_reads_only_the_asked_days_and_fields(store: Store) -> N
     assert got == {date(2026, 11, 10): {"a": {"x": 1}, "b": {"x": 3}}}
     assert store.snapshot("a") == (date(2026, 11, 11), {"x": 5, "y": None})
     assert store.latest_snapshots() == {"a": {"x": 5, "y": None}}
+
+
+def test_a_timeline_keeps_each_change_once_and_the_deletion(store: Store) -> None:
+    from datetime import timedelta
+
+    from signalplay.models import Version
+
+    t0, t1 = NOW - timedelta(days=30), NOW - timedelta(days=3)
+
+    def rec(data: dict, **kw: object) -> SourceRecord:
+        return SourceRecord(source="crm", stream="companies", record_id="1", data=data, **kw)
+
+    first = rec(
+        {"id": "1", "seats": "20"},
+        updated_at=t1,
+        history=(Version(valid_from=t0, data={"id": "1", "seats": "10"}),),
+        complete=True,
+    )
+    store.save_page("crm", "companies", [first], None)
+    store.save_page("crm", "companies", [first], None)  # the same read again: nothing new
+    store.save_page("crm", "companies", [rec({"id": "1", "seats": "20"})], None)  # no change
+    (timeline,) = store.iter_timelines("crm", "companies")
+    assert [v.valid_from for v in timeline.versions] == [t0, t1]
+    assert [v.data["seats"] for v in timeline.versions if v.data] == ["10", "20"]
+    assert timeline.origin  # the history went back to the record's creation
+    store.keep_only("crm", "companies", set())  # gone from a complete re-read
+    (timeline,) = store.iter_timelines("crm", "companies")
+    assert timeline.versions[-1].data is None
+    assert timeline.versions[-1].valid_from == NOW
+    assert list(store.iter_records("crm", "companies")) == []
+    # a source without history: its state is known from when it was first seen, no earlier
+    store.save_page("billing", "subscriptions", [rec({"id": "s"})], None)
+    (seen,) = store.iter_timelines("billing", "subscriptions")
+    assert (seen.origin, [v.valid_from for v in seen.versions]) == (False, [NOW])
+    assert not store.has_timelines("usage", "usage_daily")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -155,36 +156,77 @@ def seed_crm(
     )
     sandbox.seed_property("contacts", "cs_left_date", ptype="date", field_type="date")
     rng = random.Random(seed + 1)
-    for acct in accounts:
-        cid = sandbox.seed_object(
-            "companies",
-            {
-                "name": acct.name,
-                "domain": acct.domain,
-                "hubspot_owner_id": acct.owner_id,
-                "stripe_customer_id": acct.stripe_customer,
-                "zendesk_org_id": str(acct.zendesk_org),
-                **{f"cs_{k}": v for k, v in _account_values(acct).items()},
-            },
-            unique_by="domain",
-        )
-        for c in _contacts(acct, rng, today):
-            contact = sandbox.seed_object(
-                "contacts",
+    clock = sandbox.clock
+    try:
+        for acct in accounts:
+            born = acct.contract_start
+            cid = _seed_over_time(
+                sandbox,
+                "companies",
                 {
-                    "email": c.email,
-                    "firstname": c.first,
-                    "lastname": c.last,
-                    "jobtitle": c.title,
-                    "cs_role": c.role,
+                    "name": acct.name,
+                    "domain": acct.domain,
                     "hubspot_owner_id": acct.owner_id,
-                    "notes_last_contacted": c.last_contacted.isoformat(),
-                    "cs_left_date": _iso(c.left),
+                    "stripe_customer_id": acct.stripe_customer,
+                    "zendesk_org_id": str(acct.zendesk_org),
+                    **{f"cs_{k}": v for k, v in _account_values(acct).items()},
                 },
-                unique_by="email",
+                unique_by="domain",
+                born=born,
+                dated={f"cs_{d}" for d in DATES if d not in ("contract_start", "renewal_date")},
             )
-            sandbox.seed_association("contacts", contact, "companies", cid, 1)
+            for c in _contacts(acct, rng, today):
+                contact = _seed_over_time(
+                    sandbox,
+                    "contacts",
+                    {
+                        "email": c.email,
+                        "firstname": c.first,
+                        "lastname": c.last,
+                        "jobtitle": c.title,
+                        "cs_role": c.role,
+                        "hubspot_owner_id": acct.owner_id,
+                        "notes_last_contacted": c.last_contacted.isoformat(),
+                        "cs_left_date": _iso(c.left),
+                    },
+                    unique_by="email",
+                    born=born,
+                    dated={"notes_last_contacted", "cs_left_date"},
+                )
+                sandbox.seed_association("contacts", contact, "companies", cid, 1)
+    finally:
+        sandbox.clock = clock
     sandbox.save()
+
+
+def _seed_over_time(
+    sandbox: HubSpotSandbox,
+    otype: str,
+    properties: dict[str, str | None],
+    *,
+    unique_by: str,
+    born: date,
+    dated: set[str],
+) -> str:
+    """Seed a record as its history happened: created on `born`, each date set on its day.
+
+    The properties in `dated` hold the day something happened (a kickoff, a departure); each
+    is set by an edit on that day, so the record's property history never knows it before.
+    """
+    at = {n: date.fromisoformat(v) for n, v in properties.items() if n in dated and v}
+    first = {n: (None if n in at and at[n] > born else v) for n, v in properties.items()}
+    sandbox.clock = _noon_of(born)
+    oid = sandbox.seed_object(otype, first, unique_by=unique_by)
+    for name, day in sorted(at.items(), key=lambda item: item[1]):
+        if day > born:
+            sandbox.clock = _noon_of(day)
+            sandbox.edit(otype, oid, {name: properties[name]})
+    return oid
+
+
+def _noon_of(day: date) -> Callable[[], datetime]:
+    moment = datetime.combine(day, time(12), tzinfo=UTC)
+    return lambda: moment
 
 
 def _sf_name(name: str) -> str:

@@ -52,27 +52,58 @@ class Profiles:
 
 
 def map_streams(
-    ctx: Context, identity: IdentityMap, days: Sequence[date], *, stage: str = "map"
+    ctx: Context,
+    identity: IdentityMap,
+    days: Sequence[date],
+    *,
+    stage: str = "map",
+    as_of_each_day: bool = False,
 ) -> list[StreamMapper]:
-    """Feed every stored record of every mapped stream through its mapping, for `days`."""
+    """Feed every stored record of every mapped stream through its mapping, for `days`.
+
+    The stored records as they are now; or, `as_of_each_day`, each record of a stream that
+    keeps timelines as it was on each day (immutable streams count from their own dates).
+    """
     mappers = []
     for i, mapping in enumerate(ctx.definitions.mappings):
+        src, stream = mapping.spec.source, mapping.spec.stream
         mapper = StreamMapper(mapping, identity, days=days)
-        total = ctx.store.count_records(mapping.spec.source, mapping.spec.stream)
-        for n, record in enumerate(
-            ctx.store.iter_records(mapping.spec.source, mapping.spec.stream)
-        ):
-            mapper.add(record)
-            if n % 5000 == 0:
-                ctx.progress(
-                    f"{stage} {mapping.name} ({i + 1}/{len(ctx.definitions.mappings)})", n, total
-                )
+        total = ctx.store.count_records(src, stream)
+        label = f"{stage} {mapping.name} ({i + 1}/{len(ctx.definitions.mappings)})"
+        if as_of_each_day and ctx.store.has_timelines(src, stream):
+            for n, timeline in enumerate(ctx.store.iter_timelines(src, stream)):
+                mapper.add_timeline(timeline)
+                if n % 5000 == 0:
+                    ctx.progress(label, n, total)
+        else:
+            for n, record in enumerate(ctx.store.iter_records(src, stream)):
+                mapper.add(record)
+                if n % 5000 == 0:
+                    ctx.progress(label, n, total)
         mappers.append(mapper)
     return mappers
 
 
 def _records_of(ctx: Context) -> Callable[[CompiledMapping], Iterator[SourceRecord]]:
     return lambda m: ctx.store.iter_records(m.spec.source, m.spec.stream)
+
+
+def _ever_records_of(ctx: Context) -> Callable[[CompiledMapping], Iterator[SourceRecord]]:
+    """Every record a stream ever had, in its latest state (those deleted since included)."""
+
+    def records(m: CompiledMapping) -> Iterator[SourceRecord]:
+        src, stream = m.spec.source, m.spec.stream
+        if not ctx.store.has_timelines(src, stream):
+            yield from ctx.store.iter_records(src, stream)
+            return
+        for timeline in ctx.store.iter_timelines(src, stream):
+            data = next((v.data for v in reversed(timeline.versions) if v.data is not None), None)
+            if data is not None:
+                yield SourceRecord.model_construct(
+                    source=src, stream=stream, record_id=timeline.record_id, data=data
+                )
+
+    return records
 
 
 def _day_frame(
@@ -203,32 +234,45 @@ def backfill(ctx: Context, *, days: int, chunk: int = 14) -> BackfillResult:
 
     Build the daily snapshots of the last `days` days (today excluded) from the stored history
     of the sources, oldest first, so that each day's history functions read the days before it.
-    Streams without a date (the CRM's accounts) contribute their current values.
+    Each day sees only what was true on it: every record as its timeline says it was that day
+    (unknown before the first state the store knows, unless that state began the record), and
+    the book of that day (the accounts whose master record existed then).
     """
     today = ctx.clock().date()
     targets = [today - timedelta(days=k) for k in range(days, 0, -1)]
     defs = ctx.definitions
-    identity = build_identity(defs.mappings, _records_of(ctx))
-    accounts = identity.accounts()
+    identity = build_identity(defs.mappings, _ever_records_of(ctx))
+    everyone = identity.accounts()
+    master = defs.master.spec
+    dated_book = ctx.store.has_timelines(master.source, master.stream)
     needs = defs.history
     fields = history_fields(needs)
     cache = ctx.store.snapshot_values(history_days(needs, targets[0]), fields) if targets else {}
-    done = 0
+    done = snapshots = 0
     for start in range(0, len(targets), chunk):
         block = targets[start : start + chunk]
-        mappers = map_streams(ctx, identity, block, stage=f"backfill {block[0]}..{block[-1]}")
+        mappers = map_streams(
+            ctx,
+            identity,
+            block,
+            stage=f"backfill {block[0]}..{block[-1]}",
+            as_of_each_day=True,
+        )
+        book = next(m for m in mappers if m.spec.master)
         for i, day in enumerate(block):
+            accounts = sorted(book.present[i]) if dated_book else everyone
             merged = merge_facts(m.facts(i, accounts=accounts) for m in mappers)
             frame = _day_frame(defs, {a: merged.get(a, {}) for a in accounts}, day, cache)
             values = dict(zip(frame.accounts, frame.rows, strict=True))
             ctx.store.save_snapshots(day, {a: public_values(v) for a, v in values.items()})
             cache[day] = {a: {f: v.get(f) for f in fields} for a, v in values.items()}
             done += 1
+            snapshots += len(values)
             ctx.progress("backfill days", done, len(targets))
     return BackfillResult(
         days=len(targets),
         first_day=targets[0].isoformat() if targets else None,
         last_day=targets[-1].isoformat() if targets else None,
-        accounts=len(accounts),
-        snapshots=len(targets) * len(accounts),
+        accounts=len(everyone),
+        snapshots=snapshots,
     )

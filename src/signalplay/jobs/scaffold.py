@@ -35,7 +35,7 @@ FILES_SOURCES = """\
   usage:
     connector: files
     streams:
-      usage_daily: {path: data/usage.csv, cursor_field: date}
+      usage_daily: {path: data/usage.csv, cursor_field: date, immutable: true}
   support:
     connector: files
     streams:

@@ -55,6 +55,7 @@ def pull(
                 until=until,
                 full=full,
                 refresh=spec.cursor_field is None,
+                immutable=spec.immutable,
             )
     return summary
 
@@ -69,6 +70,7 @@ def _pull_stream(
     until: datetime,
     full: bool,
     refresh: bool,
+    immutable: bool = False,
 ) -> dict[str, float]:
     """One stream from its cursor; a stream re-read whole (`refresh`) drops what it no longer has.
 
@@ -83,7 +85,7 @@ def _pull_stream(
     started = time.perf_counter()
     with ctx.tally.counting():
         for page in conn.read(stream, cursor=cursor, until=until):
-            ctx.store.save_page(source, stream, page.records, page.cursor)
+            ctx.store.save_page(source, stream, page.records, page.cursor, timeline=not immutable)
             counts["records"] += sum(not r.deleted for r in page.records)
             counts["removed"] += sum(r.deleted for r in page.records)
             if refresh:

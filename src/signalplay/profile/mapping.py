@@ -8,6 +8,7 @@ Imports: stdlib, definitions, expr, identity, models, transforms.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 from signalplay.definitions.compiled import CompiledMapping
 from signalplay.lang.functions import ExprRuntimeError
 from signalplay.lang.transforms import CastError, compile_path, to_moment, zone
-from signalplay.models import Fact, IdentityIssue, SourceRecord
+from signalplay.models import Fact, IdentityIssue, SourceRecord, Timeline
 from signalplay.profile.identity import IdentityMap, learn_keys, resolve
 from signalplay.types import JSONValue
 
@@ -157,40 +158,95 @@ class StreamMapper:
         # One identity key (the usual case): look it up directly; resolve() explains misses.
         self._single = mapping.identity[0] if len(mapping.identity) == 1 else None
         self._accs: list[dict[tuple[str, str], _Acc]] = [{} for _ in self.days]
-        self._members: dict[str, dict[str, dict[str, JSONValue]]] = {}
+        self._members: list[dict[str, dict[str, dict[str, JSONValue]]]] = [{} for _ in self.days]
         self._date = compile_path(self.spec.date_field) if self.spec.date_field else None
         self._tz = zone(self.spec.timezone)
+        # Per day, the accounts with a record that day (kept for the master stream: the book of
+        # that day), and those with a record whose state that day is unknown (their facts from
+        # this stream are unknown too).
+        self.present: list[set[str]] = [set() for _ in self.days]
+        self._unknown: list[set[str]] = [set() for _ in self.days]
+        self._ends = [
+            datetime.combine(d + timedelta(days=1), datetime.min.time(), self._tz) for d in days
+        ]
+        self._all = range(len(self.days))
 
     def add(self, record: SourceRecord) -> None:
         """Map one record; a bad one is quarantined, an unmatched one reported."""
         self.report.records += 1
-        data = record.data
-        account = self._account(record)
+        self._add(record.record_id, record.data, record.updated_at, self._all)
+
+    def add_timeline(self, timeline: Timeline) -> None:
+        """Map one record as it was on each day: the state that held at the day's end.
+
+        Before its first state a record did not exist when that state began it (`origin`), nor
+        when it is dated after the day; otherwise its state that day is unknown, and so are
+        its account's facts from this stream.
+        """
+        self.report.records += 1
+        versions = timeline.versions
+        starts = [v.valid_from for v in versions]
+        on: dict[int, list[int]] = {}
+        unknown: list[int] = []
+        for i, end in enumerate(self._ends):
+            j = bisect_left(starts, end)
+            if j:
+                on.setdefault(j - 1, []).append(i)
+            elif not timeline.origin:
+                unknown.append(i)
+        for j, days in on.items():
+            data = versions[j].data
+            if data is not None:
+                self._add(timeline.record_id, data, versions[j].valid_from, days)
+        first = next((v.data for v in versions if v.data is not None), None)
+        if unknown and first is not None:
+            self._unknown_on(timeline.record_id, first, unknown)
+
+    def _unknown_on(self, record_id: str, data: dict[str, Any], days: list[int]) -> None:
+        account, _ = resolve(self.identity, self.mapping.identity, data)
+        if account is None:
+            return
+        try:
+            day = self._record_day(data)
+        except CastError:
+            day = None
+        for i in days:
+            if day is None or day <= self.days[i]:  # a record dated later did not exist yet
+                self._unknown[i].add(account)
+
+    def _add(
+        self, record_id: str, data: Any, updated_at: datetime | None, days: Sequence[int]
+    ) -> None:
+        account = self._account(record_id, data)
         if account is None:
             return
         try:
             values = extract_values(self.mapping, data)
             day = self._record_day(data)
         except CastError as exc:
-            self.report.quarantined.append((record.record_id, str(exc), data))
+            self.report.quarantined.append((record_id, str(exc), data))
             return
         self.report.mapped += 1
+        if self.spec.master:
+            for i in days:
+                self.present[i].add(account)
         if self.spec.collect:
-            self._members.setdefault(account, {})[record.record_id] = values
+            for i in days:
+                self._members[i].setdefault(account, {})[record_id] = values
             return
-        at = day if day is not None else (record.updated_at or _NEVER)
-        self._accumulate(account, values, data, day=day, at=at, record_id=record.record_id)
+        at = day if day is not None else (updated_at or _NEVER)
+        self._accumulate(account, values, data, day=day, at=at, record_id=record_id, days=days)
 
-    def _account(self, record: SourceRecord) -> str | None:
+    def _account(self, record_id: str, data: Any) -> str | None:
         if self._single is not None:
             kind, read = self._single
-            value = read(record.data)
+            value = read(data)
             account = None if value is None else self.identity.keys.get((kind, value))
             if account is not None:
                 return account
-        account, problem = resolve(self.identity, self.mapping.identity, record.data)
+        account, problem = resolve(self.identity, self.mapping.identity, data)
         if account is None:
-            self._report_identity(record, problem)
+            self._report_identity(record_id, problem)
         return account
 
     def _accumulate(
@@ -202,14 +258,21 @@ class StreamMapper:
         day: date | None,
         at: date | datetime,
         record_id: str,
+        days: Sequence[int],
     ) -> None:
+        every = len(days) == len(self.days)
         for f in self._fields:
             if f.where is not None and not _holds(f.where, data):
                 continue
             value = 1 if f.aggregate == "count" else values[f.name]
             key = (account, f.name)
             distinct = f.aggregate == "distinct"
-            for accs, (after, through) in zip(self._accs, f.spans, strict=True):
+            pairs = (
+                zip(self._accs, f.spans, strict=True)
+                if every
+                else ((self._accs[i], f.spans[i]) for i in days)
+            )
+            for accs, (after, through) in pairs:
                 if day is None:
                     if f.window is not None:
                         continue
@@ -221,14 +284,14 @@ class StreamMapper:
                 acc.add(value, at, record_id, distinct=distinct)
 
     def _report_identity(
-        self, record: SourceRecord, problem: tuple[str, str | None, tuple[str, ...]] | None
+        self, record_id: str, problem: tuple[str, str | None, tuple[str, ...]] | None
     ) -> None:
         kind, value, accounts = problem or ("", None, ())
         self.report.identity.append(
             IdentityIssue(
                 source=self.spec.source,
                 stream=self.spec.stream,
-                record_id=record.record_id,
+                record_id=record_id,
                 problem="conflict" if len(accounts) > 1 else "unmatched",
                 key_kind=kind,
                 key_value=value,
@@ -256,7 +319,8 @@ class StreamMapper:
         """The facts this stream contributes on `days[index]`, per account.
 
         Once the stream has records, a count, sum or distinct of an account with none of them
-        is 0 (no tickets is zero tickets), for each of `accounts`.
+        is 0 (no tickets is zero tickets), for each of `accounts`. An account with a record
+        whose state that day is unknown gets nothing from this stream: its facts are unknown.
         """
         src, stream = self.spec.source, self.spec.stream
         out: dict[str, dict[str, Fact]] = {}
@@ -279,13 +343,15 @@ class StreamMapper:
                 observed_at=acc.observed(),
             )
         if self.spec.collect:
-            for account, members in self._members.items():
+            for account, members in self._members[index].items():
                 items: list[JSONValue] = [
                     {"id": rid, **vals} for rid, vals in sorted(members.items())
                 ]
                 out.setdefault(account, {})[self.spec.collect] = Fact(
                     value=items, source=src, stream=stream, record_id=f"{len(items)} records"
                 )
+        for account in self._unknown[index]:
+            out.pop(account, None)
         return out
 
 

@@ -29,6 +29,7 @@ from signalplay.errors import SignalplayError
 
 BATCH_CAP = 100  # inputs per batch call (developers.hubspot.com: batch endpoints)
 LIST_CAP = 100  # results per list page
+HISTORY_CAP = 50  # results per list page and inputs per batch read with propertiesWithHistory
 SEARCH_PAGE_CAP = 200  # results per search page
 SEARCH_TOTAL_CAP = 10_000  # results per search query; paging past it is a 400
 TEN_SECONDLY = 190  # Pro private app, requests per rolling 10 s
@@ -420,10 +421,7 @@ class HubSpotSandbox:
         with self._lock:
             existing = self._find_by(otype, unique_by, properties.get(unique_by))
             if existing is not None:
-                existing["properties"].update(
-                    {k: v for k, v in properties.items() if v is not None}
-                )
-                self._index(otype, existing)
+                self._touch(otype, existing, {k: v for k, v in properties.items() if v is not None})
                 return str(existing["id"])
             return str(self._insert(otype, properties)["id"])
 
@@ -743,7 +741,9 @@ class HubSpotSandbox:
             "createdAt": now,
             "updatedAt": now,
             "archived": False,
+            "history": {},
         }
+        _remember(record, props, now)
         self.state.objects[otype][oid] = record
         self._index(otype, record)
         return record
@@ -772,6 +772,7 @@ class HubSpotSandbox:
                 record["properties"]["hs_task_completion_date"] = None
         record["properties"][LASTMOD.get(otype, "hs_lastmodifieddate")] = now
         record["updatedAt"] = now
+        _remember(record, record["properties"], now)
         self._index(otype, record)
 
     def _find_by(self, otype: str, prop: str, value: Any) -> dict[str, Any] | None:
@@ -885,6 +886,7 @@ class HubSpotSandbox:
         record: dict[str, Any],
         requested: list[str],
         associations: Sequence[str] = (),
+        with_history: Sequence[str] = (),
     ) -> dict[str, Any]:
         defaults = ("hs_object_id", "createdate", LASTMOD.get(otype, "hs_lastmodifieddate"))
         catalogue = self.state.properties[otype]
@@ -902,6 +904,16 @@ class HubSpotSandbox:
         }
         if record.get("archivedAt"):
             out["archivedAt"] = record["archivedAt"]
+        if with_history:
+            kept = record.get("history") or {}
+            out["propertiesWithHistory"] = {
+                n: [
+                    {"value": v, "timestamp": ts, "sourceType": "CRM_UI", "sourceId": "userId:1"}
+                    for v, ts in reversed(kept.get(n, ()))  # newest first
+                ]
+                for n in with_history
+                if n in catalogue
+            }
         links: dict[str, Any] = {}
         for ttype in associations:
             tname = TYPE_BY_ID.get(ttype, ttype)
@@ -954,8 +966,10 @@ class HubSpotSandbox:
     def _list(self, *, query: dict[str, list[str]], body: Any, otype: str) -> tuple[int, Any]:
         otype = self._otype(otype)
         limit = int(query.get("limit", ["10"])[0])
-        if not 1 <= limit <= LIST_CAP:
-            raise HubSpotError(400, "VALIDATION_ERROR", f"limit must be between 1 and {LIST_CAP}")
+        history = self._qlist(query, "propertiesWithHistory")
+        cap = HISTORY_CAP if history else LIST_CAP
+        if not 1 <= limit <= cap:
+            raise HubSpotError(400, "VALIDATION_ERROR", f"limit must be between 1 and {cap}")
         archived = self._qbool(query, "archived")
         records = sorted(
             (r for r in self.state.objects[otype].values() if r["archived"] == archived),
@@ -966,7 +980,9 @@ class HubSpotSandbox:
             records = [r for r in records if int(r["id"]) > int(after)]
         page = records[:limit]
         props, assocs = self._qlist(query, "properties"), self._qlist(query, "associations")
-        out: dict[str, Any] = {"results": [self._view(otype, r, props, assocs) for r in page]}
+        out: dict[str, Any] = {
+            "results": [self._view(otype, r, props, assocs, history) for r in page]
+        }
         if len(records) > limit:
             nxt = str(int(page[-1]["id"]))
             out["paging"] = {"next": {"after": nxt, "link": f"?after={nxt}"}}
@@ -1069,13 +1085,18 @@ class HubSpotSandbox:
         self, otype: str, inputs: list[dict[str, Any]], body: dict[str, Any]
     ) -> tuple[list[Any], list[Any]]:
         prop = body.get("idProperty") or "hs_object_id"
+        history = body.get("propertiesWithHistory") or []
+        if history and len(inputs) > HISTORY_CAP:
+            raise HubSpotError(
+                400, "VALIDATION_ERROR", f"at most {HISTORY_CAP} inputs with propertiesWithHistory"
+            )
         found, missing = [], []
         for item in inputs:
             record = self._find_by(otype, prop, item.get("id"))
             if record is None:
                 missing.append(str(item.get("id")))
             else:
-                found.append(self._view(otype, record, body.get("properties") or []))
+                found.append(self._view(otype, record, body.get("properties") or [], (), history))
         errors = (
             [
                 {
@@ -1401,6 +1422,15 @@ STANDARD_ERROR = (
     "context",
     "links",
 )
+
+
+def _remember(record: dict[str, Any], properties: dict[str, Any], now: str) -> None:
+    """Property history, as HubSpot keeps it: a value and its time, for each change."""
+    history = record.setdefault("history", {})
+    for name, value in properties.items():
+        kept = history.setdefault(name, [])
+        if not kept or kept[-1][0] != value:
+            kept.append((value, now))
 
 
 def _standard_error(error: dict[str, Any]) -> dict[str, Any]:

@@ -13,10 +13,11 @@ from sqlalchemy.engine import Connection
 
 from signalplay.models import IdentityIssue, SourceRecord
 from signalplay.store import schema as t
-from signalplay.store.base import BATCH, StoreBase, _aware, _jsonable, _of_accounts
+from signalplay.store.base import BATCH, _aware, _jsonable, _of_accounts
+from signalplay.store.timelines import TimelinesStore
 
 
-class RecordsStore(StoreBase):
+class RecordsStore(TimelinesStore):
     """Raw records by source and stream, their cursors, quarantine and identity issues."""
 
     # cursors and raw records ------------------------------------------------------------------
@@ -31,13 +32,21 @@ class RecordsStore(StoreBase):
         return None if row is None else row[0]
 
     def save_page(
-        self, source: str, stream: str, records: Sequence[SourceRecord], cursor: str | None
+        self,
+        source: str,
+        stream: str,
+        records: Sequence[SourceRecord],
+        cursor: str | None,
+        *,
+        timeline: bool = True,
     ) -> None:
         """Upsert a page's records and move the cursor forward, in one transaction.
 
-        A tombstone (`deleted`) removes its record instead.
+        A tombstone (`deleted`) removes its record instead. With `timeline` (a mutable stream)
+        the records' new states are appended to their timelines too.
         """
         now = self.clock()
+        every = records
         gone = [r.record_id for r in records if r.deleted]
         records = [r for r in records if not r.deleted]
         rows = [
@@ -60,6 +69,8 @@ class RecordsStore(StoreBase):
                     ("source", "stream", "record_id"),
                 )
             _delete_records(conn, source, stream, gone)
+            if timeline:
+                self._append_states(conn, source, stream, every)
             if cursor is not None:
                 self._upsert(
                     conn,
@@ -76,6 +87,7 @@ class RecordsStore(StoreBase):
         with self.engine.begin() as conn:
             gone = [r[0] for r in conn.execute(stored) if r[0] not in seen]
             _delete_records(conn, source, stream, gone)
+            self._end_records(conn, source, stream, gone)
         return len(gone)
 
     def iter_records(self, source: str, stream: str) -> Iterator[SourceRecord]:

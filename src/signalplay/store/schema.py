@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Date, DateTime, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 TS = DateTime(timezone=True)
@@ -47,6 +59,20 @@ raw_records = Table(
     Column("data", JSON, nullable=False),
     Column("updated_at", TS),
     Column("pulled_at", TS, nullable=False),
+)
+
+# Every state a (mutable) record had: from `valid_from` until the next row of the record; `data`
+# NULL is "did not exist" (deleted or archived). `origin` on a record's first row says nothing
+# came before it (the record began then); without it, what came before is unknown.
+record_versions = Table(
+    "record_versions",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("stream", String(64), primary_key=True),
+    Column("record_id", String(255), primary_key=True),
+    Column("valid_from", TS, primary_key=True),
+    Column("data", JSON),
+    Column("origin", Boolean, nullable=False, default=False),
 )
 
 profile_facts = Table(
