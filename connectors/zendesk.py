@@ -7,7 +7,9 @@ Tickets and users come from the cursor-based incremental exports (`after_cursor`
 `end_of_stream`, saved after every page; deleted tickets arrive with `status: "deleted"`;
 metrics sideloaded as `metric_sets` and emitted as the `ticket_metrics` stream's records; the
 requesters sideloaded as `users`, so that a ticket without an organization still carries its
-requester's email domain, `match_domain`, to join an account by). Organizations and ticket
+requester's email domain, `match_domain`, to join an account by). Each ticket carries its
+earlier states, rebuilt from the ticket events export (its audits), so that its status and
+priority are known as they were on each day. Organizations and ticket
 metric events come from time-based exports, whose pages overlap at their boundary: records are
 deduplicated within a sync and the store upserts across syncs. Ratings page by cursor from the
 last `updated_at` seen.
@@ -17,6 +19,7 @@ Incremental exports allow 10 requests a minute: the budget paces them, and a 429
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -35,7 +38,7 @@ from signalplay.connectors._ratelimit import (
 )
 from signalplay.connectors._retry import call_translated, parse_retry_after
 from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
-from signalplay.models import Page, SourceRecord, StreamSpec
+from signalplay.models import Page, SourceRecord, StreamSpec, Version
 
 EXPORT_WAIT_WITHOUT_HINT = 60.0  # a 429 on an export without Retry-After
 STREAMS = (
@@ -122,6 +125,74 @@ def _with_requester(
         "requester_email": email,
         "match_domain": email.rpartition("@")[2].lower() if orphan and email else None,
     }
+
+
+EVENTS_PAGE = 1000  # ticket events per export page (the most Zendesk returns)
+
+
+def _ticket_cursor(cursor: str | None) -> tuple[str | None, int | None]:
+    """The tickets export's cursor and the ticket events export's time, from a saved cursor."""
+    if not cursor:
+        return None, None
+    try:
+        state = json.loads(cursor)
+    except ValueError:
+        return cursor, None  # a cursor saved before ticket events were read
+    if isinstance(state, dict):
+        events = state.get("events")
+        return state.get("tickets"), int(events) if isinstance(events, int) else None
+    return cursor, None
+
+
+def _with_states(record: SourceRecord, events: Sequence[dict[str, Any]]) -> SourceRecord:
+    """The ticket with the states its events show, oldest first (see `ticket_states`)."""
+    if not events:
+        return record
+    history, complete = ticket_states(record.data, events)
+    return record.model_copy(update={"history": history, "complete": complete})
+
+
+def ticket_states(
+    current: dict[str, Any], events: Sequence[dict[str, Any]]
+) -> tuple[tuple[Version, ...], bool]:
+    """A ticket's earlier states from its events (oldest first); whether they reach its creation.
+
+    Walking back from the ticket as it is now, each event's changes are undone (a Change child
+    event names the field, its old and its new value; real exports may key the new value by
+    the field's own name, so both are read). A reopen (solved to open) undone lowers the
+    ticket's reopen count. The state after the newest event is the current one, and it is
+    kept (the store finds it equal to the current one); the Create event's state is the first.
+    """
+    state = dict(current)
+    states: list[Version] = []
+    complete = False
+    for event in reversed(events):
+        at = _event_time(event)
+        if at is None:
+            continue
+        states.append(Version(valid_from=at, data=dict(state)))
+        if event.get("event_type") == "Create":
+            complete = True
+            break
+        for child in event.get("child_events") or ():
+            if not isinstance(child, dict) or child.get("event_type") != "Change":
+                continue
+            name = child.get("field_name")
+            if not isinstance(name, str) or name not in state:
+                continue
+            new = child.get("value", child.get(name))
+            if name == "status" and new == "open" and child.get("previous_value") == "solved":
+                state["reopens"] = max(0, int(state.get("reopens") or 0) - 1)
+            state[name] = child.get("previous_value")
+    states.reverse()
+    return tuple(states), complete
+
+
+def _event_time(event: dict[str, Any]) -> datetime | None:
+    stamp = event.get("timestamp")
+    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+        return datetime.fromtimestamp(int(stamp), UTC)
+    return _stamp(event.get("created_at"))
 
 
 def _stamp(value: Any) -> datetime | None:
@@ -242,6 +313,15 @@ class ZendeskConnector:
         return good, bad
 
     def _tickets(self, cursor: str | None) -> Iterator[Page]:
+        """Tickets changed since `cursor`, each with its earlier states from its audits.
+
+        The ticket events export (each update of a ticket: the fields it changed, old and new
+        values, and a Create event with the first ones) is read from where the last sync left
+        it, then the tickets export; a ticket's states are rebuilt from its events, back to its
+        creation when the Create event is among them. The cursor holds both positions.
+        """
+        inner, since = _ticket_cursor(cursor)
+        audits, events_end = self._ticket_events(since if since is not None else None)
         self._pending_metrics = pending = []
 
         def enrich(page: dict[str, Any]) -> list[Any]:
@@ -256,9 +336,39 @@ class ZendeskConnector:
                 for t in page.get("tickets") or []
             ]
 
-        yield from self._cursor_export(
-            "tickets", cursor, "generated_timestamp", "metric_sets,users", enrich
-        )
+        for page in self._cursor_export(
+            "tickets", inner, "generated_timestamp", "metric_sets,users", enrich
+        ):
+            records = tuple(_with_states(r, audits.get(r.record_id, ())) for r in page.records)
+            yield Page(
+                records=records,
+                cursor=json.dumps({"tickets": page.cursor, "events": events_end}),
+                quarantined=page.quarantined,
+            )
+
+    def _ticket_events(self, since: int | None) -> tuple[dict[str, list[dict[str, Any]]], int]:
+        """Every ticket event from `since` on, by ticket, oldest first; and where it ended."""
+        by_ticket: dict[str, list[dict[str, Any]]] = {}
+        start = since if since is not None else self.settings.start_time
+        seen: set[str] = set()
+        while True:
+            page = self._get(
+                "export ticket_events",
+                "/api/v2/incremental/ticket_events.json",
+                {"start_time": start, "per_page": EVENTS_PAGE},
+            )
+            for event in page.get("ticket_events") or []:
+                if not isinstance(event, dict) or str(event.get("id")) in seen:
+                    continue  # pages overlap at their boundary
+                seen.add(str(event.get("id")))
+                by_ticket.setdefault(str(event.get("ticket_id")), []).append(event)
+            end = int(page.get("end_time") or start)
+            if page.get("end_of_stream", True):
+                break
+            start = end if end > start else start + 1
+        for events in by_ticket.values():
+            events.sort(key=lambda e: (int(e.get("timestamp") or 0), str(e.get("id"))))
+        return by_ticket, end
 
     def _users(self, cursor: str | None) -> Iterator[Page]:
         yield from self._cursor_export(

@@ -317,3 +317,39 @@ def test_tickets_without_an_organization_and_their_metrics_find_their_account(
     assert (facts["G"]["bad_ratings_90d"], facts["A"]["bad_ratings_90d"]) == (1, 0)
     assert (facts["A"]["support_requesters"], facts["G"]["support_requesters"]) == (1, 1)
     assert facts["G"]["zendesk_organizations"] == 1
+
+
+def test_a_ticket_carries_its_states_from_its_audits(
+    env: tuple[ZendeskSandbox, Clock, str],
+) -> None:
+    sandbox, clock, url = env
+    org = sandbox.add_organization("Acme", external_id="acme.example", domains=("acme.example",))
+    opened = clock.now
+    tid = sandbox.add_ticket(org, subject="Down", priority="urgent", status="open")
+    clock.now += 2 * 86_400
+    sandbox.update_ticket(tid, status="solved")
+    clock.now += 86_400
+    sandbox.update_ticket(tid, status="open")  # reopened
+    sandbox.update_ticket(tid, priority="high")
+    clock.now += 120
+    conn = connector(url, clock)
+    pages = list(conn.read("tickets", cursor=None, until=now(clock)))
+    (ticket,) = [r for p in pages for r in p.records]
+    assert ticket.complete  # its Create event was read: nothing came before
+    states = [(int(v.valid_from.timestamp() - opened), v.data) for v in ticket.history]
+    assert [(at, d["status"], d["priority"], d["reopens"]) for at, d in states] == [
+        (0, "open", "urgent", 0),
+        (2 * 86_400, "solved", "urgent", 0),
+        (3 * 86_400, "open", "urgent", 1),
+        (3 * 86_400, "open", "high", 1),
+    ]
+    assert states[-1][1] == ticket.data  # the newest state is the ticket as it is
+    clock.now += 86_400
+    sandbox.update_ticket(tid, status="solved")
+    clock.now += 120
+    later = list(conn.read("tickets", cursor=pages[-1].cursor, until=now(clock)))
+    (again,) = [r for p in later for r in p.records]
+    # from where the last read ended (its last second again: the store keeps each state once)
+    assert again.history[-1].data["status"] == "solved"
+    assert again.history[0].valid_from >= ticket.history[-1].valid_from
+    assert not again.complete

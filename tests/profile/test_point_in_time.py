@@ -178,3 +178,48 @@ def test_a_past_day_is_what_the_sources_truncated_at_it_give(
             assert values == snapshot[account], account
             compared += 1
     assert compared > 40
+
+
+def test_an_urgent_ticket_is_open_on_the_days_before_it_was_solved(tmp_path: Path) -> None:
+    """Before: the ticket's status at export (solved) was its status on every past day."""
+    from pydantic import SecretStr
+
+    from signalplay.connectors.zendesk import ZendeskConnector, ZendeskSettings
+    from signalplay.definitions.loader import load_definitions
+    from signalplay.jobs.scaffold import shipped_mappings
+    from signalplay.profile.identity import IdentityMap
+    from signalplay.profile.mapping import StreamMapper
+    from signalplay.sandbox.server import serve
+    from signalplay.sandbox.zendesk import ZendeskSandbox
+    from signalplay.store import Store
+
+    start = datetime.combine(TODAY - timedelta(days=6), time(9), UTC)
+    clock = [start.timestamp()]
+    support = ZendeskSandbox(email="a@v.example", token="zd", clock=lambda: clock[0])
+    org = support.add_organization("Acme", external_id="acme.example", domains=("acme.example",))
+    tid = support.add_ticket(org, subject="Down", priority="urgent", status="open")
+    clock[0] += 2 * 86_400  # solved two days later
+    support.update_ticket(tid, status="solved")
+    clock[0] = noon().timestamp()
+    store = Store(f"sqlite:///{tmp_path / 's.db'}", clock=noon)
+    store.migrate()
+    with serve(support) as server:
+        settings = ZendeskSettings(
+            base_url=server.url, email="a@v.example", api_token=SecretStr("zd"), start_time=1
+        )
+        conn = ZendeskConnector(settings, sleep=lambda s: None)
+        for page in conn.read("tickets", cursor=None, until=noon()):
+            store.save_page("support", "tickets", page.records, page.cursor)
+    tickets = next(
+        m for m in load_definitions(shipped_mappings()).mappings if m.spec.stream == "tickets"
+    )
+    identity = IdentityMap()
+    identity.add("crm_id", "a", "a")
+    identity.add("zendesk_org_id", str(org), "a")
+    days = [TODAY - timedelta(days=k) for k in range(7, 0, -1)]
+    mapper = StreamMapper(tickets, identity, days=days)
+    for timeline in store.iter_timelines("support", "tickets"):
+        mapper.add_timeline(timeline)
+    urgent = [mapper.facts(i, accounts=["a"])["a"]["open_urgent_tickets"].value for i in range(7)]
+    assert urgent == [0, 1, 1, 0, 0, 0, 0]  # not yet opened, open two days, then solved
+    store.close()

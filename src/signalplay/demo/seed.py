@@ -356,6 +356,7 @@ def seed_sources(root: Path, stripe: StripeSandbox, zendesk: ZendeskSandbox) -> 
             seeded["invoices"] += 1
         with (root / "data" / "tickets.csv").open(newline="") as handle:
             tickets = sorted(csv.DictReader(handle), key=lambda r: (r["updated_at"], r["id"]))
+        latest = max((_noon(r["created_at"]) for r in tickets), default=0.0)
         orgs: set[str] = set()
         users: dict[str, int] = {}
         for row in tickets:
@@ -367,22 +368,24 @@ def seed_sources(root: Path, stripe: StripeSandbox, zendesk: ZendeskSandbox) -> 
             email = row.get("requester_email") or f"requester@org{org}.example"
             if email not in users:
                 users[email] = zendesk.add_user(email.split("@")[0], email, organization=int(org))
+            done = row["status"] in ("solved", "closed")
+            resolution = 60 + int(row["id"]) * 53 % 4_000 if done else None
             tid = zendesk.add_ticket(
                 int(org),
                 subject=f"Ticket {row['id']}",
                 priority=row["priority"] or None,
-                status=row["status"],
+                status="open",  # every ticket opens; a solved one is solved later
                 tags=tuple(t for t in row["tags"].split(",") if t),
                 ticket_id=int(row["id"]),
                 reopens=int(row["reopens"] or 0),
                 requester=users[email],
                 reply_minutes=5 + int(row["id"]) * 37 % 480,
-                resolution_minutes=(
-                    60 + int(row["id"]) * 53 % 4_000
-                    if row["status"] in ("solved", "closed")
-                    else None
-                ),
+                resolution_minutes=resolution,
             )
+            if resolution is not None:
+                solved = _noon(row["created_at"]) + resolution * 60
+                zendesk.clock = _At(min(solved, latest))  # never after the book's last day
+                zendesk.update_ticket(tid, status=row["status"])
             if row["priority"] == "urgent" and row["status"] == "open":
                 zendesk.clock = _At(_noon(row["created_at"]) + 3_600)  # no reply within the hour
                 zendesk.metric_event(tid, "breach", "reply_time")

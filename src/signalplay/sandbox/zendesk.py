@@ -2,9 +2,10 @@
 
 The cursor-based incremental exports of tickets (with deleted tickets and the metric_sets and users
 sideloads) and users, the time-based exports of organizations (pages that overlap at their boundary)
-and ticket metric events (SLA breaches among them), their `/sample` forms (at most 50 items), and
-satisfaction ratings, ticket metrics and users as lists with cursor pagination (`page[size]`) or
-offset pagination (`page`, `per_page`; the first 100 pages only).
+ticket metric events (SLA breaches among them) and ticket events (each ticket's audits: a Create
+event with its first values, a Change per field an update changed), their `/sample` forms (at
+most 50 items), and satisfaction ratings, ticket metrics and users as lists with cursor
+pagination (`page[size]`) or offset pagination (`page`, `per_page`; the first 100 pages only).
 
 Paths answer with and without `.json`; Basic (`email/token:token`) and Bearer auth; nothing from
 the last minute before now is exported; incremental endpoints allow 10 requests a minute and
@@ -59,6 +60,9 @@ class Logged:
     status: int
 
 
+AUDITED = ("status", "priority", "type", "tags", "group_id", "assignee_id")  # fields audits show
+
+
 @dataclass
 class ZendeskState:
     """Organizations, users, tickets (with their metrics and metric events) and ratings by id."""
@@ -66,6 +70,7 @@ class ZendeskState:
     organizations: dict[int, dict[str, Any]] = field(default_factory=dict)
     users: dict[int, dict[str, Any]] = field(default_factory=dict)
     metric_events: list[dict[str, Any]] = field(default_factory=list)
+    ticket_events: list[dict[str, Any]] = field(default_factory=list)  # each ticket's audits
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[int, dict[str, Any]] = field(default_factory=dict)  # by ticket id
     ratings: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -271,6 +276,7 @@ class ZendeskSandbox:
                 "created_at": _iso(now),
                 "updated_at": _iso(now),
             }
+            self._audit(tid, "Create", {f: (None, self.state.tickets[tid][f]) for f in AUDITED})
         self.metric_event(tid, "activate", "reply_time")
         return tid
 
@@ -284,10 +290,47 @@ class ZendeskSandbox:
             if changes.get("status") == "solved":
                 metric["solved_at"] = _iso(now)
                 self.metric_event(tid, "fulfill", "resolution_time")
+            changed = {
+                f: (ticket.get(f), v)
+                for f, v in changes.items()
+                if f in AUDITED and ticket.get(f) != v
+            }
             ticket.update(changes)
+            if changed:
+                self._audit(tid, "Audit", changed)
             ticket["updated_at"] = _iso(now)
             ticket["generated_timestamp"] = int(now)
             metric["updated_at"] = _iso(now)
+
+    def _audit(self, tid: int, kind: str, changes: dict[str, tuple[Any, Any]]) -> None:
+        """One update of a ticket, as the ticket events export shows it (lock held)."""
+        now = self.clock()
+        child = "Create" if kind == "Create" else "Change"
+        self.state.ticket_events.append(
+            {
+                "id": next(self._ids),
+                "ticket_id": tid,
+                "timestamp": int(now),
+                "created_at": _iso(now),
+                "updater_id": self.state.tickets[tid]["requester_id"],
+                "via": "Web form",
+                "system": {},
+                "metadata": {},
+                "event_type": kind,
+                "child_events": [
+                    {
+                        "id": next(self._ids),
+                        "via": "Web form",
+                        "via_reference_id": None,
+                        "event_type": child,
+                        "field_name": name,
+                        "value": new,
+                        **({} if kind == "Create" else {"previous_value": old}),
+                    }
+                    for name, (old, new) in changes.items()
+                ],
+            }
+        )
 
     def delete_ticket(self, tid: int) -> None:
         """Deleted: exported with `status: "deleted"`; its metrics are gone (404)."""
@@ -386,6 +429,9 @@ class ZendeskSandbox:
             "/api/v2/incremental/users/cursor": self._user_export,
             "/api/v2/incremental/organizations": self._organization_export,
             "/api/v2/incremental/ticket_metric_events": self._metric_event_export,
+            "/api/v2/incremental/ticket_events": lambda p: self._time_export(
+                "ticket_events", list(self.state.ticket_events), "created_at", p, EXPORT_PAGE_MAX
+            ),
             "/api/v2/incremental/tickets/sample": lambda p: self._sample("tickets", p),
             "/api/v2/incremental/users/sample": lambda p: self._sample("users", p),
             "/api/v2/incremental/organizations/sample": lambda p: self._sample("organizations", p),
