@@ -30,7 +30,7 @@ from signalplay.connectors._ratelimit import (
 )
 from signalplay.connectors._retry import call_translated, parse_retry_after
 from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
-from signalplay.models import Page, SourceRecord, StreamSpec
+from signalplay.models import Page, SourceRecord, StreamSpec, Version
 
 T = TypeVar("T")
 EVENTS_PAGE_RECORDS = 500
@@ -227,20 +227,25 @@ class StripeConnector:
         )
         if state is None or "list" in state or stale:
             listing = (state or {}).get("list") if state and not stale else None
-            yield from self._list_all(stream, listing or {"started": now})
+            yield from self._list_all(stream, listing or {"started": now}, until)
             return
         yield from self._events(stream, int(state["events"]), until)
 
-    def _list_all(self, stream: str, listing: dict[str, Any]) -> Iterator[Page]:
+    def _list_all(
+        self, stream: str, listing: dict[str, Any], until: datetime | None = None
+    ) -> Iterator[Page]:
         path, fixed, _, _ = STREAMS[stream]
         started, after = int(listing["started"]), listing.get("after")
+        end = int((until or datetime.fromtimestamp(started, UTC)).timestamp())
+        horizon = end - self.settings.retention_days * 86_400
+        recent = self._recent_events(stream, horizon, end) if stream != "invoices" else {}
         while True:
             params: list[tuple[str, Any]] = [("limit", self.settings.page_size), *fixed]
             if after:
                 params.append(("starting_after", after))
             page = self._get(f"list {stream}", path, params)
             data = page.get("data") or []
-            records, bad = self._records(stream, data)
+            records, bad = self._records(stream, data, recent=recent, horizon=horizon)
             after = data[-1]["id"] if data and isinstance(data[-1], dict) else after
             more = bool(page.get("has_more")) and bool(data)
             state = (
@@ -251,6 +256,37 @@ class StripeConnector:
             yield Page(records=records, cursor=json.dumps(state), quarantined=bad)
             if not more:
                 return
+
+    def _recent_events(
+        self, stream: str, since: int, until: int
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The stream's events from `since` to `until` (Stripe keeps 30 days), by object id."""
+        _, _, kind, name = STREAMS[stream]
+        params: list[tuple[str, Any]] = [
+            ("limit", self.settings.page_size),
+            ("type", kind),
+            ("created[gte]", max(0, since)),
+            ("created[lte]", until),
+        ]
+        out: dict[str, list[dict[str, Any]]] = {}
+        after = None
+        while True:
+            page = self._get(
+                f"events {stream}",
+                "/v1/events",
+                [*params, *([("starting_after", after)] if after else [])],
+            )
+            data = [e for e in page.get("data") or [] if isinstance(e, dict)]
+            for event in data:
+                obj = (event.get("data") or {}).get("object") or {}
+                if obj.get("object") == name and obj.get("id"):
+                    out.setdefault(str(obj["id"]), []).append(event)
+            if not page.get("has_more") or not data:
+                break
+            after = data[-1]["id"]
+        for events in out.values():
+            events.sort(key=lambda e: (e.get("created", 0), e.get("id", "")))
+        return out
 
     def _events(self, stream: str, since: int, until: datetime) -> Iterator[Page]:
         """Events of the stream's objects since `since` up to `until`, oldest first.
@@ -303,8 +339,21 @@ class StripeConnector:
             yield Page(records=records, cursor=json.dumps({"events": newest}), quarantined=bad)
 
     def _records(
-        self, stream: str, objects: Sequence[Any]
+        self,
+        stream: str,
+        objects: Sequence[Any],
+        *,
+        recent: dict[str, list[dict[str, Any]]] | None = None,
+        horizon: int | None = None,
     ) -> tuple[tuple[SourceRecord, ...], tuple[tuple[str, str, dict[str, Any]], ...]]:
+        """The objects as records, each with when it last changed and its earlier states.
+
+        An object from the events feed changed at its event's time. A listed one carries the
+        states Stripe can tell: an invoice's from its status transitions, back to its creation;
+        a customer's or subscription's from its events of the last `retention_days` (each
+        event's `previous_attributes` undone, newest first), back to its creation when that
+        is within them, else from the oldest time the events cover (unknown before).
+        """
         good: list[SourceRecord] = []
         bad: list[tuple[str, str, dict[str, Any]]] = []
         for obj in objects:
@@ -320,14 +369,25 @@ class StripeConnector:
                     (str(obj["id"]), f"{stream}: cannot read {type(exc).__name__}: {exc}", obj)
                 )
                 continue
-            created = obj.get("created")
+            event = obj.get("_event") or {}
+            history: tuple[Version, ...]
+            if event.get("created"):
+                changed, history, complete = _at(event["created"]), (), False
+            elif stream == "invoices":
+                changed, history, complete = invoice_states(data)
+            else:
+                changed, history, complete = listed_states(
+                    stream, obj, (recent or {}).get(str(obj["id"]), []), horizon
+                )
             good.append(
                 SourceRecord(
                     source=self.source,
                     stream=stream,
                     record_id=str(obj["id"]),
                     data=data,
-                    updated_at=datetime.fromtimestamp(int(created), UTC) if created else None,
+                    updated_at=changed,
+                    history=history,
+                    complete=complete,
                 )
             )
         return tuple(good), tuple(bad)
@@ -360,6 +420,81 @@ class StripeConnector:
                 raise
             return sub
         return {**sub, "items": {**items, "data": rows, "has_more": False}}
+
+
+def _at(seconds: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(seconds), UTC) if seconds else None
+
+
+TRANSITIONS = (  # an invoice's status_transitions: the status each one began
+    ("finalized_at", "open"),
+    ("marked_uncollectible_at", "uncollectible"),
+    ("paid_at", "paid"),
+    ("voided_at", "void"),
+)
+
+
+def invoice_states(
+    data: dict[str, Any],
+) -> tuple[datetime | None, tuple[Version, ...], bool]:
+    """An invoice's states from its status transitions: draft, then each status as it began.
+
+    Before it is paid an invoice has paid nothing and owes its whole amount; its attempts are
+    those it has now (Stripe attempts a payment when the invoice is finalized).
+    """
+    moments = data.get("status_transitions") or {}
+    created = _at(data.get("created"))
+    if created is None:
+        return None, (), False
+    steps = sorted(
+        (int(moments[k]), status) for k, status in TRANSITIONS if moments.get(k) is not None
+    )
+    unpaid = {
+        "amount_paid": 0,
+        "amount_remaining": data.get("amount_due"),
+        "paid": False,
+    }
+    states = [Version(valid_from=created, data={**data, **unpaid, "status": "draft"})]
+    for at, status in steps:
+        extra = {} if status == "paid" else unpaid
+        state = {**data, **extra, "status": status}
+        if at <= int(created.timestamp()):
+            states = [Version(valid_from=created, data=state)]
+        else:
+            states.append(Version(valid_from=_at(at) or created, data=state))
+    states[-1] = Version(valid_from=states[-1].valid_from, data=data)  # the invoice as it is
+    return states[-1].valid_from, tuple(states), True
+
+
+def listed_states(
+    stream: str, obj: dict[str, Any], events: Sequence[dict[str, Any]], horizon: int | None
+) -> tuple[datetime | None, tuple[Version, ...], bool]:
+    """A listed customer's or subscription's states from its recent events (see `_records`)."""
+    created = int(obj.get("created") or 0)
+    raw = dict(obj)
+    states: list[Version] = []
+    began = False
+    for event in reversed(events):
+        at = _at(event.get("created"))
+        if at is None:
+            continue
+        states.append(Version(valid_from=at, data=normalise(stream, raw)))
+        if str(event.get("type", "")).endswith(".created"):
+            began = True
+            break
+        previous = (event.get("data") or {}).get("previous_attributes")
+        if isinstance(previous, dict):
+            raw = {**raw, **previous}
+    known_since = max(created, horizon or 0)
+    if not began:
+        start = _at(created if horizon is None or created >= horizon else known_since)
+        if start is not None and (not states or start < states[-1].valid_from):
+            states.append(Version(valid_from=start, data=normalise(stream, raw)))
+        began = horizon is not None and created >= horizon
+    states.reverse()
+    if not states:
+        return None, (), False
+    return states[-1].valid_from, tuple(states), began
 
 
 def _state(cursor: str | None) -> dict[str, Any] | None:

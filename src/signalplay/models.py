@@ -50,9 +50,10 @@ class SourceRecord(Frozen):
     """One raw record as a connector normalised it (vendor envelope stripped).
 
     `updated_at` is when the source last changed it: its current state holds from then. Its
-    earlier states come in `history`, oldest first, where the source keeps them; `complete`
-    says they go back to the record's creation (before the first, it did not exist). Without
-    them a state is known only from when it was first seen, never before.
+    states over time come in `history`, oldest first, where the source keeps them (the newest
+    may be the current one again); `complete` says they go back to the record's creation
+    (before the first, it did not exist). Without them a state is known only from when it was
+    first seen, never before.
     """
 
     source: str

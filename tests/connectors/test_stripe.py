@@ -264,3 +264,62 @@ def test_every_canonical_billing_object_maps_through_the_shipped_billing_mapping
     assert isinstance(mapped["subscriptions"]["mrr"].value, float)
     assert mapped["customers"]["billing_delinquent"].value == 0
     assert "last_invoice_amount" in mapped["invoices"]
+
+
+def test_a_listed_subscription_carries_its_states_from_its_events(
+    env: tuple[StripeSandbox, StripeConnector, Clock, list[float]],
+) -> None:
+    """Before: every listed object held its current state from its creation (a seat cut made
+    today was already made when the subscription began)."""
+    sandbox, conn, clock, _ = env
+    old = sandbox.add_customer(name="Old", customer_id="cus_old")
+    old_sub = sandbox.add_subscription(old, items=[(1000, "month", 1, 10)])
+    clock.now += 60 * 86_400  # beyond the 30 days of events Stripe keeps
+    young = sandbox.add_customer(name="Young", customer_id="cus_young")
+    began = clock.now
+    sub = sandbox.add_subscription(young, items=[(1000, "month", 1, 10)])
+    clock.now += 5 * 86_400
+    sandbox.update_subscription(sub, quantity=(0, 4))  # a seat cut
+    clock.now += 86_400
+    pages = list(conn.read("subscriptions", cursor=None, until=until(clock)))
+    records = {r.record_id: r for p in pages for r in p.records}
+    cut = records[sub]
+    assert cut.complete  # created within the events Stripe keeps: nothing came before
+    assert [(int(v.valid_from.timestamp() - began), v.data["mrr"]) for v in cut.history] == [
+        (0, 100.0),
+        (5 * 86_400, 40.0),
+    ]
+    assert cut.data["mrr"] == 40.0
+    before = records[old_sub]
+    assert not before.complete  # older than the events: unknown before they begin
+    assert before.updated_at is not None
+    assert before.updated_at.timestamp() == pytest.approx(until(clock).timestamp() - 29 * 86_400)
+
+
+def test_an_invoice_is_open_until_it_is_paid() -> None:
+    from signalplay.connectors.stripe import invoice_states
+
+    invoice = {
+        "id": "in_1",
+        "status": "paid",
+        "created": 1_790_000_000,
+        "amount_due": 5000,
+        "amount_paid": 5000,
+        "amount_remaining": 0,
+        "attempt_count": 2,
+        "status_transitions": {
+            "finalized_at": 1_790_003_600,
+            "paid_at": 1_790_003_600 + 3 * 86_400,
+            "voided_at": None,
+            "marked_uncollectible_at": None,
+        },
+    }
+    changed, history, complete = invoice_states(invoice)
+    assert complete
+    assert [(v.data["status"], v.data["amount_paid"]) for v in history] == [
+        ("draft", 0),
+        ("open", 0),
+        ("paid", 5000),
+    ]
+    assert changed == history[-1].valid_from
+    assert history[-1].data == invoice

@@ -87,7 +87,9 @@ def test_sync_pulls_each_source_and_summarises_its_streams(  # noqa: PLR0917 - f
     assert result.exit_code == 0, result.output
     first = json.loads(result.output)["streams"]
     assert first["stripe.customers"]["records"] == 130
-    assert first["stripe.customers"]["requests"] == 2  # 100 a page
+    # 100 a page: 2 list pages, and 3 pages of the events of the last 30 days that carry each
+    # customer's states (here, their creation)
+    assert first["stripe.customers"]["requests"] == 5
     assert first["stripe.invoices"]["records"] == 130
     assert first["zendesk.tickets"]["records"] == 40
     assert first["zendesk.ticket_metrics"]["records"] == 40
