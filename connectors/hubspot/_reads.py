@@ -13,6 +13,7 @@ from typing import Any
 
 from signalplay.connectors.hubspot._base import _Base
 from signalplay.connectors.hubspot._wire import (
+    ASSOC_READ_CAP,
     BATCH_CAP,
     HISTORY_PAGE_CAP,
     SEARCH_CAP,
@@ -56,6 +57,16 @@ class _Reads(_Base):
         if stream == "tasks":
             yield from self._read_tasks(cursor, until)
             return
+        yield from self._list(stream, archived=False)
+        if stream == "contacts":  # a contact archived since leaves its account on that day
+            yield from self._list(stream, archived=True)
+
+    def _list(self, stream: str, *, archived: bool) -> Iterator[Page]:
+        """Every record of a stream, 50 a page with its property history.
+
+        Contacts carry the labels of their company associations. Archived records come as
+        tombstones dated when they were archived.
+        """
         apis = {"companies": self._companies, "contacts": self._contacts, "deals": self._deals}
         api = apis[stream].basic_api
         names = self._property_names(stream)
@@ -64,7 +75,7 @@ class _Reads(_Base):
         seen: set[str] = set()
         while True:
             page = self._call(
-                f"list {stream}",
+                f"list {stream}" + (" (archived)" if archived else ""),
                 partial(
                     api.get_page,
                     limit=HISTORY_PAGE_CAP,
@@ -72,11 +83,19 @@ class _Reads(_Base):
                     properties=names,
                     properties_with_history=names,
                     associations=assoc,
-                    archived=False,
+                    archived=archived,
                     _request_timeout=self._timeout,
                 ),
             )
-            records = tuple(self._record(stream, obj) for obj in page.results)
+            labels = (
+                self._company_labels([str(o.id) for o in page.results])
+                if stream == "contacts" and not archived
+                else {}
+            )
+            records = tuple(
+                self._record(stream, obj, labels=labels.get(str(obj.id)), archived=archived)
+                for obj in page.results
+            )
             after = page.paging.next.after if page.paging and page.paging.next else None
             if after is not None and after in seen:
                 raise FatalError("hubspot", f"list {stream}", f"paging cursor {after!r} repeated")
@@ -85,7 +104,46 @@ class _Reads(_Base):
                 return
             seen.add(after)
 
-    def _record(self, stream: str, obj: Any) -> SourceRecord:
+    def _company_labels(self, contact_ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        """Each contact's association labels, by company (v4 batch read, 1,000 a call)."""
+        from hubspot.crm.associations.v4 import (
+            BatchInputPublicFetchAssociationsBatchRequest,
+            PublicFetchAssociationsBatchRequest,
+        )
+
+        out: dict[str, dict[str, list[str]]] = {}
+        for start in range(0, len(contact_ids), ASSOC_READ_CAP):
+            body = BatchInputPublicFetchAssociationsBatchRequest(
+                inputs=[
+                    PublicFetchAssociationsBatchRequest(id=i)
+                    for i in contact_ids[start : start + ASSOC_READ_CAP]
+                ]
+            )
+            answer = self._call(
+                "read contact associations",
+                partial(
+                    self._assoc.get_page,
+                    "contacts",
+                    "companies",
+                    body,
+                    _request_timeout=self._timeout,
+                ),
+            )
+            for result in answer.results or ():
+                by_company = out.setdefault(str(result._from.id), {})
+                for target in result.to or ():
+                    names = sorted({t.label for t in target.association_types or () if t.label})
+                    by_company[str(target.to_object_id)] = names
+        return out
+
+    def _record(
+        self,
+        stream: str,
+        obj: Any,
+        *,
+        labels: dict[str, list[str]] | None = None,
+        archived: bool = False,
+    ) -> SourceRecord:
         data: dict[str, Any] = dict(obj.properties or {})
         data["id"] = str(obj.id)
         companies = (getattr(obj, "associations", None) or {}).get("companies")
@@ -93,13 +151,21 @@ class _Reads(_Base):
             ids = sorted({str(a.id) for a in companies.results}, key=int)
             data["company_ids"] = ids
             data["company_id"] = ids[0] if ids else None
+        if stream == "contacts" and not archived:
+            # the labels of the link to its company, as text a mapping's rules can read
+            data["association_labels"] = "; ".join(
+                (labels or {}).get(str(data.get("company_id")), [])
+            )
         history = _states(data, getattr(obj, "properties_with_history", None) or {})
         return SourceRecord(
             source=self.source,
             stream=stream,
             record_id=str(obj.id),
             data=data,
-            updated_at=obj.updated_at,
+            updated_at=(getattr(obj, "archived_at", None) or obj.updated_at)
+            if archived
+            else obj.updated_at,
+            deleted=archived,
             history=history,
             complete=bool(history),
         )

@@ -38,6 +38,7 @@ T = TypeVar("T")
 
 BATCH_CAP = 100  # inputs per batch call (developers.hubspot.com/docs/api/crm/understanding-the-crm)
 PAGE_CAP = 100  # results per list page
+ASSOC_READ_CAP = 1000  # inputs per v4 association batch read (changelog, 2025-02-10)
 HISTORY_PAGE_CAP = 50  # results per list page with propertiesWithHistory (a larger one is a 400)
 URL_BUDGET = 12_000  # characters of property names per GET; HubSpot answers 414 near 16k
 TASK_TO = {"companies": 192, "contacts": 204, "deals": 216}  # HUBSPOT_DEFINED association type ids

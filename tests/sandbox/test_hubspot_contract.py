@@ -186,6 +186,36 @@ def test_property_history_lists_each_change_newest_first(
     assert len(read["results"][0]["propertiesWithHistory"]["name"]) == 2
 
 
+def test_association_labels_read_by_batch_with_their_names(
+    hub: tuple[HubSpotSandbox, Client],
+) -> None:
+    sandbox, client = hub
+    company, contact, _ = _seed(sandbox)
+    champion = sandbox.seed_label("contacts", "companies", "Champion")
+    sandbox.seed_association("contacts", contact, "companies", company, champion)
+    _, read = client.call(
+        "crm.associations.v4.batch_api.get_page",
+        params={"fromObjectType": "contacts", "toObjectType": "companies"},
+        body={"inputs": [{"id": contact}, {"id": "999999"}]},
+    )
+    (result,) = read["results"]  # a record without links has no result
+    (target,) = result["to"]
+    assert target["toObjectId"] == company
+    assert {(t["category"], t["label"]) for t in target["associationTypes"]} == {
+        ("HUBSPOT_DEFINED", None),
+        ("USER_DEFINED", "Champion"),
+    }
+    labels = client.http.get(client.url + "/crm/v4/associations/contacts/companies/labels")
+    assert {t["label"] for t in labels.json()["results"]} == {None, "Champion"}
+    sandbox.remove_label("contacts", contact, "companies", company, "Champion")
+    _, again = client.call(
+        "crm.associations.v4.batch_api.get_page",
+        params={"fromObjectType": "contacts", "toObjectType": "companies"},
+        body={"inputs": [{"id": contact}]},
+    )
+    assert [t["label"] for t in again["results"][0]["to"][0]["associationTypes"]] == [None]
+
+
 def test_tasks_upsert_search_read_and_associations(hub: tuple[HubSpotSandbox, Client]) -> None:
     sandbox, client = hub
     company, _, _ = _seed(sandbox)

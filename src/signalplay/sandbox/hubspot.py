@@ -29,6 +29,7 @@ from signalplay.errors import SignalplayError
 
 BATCH_CAP = 100  # inputs per batch call (developers.hubspot.com: batch endpoints)
 LIST_CAP = 100  # results per list page
+ASSOC_READ_CAP = 1000  # inputs per v4 association batch read (changelog 2025-02-10)
 HISTORY_CAP = 50  # results per list page and inputs per batch read with propertiesWithHistory
 SEARCH_PAGE_CAP = 200  # results per search page
 SEARCH_TOTAL_CAP = 10_000  # results per search query; paging past it is a 400
@@ -262,6 +263,8 @@ class HubSpotState:
     next_id: int = 1000
     sequences: dict[str, dict[str, Any]] = field(default_factory=dict)
     enrollments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by contact id
+    # USER_DEFINED association labels: type id → [from type, to type, label, inverse type id]
+    labels: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The object as HubSpot's v3 API returns it."""
@@ -276,6 +279,7 @@ class HubSpotState:
                 "next_id",
                 "sequences",
                 "enrollments",
+                "labels",
             )
         }
 
@@ -350,6 +354,16 @@ class HubSpotSandbox:
                     "GET",
                     r"/crm/v4/objects/(?P<otype>[^/]+)/(?P<oid>[^/]+)/associations/(?P<ttype>[^/]+)",
                     self._assoc_list,
+                ),
+                (
+                    "POST",
+                    r"/crm/v4/associations/(?P<ftype>[^/]+)/(?P<ttype>[^/]+)/batch/read",
+                    self._assoc_batch_read,
+                ),
+                (
+                    "GET",
+                    r"/crm/(?:v4/associations|associations/v4)/(?P<ftype>[^/]+)/(?P<ttype>[^/]+)/labels",
+                    self._assoc_labels,
                 ),
                 ("GET", r"/automation/v4/sequences/?", self._sequences),
                 ("POST", r"/automation/v4/sequences/enrollments/?", self._enroll),
@@ -455,6 +469,45 @@ class HubSpotSandbox:
         """Link two records (the inverse link is derived)."""
         with self._lock:
             self._associate(ftype, fid, ttype, tid, type_id or DEFAULT_ASSOC[(ftype, ttype)])
+
+    def seed_label(self, ftype: str, ttype: str, label: str) -> int:
+        """An association label between two object types (USER_DEFINED); its type id."""
+        with self._lock:
+            for tid, (f, t, name, _) in self.state.labels.items():
+                if (f, t, name) == (ftype, ttype, label):
+                    return int(tid)
+            type_id = 100 + len(self.state.labels)
+            inverse = type_id + 1
+            self.state.labels[str(type_id)] = [ftype, ttype, label, inverse]
+            self.state.labels[str(inverse)] = [ttype, ftype, label, type_id]
+            return type_id
+
+    def remove_label(self, ftype: str, fid: str, ttype: str, tid: str, label: str) -> None:
+        """A person removes a label from a link in the UI (the link itself stays)."""
+        with self._lock:
+            self._unlabel(ftype, fid, ttype, tid, self.seed_label(ftype, ttype, label))
+
+    def _unlabel(self, ftype: str, fid: str, ttype: str, tid: str, type_id: int) -> None:
+        inverse = int(self.state.labels[str(type_id)][3])
+        for link in ((ftype, fid, ttype, tid, type_id), (ttype, tid, ftype, fid, inverse)):
+            if link in self._assoc_index:
+                self._assoc_index.discard(link)
+                self._links[link[:3]].remove((link[3], link[4]))
+                self.state.associations.remove(list(link))
+
+    def _known(self, type_id: int) -> tuple[str, str] | None:
+        label = self.state.labels.get(str(type_id))
+        return (label[0], label[1]) if label else KNOWN_ASSOC.get(type_id)
+
+    def _inverse(self, type_id: int) -> int:
+        label = self.state.labels.get(str(type_id))
+        return int(label[3]) if label else INVERSE[type_id]
+
+    def _type(self, type_id: int) -> dict[str, Any]:
+        label = self.state.labels.get(str(type_id))
+        if label:
+            return {"category": "USER_DEFINED", "typeId": type_id, "label": label[2]}
+        return {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}
 
     # ---- WSGI ------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -933,7 +986,7 @@ class HubSpotSandbox:
         return base + "_unlabeled" if type_id in (279, 280, 341, 342) else base
 
     def _associate(self, ftype: str, fid: str, ttype: str, tid: str, type_id: int) -> None:
-        if KNOWN_ASSOC.get(type_id) != (ftype, ttype):
+        if self._known(type_id) != (ftype, ttype):
             raise HubSpotError(
                 400,
                 "VALIDATION_ERROR",
@@ -945,7 +998,8 @@ class HubSpotSandbox:
                 raise HubSpotError(
                     404, "OBJECT_NOT_FOUND", f"No {SINGULAR.get(a)} with ID {b} exists"
                 )
-        for link in ((ftype, fid, ttype, tid, type_id), (ttype, tid, ftype, fid, INVERSE[type_id])):
+        inverse = self._inverse(type_id)
+        for link in ((ftype, fid, ttype, tid, type_id), (ttype, tid, ftype, fid, inverse)):
             if link not in self._assoc_index:
                 self._link(link)
                 self.state.associations.append(list(link))
@@ -1382,16 +1436,49 @@ class HubSpotSandbox:
         by_target: dict[str, list[int]] = {}
         for tid, type_id in self._links.get((otype, oid, ttype), ()):
             by_target.setdefault(tid, []).append(type_id)
-        results = [
-            {
-                "toObjectId": str(tid),
-                "associationTypes": [
-                    {"category": "HUBSPOT_DEFINED", "typeId": i, "label": None} for i in ids
-                ],
-            }
+        return 200, {"results": self._targets(by_target)}
+
+    def _targets(self, by_target: dict[str, list[int]]) -> list[dict[str, Any]]:
+        return [
+            {"toObjectId": str(tid), "associationTypes": [self._type(i) for i in ids]}
             for tid, ids in sorted(by_target.items(), key=lambda kv: int(kv[0]))
         ]
-        return 200, {"results": results}
+
+    def _assoc_batch_read(
+        self, *, query: dict[str, list[str]], body: Any, ftype: str, ttype: str
+    ) -> tuple[int, Any]:
+        """v4 batch read: each input's links to the other type, with their labels."""
+        ftype, ttype = self._otype(ftype), self._otype(ttype)
+        inputs = (body or {}).get("inputs") or []
+        if len(inputs) > ASSOC_READ_CAP:
+            raise HubSpotError(
+                400, "VALIDATION_ERROR", f"Batch input must contain at most {ASSOC_READ_CAP} inputs"
+            )
+        results = []
+        for item in inputs:
+            fid = str(item.get("id"))
+            by_target: dict[str, list[int]] = {}
+            for tid, type_id in self._links.get((ftype, fid, ttype), ()):
+                by_target.setdefault(tid, []).append(type_id)
+            if by_target:
+                results.append({"from": {"id": fid}, "to": self._targets(by_target)})
+        now = _now_iso(self.clock())
+        return 200, {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": now,
+            "completedAt": now,
+        }
+
+    def _assoc_labels(
+        self, *, query: dict[str, list[str]], body: Any, ftype: str, ttype: str
+    ) -> tuple[int, Any]:
+        ftype, ttype = self._otype(ftype), self._otype(ttype)
+        ids = [DEFAULT_ASSOC[(ftype, ttype)]] if (ftype, ttype) in DEFAULT_ASSOC else []
+        ids += [
+            int(t) for t, (f, to, _, _) in self.state.labels.items() if (f, to) == (ftype, ttype)
+        ]
+        return 200, {"results": [self._type(i) for i in ids]}
 
     # ---- introspection for tests and the demo ----------------------------------------------
     def request_counts(self) -> dict[str, int]:
