@@ -16,6 +16,7 @@ from rich.table import Table
 from signalplay.cli._app import JsonOpt, ProjectOpt, app, emit, out, using
 from signalplay.errors import ConfigError, Issue
 from signalplay.jobs import measure as outcomes
+from signalplay.jobs import tune
 from signalplay.jobs.measure import write_report
 from signalplay.measure.kpis import Period
 from signalplay.measure.report import (
@@ -167,3 +168,54 @@ def _print_backtests(results: dict[str, Any]) -> None:
             ]
         table.add_row(*cells)
     out.print(table)
+
+
+tune_app = typer.Typer(no_args_is_help=True, help="Fit the scorecard on outcomes; propose.")
+app.add_typer(tune_app, name="tune")
+
+
+@tune_app.command("health")
+def tune_health_cmd(
+    horizon: Annotated[
+        int | None,
+        typer.Option("--horizon", min=7, max=730, help="Churn this soon counts (days)."),
+    ] = None,
+    step: Annotated[
+        int, typer.Option("--step", min=1, max=90, help="Use every Nth snapshot day.")
+    ] = 7,
+    project: ProjectOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the health weights and bands on the history's outcomes; write health.yaml.proposed.
+
+    A logistic regression of churn within the horizon on each measure's score, fitted on the
+    older snapshot days and judged on the newer ones; nothing changes until health.yaml is
+    replaced with the proposal.
+    """
+    result = using(project, lambda ctx: tune.tune_health(ctx, step_days=step, horizon=horizon))
+    if as_json:
+        emit(result)
+        return
+    p = result.proposal
+    table = Table(title_justify="left")
+    for h in ("measure", "weight now", "proposed", "coefficient"):
+        table.add_column(h, justify="left" if h == "measure" else "right")
+    for name, weight in p.overall.weights.items():
+        table.add_row(
+            name,
+            f"{result.current.get(name, 0):g}",
+            f"{weight:g}",
+            f"{p.overall.coefficients[name]:+.2f}",
+        )
+    out.print(table)
+    for label, part in (("older days (fit)", p.train), ("newer days (judged)", p.test)):
+        out.print(
+            f"{label}: {part['account_days']} account-days, {part['churned']} churned; "
+            f"AUC {part['auc_current']} now, {part['auc_proposed']} proposed; red holds "
+            f"{part['red_share_proposed']} of account-days, {part['churners_in_red_proposed']} "
+            "of churners"
+        )
+    out.print(f"bands: red below {p.yellow_at}, green from {p.green_at}")
+    if p.anti_predictive:
+        out.print("anti-predictive (weight 0): " + ", ".join(p.anti_predictive))
+    out.print(f"proposal written to {result.path}: review it, then replace health.yaml with it")

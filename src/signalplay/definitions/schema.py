@@ -16,6 +16,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     field_validator,
+    model_validator,
 )
 
 from signalplay.lang.calendar import Calendar
@@ -169,7 +170,9 @@ class Measure(Strict):
 
     id: Ident
     value: str
-    weight: Number = Field(gt=0)
+    # 0: measured and shown among the drivers, not weighed (`tune health` proposes it for a
+    # measure that does not predict churn)
+    weight: Number = Field(ge=0)
     bands: tuple[Band, ...] = Field(min_length=1)
     label: str = ""
 
@@ -193,6 +196,12 @@ class HealthFile(Strict):
     trend_days: int = Field(default=7, ge=1, le=90)
     measures: tuple[Measure, ...] = Field(min_length=1)
     segments: tuple[WeightOverride, ...] = ()
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> HealthFile:
+        if not any(m.weight > 0 for m in self.measures):
+            raise ValueError("at least one measure needs a weight above 0")
+        return self
 
 
 class DimensionValue(Strict):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from signalplay.measure.cohorts import Retention
     from signalplay.measure.experiments import Lift
     from signalplay.measure.kpis import GroupKpis, Period
+    from signalplay.measure.tuning import Proposal
     from signalplay.measure.verdicts import Verdict
     from signalplay.writeback.crmschema import Finding
 
@@ -330,3 +331,24 @@ class Backtests:
     def to_json(self) -> dict[str, Any]:
         """As `backtest --json` prints it."""
         return {name: r.as_dict() if r else None for name, r in self.runs.items()}
+
+
+@dataclass(frozen=True)
+class TunedHealth:
+    """A fitted health scorecard, written beside health.yaml for review."""
+
+    proposal: Proposal
+    path: Path
+    horizon: int
+    days: int
+    current: dict[str, float]  # the weights health.yaml has now
+
+    def to_json(self) -> dict[str, Any]:
+        """As `tune health --json` prints it."""
+        return {
+            "path": str(self.path),
+            "horizon_days": self.horizon,
+            "snapshot_days": self.days,
+            "current_weights": self.current,
+            **self.proposal.as_dict(),
+        }
