@@ -85,18 +85,21 @@ class _Reads(_Base):
                     associations=assoc,
                     archived=archived,
                     _request_timeout=self._timeout,
+                    _preload_content=False,  # the JSON as it is: models of every history item cost
                 ),
             )
+            answer = json.loads(page.data)
+            results = [r for r in answer.get("results") or [] if isinstance(r, dict)]
             labels = (
-                self._company_labels([str(o.id) for o in page.results])
+                self._company_labels([str(r["id"]) for r in results])
                 if stream == "contacts" and not archived
                 else {}
             )
             records = tuple(
-                self._record(stream, obj, labels=labels.get(str(obj.id)), archived=archived)
-                for obj in page.results
+                self._record(stream, r, labels=labels.get(str(r["id"])), archived=archived)
+                for r in results
             )
-            after = page.paging.next.after if page.paging and page.paging.next else None
+            after = ((answer.get("paging") or {}).get("next") or {}).get("after")
             if after is not None and after in seen:
                 raise FatalError("hubspot", f"list {stream}", f"paging cursor {after!r} repeated")
             yield Page(records=records, cursor=None)
@@ -127,28 +130,35 @@ class _Reads(_Base):
                     "companies",
                     body,
                     _request_timeout=self._timeout,
+                    _preload_content=False,  # the JSON as it is: the models cost more than the call
                 ),
             )
-            for result in answer.results or ():
-                by_company = out.setdefault(str(result._from.id), {})
-                for target in result.to or ():
-                    names = sorted({t.label for t in target.association_types or () if t.label})
-                    by_company[str(target.to_object_id)] = names
+            for result in json.loads(answer.data).get("results") or ():
+                by_company = out.setdefault(str((result.get("from") or {}).get("id")), {})
+                for target in result.get("to") or ():
+                    names = sorted(
+                        {
+                            str(t["label"])
+                            for t in target.get("associationTypes") or ()
+                            if isinstance(t, dict) and t.get("label")
+                        }
+                    )
+                    by_company[str(target.get("toObjectId"))] = names
         return out
 
     def _record(
         self,
         stream: str,
-        obj: Any,
+        obj: dict[str, Any],
         *,
         labels: dict[str, list[str]] | None = None,
         archived: bool = False,
     ) -> SourceRecord:
-        data: dict[str, Any] = dict(obj.properties or {})
-        data["id"] = str(obj.id)
-        companies = (getattr(obj, "associations", None) or {}).get("companies")
+        data: dict[str, Any] = dict(obj.get("properties") or {})
+        data["id"] = str(obj["id"])
+        companies = (obj.get("associations") or {}).get("companies")
         if companies is not None:
-            ids = sorted({str(a.id) for a in companies.results}, key=int)
+            ids = sorted({str(a["id"]) for a in companies.get("results") or ()}, key=int)
             data["company_ids"] = ids
             data["company_id"] = ids[0] if ids else None
         if stream == "contacts" and not archived:
@@ -156,15 +166,16 @@ class _Reads(_Base):
             data["association_labels"] = "; ".join(
                 (labels or {}).get(str(data.get("company_id")), [])
             )
-        history = _states(data, getattr(obj, "properties_with_history", None) or {})
+        history = _states(data, obj.get("propertiesWithHistory") or {})
+        updated = _parse_iso(obj.get("archivedAt") if archived else None) or _parse_iso(
+            obj.get("updatedAt")
+        )
         return SourceRecord(
             source=self.source,
             stream=stream,
-            record_id=str(obj.id),
+            record_id=str(obj["id"]),
             data=data,
-            updated_at=(getattr(obj, "archived_at", None) or obj.updated_at)
-            if archived
-            else obj.updated_at,
+            updated_at=updated,
             deleted=archived,
             history=history,
             complete=bool(history),
@@ -294,10 +305,10 @@ def _states(current: dict[str, Any], with_history: Mapping[str, Any]) -> tuple[V
     the id) is taken as it is now. The newest state equals the current record.
     """
     changes = sorted(
-        (item.timestamp, name, item.value)
+        (at, name, item.get("value"))
         for name, items in with_history.items()
         for item in items or ()
-        if item.timestamp is not None
+        if isinstance(item, dict) and (at := _parse_iso(item.get("timestamp"))) is not None
     )
     if not changes:
         return ()

@@ -56,6 +56,7 @@ SANDBOX_SOURCES = """\
     base_url: http://127.0.0.1:8768     # a real account: subdomain: acme
     email: admin@vendor.example
     start_time: 0
+    export_rate: {windows: [{limit: 30, seconds: 60}]}   # the High Volume add-on; without: 10
   billing:
     connector: stripe                   # key: SIGNALPLAY_SOURCES__BILLING__API_KEY
     base_url: http://127.0.0.1:8767     # a real account: leave out"""

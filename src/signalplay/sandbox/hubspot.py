@@ -528,8 +528,8 @@ class HubSpotSandbox:
                 method, path, query, raw, auth
             )
             self.requests.append(Request(method, path, template, query, status, auth, inputs))
-            if status < 400 and method != "GET":
-                self.save()
+            if status < 400 and method != "GET" and not _READS.search(path):
+                self.save()  # (a read by POST, a search or a batch read, changes nothing)
         if isinstance(body, dict) and body.get("status") == "error":
             body["correlationId"] = correlation
         headers += extra_headers
@@ -1509,6 +1509,9 @@ STANDARD_ERROR = (
     "context",
     "links",
 )
+
+
+_READS = re.compile(r"/(search|batch/read)$")
 
 
 def _remember(record: dict[str, Any], properties: dict[str, Any], now: str) -> None:

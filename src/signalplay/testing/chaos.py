@@ -275,6 +275,9 @@ def _configure(root: Path, *, crm: str, urls: dict[str, str]) -> None:
             text,
             count=1,
         )
+    text = re.sub(
+        r"\n    export_rate: \{windows: \[\{limit: 30,[^\n]*", "", text
+    )  # (the scaffold's)
     text += f"\nas_of: {TODAY.isoformat()}T12:00:00+00:00\n"
     config.write_text(text, encoding="utf-8")
 
