@@ -7,6 +7,7 @@ trigger file side by side."""
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 import re
@@ -149,6 +150,29 @@ def test_cli_compares_two_trigger_files(tmp_path: Path) -> None:
     assert table.exit_code == 0, table.output
     assert "support_p1" in table.output
     assert "triggers.strict.yaml" in table.output
+    # every replayed episode, as a CSV file: one row each, its outcome beside it
+    episodes = tmp_path / "episodes.csv"
+    written = CliRunner().invoke(
+        app,
+        ["backtest", "-p", str(root), "--from", DAYS[0].isoformat(), "--episodes", str(episodes)],
+    )
+    assert written.exit_code == 0, written.output
+    assert f"episodes written to {episodes}" in written.output
+    with episodes.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    p1 = [r for r in rows if r["trigger"] == "support_p1"]
+    assert len(p1) == current["support_p1"]["episodes"]
+    started = {k: DAYS[t["start"]].isoformat() for k, t in truth.items() if t["start"] is not None}
+    assert {r["account"]: r["opened"] for r in p1} == started
+    assert {r["reason"] for r in rows} <= {"condition_cleared", "open"}
+    for r in rows:
+        assert r["closed"] == "" or r["closed"] >= r["opened"]
+    by_trigger = {t["trigger"]: t for t in both["current"]["triggers"]}
+    for trigger, stats in by_trigger.items():
+        mine = [r for r in rows if r["trigger"] == trigger]
+        assert len(mine) == stats["episodes"]
+        hits = sum(r["churned_within_horizon"] == "true" for r in mine)
+        assert hits == round((stats["precision"] or 0) * stats["episodes"])
 
 
 def test_a_broken_trigger_file_is_named_not_a_traceback(tmp_path: Path) -> None:

@@ -109,6 +109,10 @@ def backtest_cmd(  # noqa: PLR0917 - Typer options
         Path | None,
         typer.Option("--compare", help="A second trigger file, replayed side by side."),
     ] = None,
+    episodes: Annotated[
+        Path | None,
+        typer.Option("--episodes", help="Write every replayed episode to this CSV file."),
+    ] = None,
     project: ProjectOpt = Path(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -121,7 +125,9 @@ def backtest_cmd(  # noqa: PLR0917 - Typer options
     files = [triggers] if compare is None else [triggers, compare]
     results = using(
         project,
-        lambda ctx: outcomes.backtests(ctx, _period(ctx.clock().date(), start, end), files),
+        lambda ctx: outcomes.backtests(
+            ctx, _period(ctx.clock().date(), start, end), files, episodes=episodes
+        ),
     )
     if as_json:
         emit(results)
@@ -129,7 +135,11 @@ def backtest_cmd(  # noqa: PLR0917 - Typer options
     if not results.complete:
         out.print("no snapshots in the period: run `signalplay backfill` first")
         raise typer.Exit(1)
-    _print_backtests(results.to_json())
+    shown = results.to_json()
+    written = shown.pop("episodes_file", None)
+    _print_backtests(shown)
+    if written:
+        out.print(f"episodes written to {written}")
 
 
 def _print_backtests(results: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ Imports: stdlib, backtest, definitions, jobs, measure, models, plays, profile, s
 
 from __future__ import annotations
 
+import csv
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -20,7 +21,7 @@ from signalplay.definitions.compiled import Definitions
 from signalplay.definitions.loader import load_definitions
 from signalplay.jobs.context import CRM_SOURCE, Context
 from signalplay.jobs.results import Backtests, Measurement, Report
-from signalplay.measure.backtest import Backtest, run_backtest
+from signalplay.measure.backtest import Backtest, ReplayedEpisode, run_backtest
 from signalplay.measure.cohorts import (
     account_outcomes,
     adoption_lift,
@@ -285,14 +286,27 @@ def write_report(ctx: Context, period: Period, path: Path) -> Report:
     return report
 
 
-def backtests(ctx: Context, period: Period, files: Sequence[Path | None]) -> Backtests:
+def backtests(
+    ctx: Context,
+    period: Period,
+    files: Sequence[Path | None],
+    *,
+    episodes: Path | None = None,
+) -> Backtests:
     """The backtest of each trigger file (None: the project's own), by name, side by side.
 
-    A file's entry is None when the period has no snapshots to replay.
+    A file's entry is None when the period has no snapshots to replay. With `episodes`, the
+    first file's replayed episodes are written there as CSV (one row each: account, trigger,
+    opened, closed, reason, churn day, churned within the horizon).
     """
-    return Backtests(
-        {
-            "current" if file is None else str(file): backtest(ctx, period, triggers_file=file)
-            for file in files
-        }
-    )
+    runs = {
+        "current" if file is None else str(file): backtest(ctx, period, triggers_file=file)
+        for file in files
+    }
+    first = next(iter(runs.values()), None)
+    if episodes is not None and first is not None:
+        with episodes.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(ReplayedEpisode.FIELDS)
+            writer.writerows(e.row() for e in first.episodes)
+    return Backtests(runs, episodes_file=str(episodes) if episodes and first else None)

@@ -322,6 +322,7 @@ class Backtests:
     """One backtest per trigger file, by name ("current": the project's own), side by side."""
 
     runs: dict[str, Backtest | None]  # None: the period has no snapshots to replay
+    episodes_file: str | None = None  # where the first replay's episodes were written (CSV)
 
     @property
     def complete(self) -> bool:
@@ -330,7 +331,10 @@ class Backtests:
 
     def to_json(self) -> dict[str, Any]:
         """As `backtest --json` prints it."""
-        return {name: r.as_dict() if r else None for name, r in self.runs.items()}
+        out: dict[str, Any] = {name: r.as_dict() if r else None for name, r in self.runs.items()}
+        if self.episodes_file:
+            out["episodes_file"] = self.episodes_file
+        return out
 
 
 @dataclass(frozen=True)

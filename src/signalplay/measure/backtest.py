@@ -18,7 +18,7 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -97,6 +97,41 @@ class HealthBacktest:
         }
 
 
+@dataclass
+class ReplayedEpisode:
+    """One episode the replay opened: when, until when, why it closed, and the outcome."""
+
+    account: str
+    trigger_id: str
+    opened: date
+    closed: date | None = None
+    reason: str = "open"  # condition_cleared, or open at the replay's end
+    churned_on: date | None = None
+    churned_within_horizon: bool = False
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "account",
+        "trigger",
+        "opened",
+        "closed",
+        "reason",
+        "churned_on",
+        "churned_within_horizon",
+    )
+
+    def row(self) -> list[str]:
+        """As a CSV row, in the order of FIELDS."""
+        return [
+            self.account,
+            self.trigger_id,
+            self.opened.isoformat(),
+            self.closed.isoformat() if self.closed else "",
+            self.reason,
+            self.churned_on.isoformat() if self.churned_on else "",
+            "true" if self.churned_within_horizon else "false",
+        ]
+
+
 @dataclass(frozen=True)
 class Backtest:
     """A whole replay."""
@@ -109,6 +144,7 @@ class Backtest:
     base_rate: float | None  # churned within the horizon of the first day, of all accounts
     triggers: list[TriggerBacktest]
     health: HealthBacktest
+    episodes: tuple[ReplayedEpisode, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The figures, as the report and `--json` show them."""
@@ -155,9 +191,10 @@ class _Replay:
         self.stats = {t.id: TriggerBacktest(t.id, t.group) for t in triggers}
         self.cooldown = {t.id: t.cooldown_days for t in triggers}
         self.churn, self.horizon = churn, horizon
-        self.open: set[tuple[str, str]] = set()
+        self.open: dict[tuple[str, str], ReplayedEpisode] = {}
         self.closed_at: dict[tuple[str, str], date] = {}
         self.warnings: dict[tuple[str, str], list[date]] = {}
+        self.episodes: list[ReplayedEpisode] = []
 
     def day(self, day: date, names: Sequence[str], tid: str, fired: Any, clears: Any) -> None:
         stat = self.stats[tid]
@@ -165,7 +202,8 @@ class _Replay:
             pair = (names[i], tid)
             if pair in self.open:
                 if clears[i]:
-                    self.open.discard(pair)
+                    episode = self.open.pop(pair)
+                    episode.closed, episode.reason = day, "condition_cleared"
                     self.closed_at[pair] = day
                 continue
             if not fired[i]:
@@ -173,9 +211,13 @@ class _Replay:
             last = self.closed_at.get(pair)
             if last is not None and day < last + timedelta(days=self.cooldown[tid]):
                 continue
-            self.open.add(pair)
+            gone = self.churn.get(names[i])
+            hit = _churned_within(gone, day, self.horizon)
+            self.open[pair] = episode = ReplayedEpisode(names[i], tid, day, churned_on=gone)
+            episode.churned_within_horizon = hit
+            self.episodes.append(episode)
             stat.episodes += 1
-            stat.true_positives += _churned_within(self.churn.get(names[i]), day, self.horizon)
+            stat.true_positives += hit
             self.warnings.setdefault(pair, []).append(day)
 
     def finish(self, accounts: int, months: float, churners: Mapping[str, date]) -> None:
@@ -248,6 +290,7 @@ def run_backtest(
         base_rate=base / len(accounts) if accounts else None,
         triggers=[replay.stats[t.id] for t in triggers],
         health=HealthBacktest(auc(scores, churned_flags), band_counts),
+        episodes=tuple(replay.episodes),
     )
 
 
