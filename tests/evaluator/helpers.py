@@ -65,6 +65,8 @@ def quiet(**changes: Any) -> dict[str, Any]:
         "org_change_date": None,
         "active_users_7d": 60.0,
         "active_users_prev_7d": 60.0,
+        "usage_days_7d": 5,
+        "usage_days_prev_7d": 5,
         "events_30d": 1000,
         "key_feature_days_30d": 20,
         "key_feature_days_all": 200,

@@ -52,6 +52,20 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("adoption_drop", {"active_users_7d": 42.6, "active_users_prev_7d": 60.0}, False),
     ("adoption_drop", {**ENT, "active_users_7d": 48.0, "active_users_prev_7d": 60.0}, True),
     ("adoption_drop", {**ENT, "active_users_7d": 48.6, "active_users_prev_7d": 60.0}, False),
+    # ... judged only on a baseline: three working days with data in each week
+    (
+        "adoption_drop",
+        {"active_users_7d": 30.0, "active_users_prev_7d": 60.0, "usage_days_prev_7d": 2},
+        False,
+    ),
+    (
+        "adoption_drop",
+        {"active_users_7d": 30.0, "active_users_prev_7d": 60.0, "usage_days_7d": 2},
+        False,
+    ),
+    # ... and not on a tiny account's swing (2 users down to 1)
+    ("adoption_drop", {"seats": 3, "active_users_7d": 1.0, "active_users_prev_7d": 2.0}, False),
+    ("adoption_drop", {"seats": 3, "active_users_7d": 1.5, "active_users_prev_7d": 3.0}, True),
     # active users below threshold: 25% smb, 30% mid, 35% enterprise of seats
     ("low_active_users", {**SMB, "active_users_7d": 24.0, "active_users_prev_7d": 24.0}, True),
     ("low_active_users", {**SMB, "active_users_7d": 25.0, "active_users_prev_7d": 25.0}, False),

@@ -102,3 +102,20 @@ def test_history_functions_read_their_snapshot_keys() -> None:
     for bad in ("ago(x, 0)", "ago(x, 'seven')", "ago(1, 7)", "ago(y, 7)", "ago(x)"):
         with pytest.raises(ExprError):
             compile_expr(bad, history_names={"x"})
+
+
+def test_working_day_skips_weekends_and_the_country_s_public_holidays() -> None:
+    def working(text: str) -> object:
+        return compile_expr(text, names={"day"})({"day": None})
+
+    assert compile_expr("working_day('2026-11-25')")({}) is True  # a Wednesday
+    assert compile_expr("working_day('2026-11-28')")({}) is False  # a Saturday
+    assert compile_expr("working_day('2026-11-26')")({}) is True  # Thanksgiving, no country
+    assert compile_expr("working_day('2026-11-26', 'US')")({}) is False
+    assert compile_expr("working_day('2026-11-26', 'DE')")({}) is True
+    assert compile_expr("working_day('2026-10-03', 'DE')")({}) is False  # a Saturday anyway
+    assert compile_expr("working_day('2026-11-19', 'DE', 'BY')")({}) is True
+    assert compile_expr("working_day('2026-11-18', 'DE', 'SN')")({}) is False  # Buß- und Bettag
+    assert working("working_day(day)") is None  # no date, no answer
+    with pytest.raises(ExprRuntimeError, match="no public holidays known"):
+        compile_expr("working_day('2026-11-25', 'XX')")({})

@@ -114,3 +114,32 @@ def test_keys_of_one_record_that_point_at_two_accounts_are_a_conflict() -> None:
     assert problem == ("stripe_customer_id", "cus_a", ("a", "b"))
     assert resolve(identity, readers, {"customer": "cus_x", "d": "b.example"}) == ("b", None)
     assert resolve(identity, readers, {}) == (None, ("stripe_customer_id", None, ()))
+
+
+USAGE = next(m for m in DEFS.mappings if m.spec.stream == "usage_daily")
+
+
+def test_usage_weeks_average_working_days_and_count_the_days_with_data() -> None:
+    identity = IdentityMap()
+    identity.add("crm_id", "a", "a")
+    identity.add("domain", "acme.example", "a")
+    mapper = StreamMapper(USAGE, identity, days=[date(2026, 11, 18)])  # a Wednesday
+    rows = {  # this week: weekdays at 10, the weekend at 1; the week before: two days only
+        "2026-11-12": 10, "2026-11-13": 10, "2026-11-14": 1, "2026-11-15": 1,
+        "2026-11-16": 10, "2026-11-17": 10, "2026-11-18": 10,
+        "2026-11-05": 12, "2026-11-06": 12,
+    }  # fmt: skip
+    for day, users in rows.items():
+        mapper.add(
+            SourceRecord(
+                source="usage",
+                stream="usage_daily",
+                record_id=day,
+                data={"domain": "acme.example", "date": day, "active_users": users, "events": 1},
+            )
+        )
+    facts = {k: f.value for k, f in mapper.facts(0, accounts=["a"])["a"].items()}
+    assert facts["active_users_7d"] == 10  # the weekend's 1s do not pull it down
+    assert facts["usage_days_7d"] == 5
+    assert facts["active_users_prev_7d"] == 12
+    assert facts["usage_days_prev_7d"] == 2  # too few to judge a drop by

@@ -322,6 +322,7 @@ _RESULT: dict[str, ValueType] = {
     "pct_change": NUMBER,
     "count_where": NUMBER,
     "last_where": ValueType("date"),
+    "working_day": BOOL,
 }
 _ARG_KINDS: dict[str, set[str]] = {
     "abs": {"number", "bool"},
@@ -334,6 +335,7 @@ _ARG_KINDS: dict[str, set[str]] = {
     "pct_change": {"number", "bool"},
     "count_where": {"list", "text", "number", "bool"},
     "last_where": {"list", "text", "number", "bool"},
+    "working_day": {"date", "datetime", "text"},
 }
 
 

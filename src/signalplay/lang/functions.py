@@ -1,7 +1,7 @@
 """The expression language's values and library.
 
 Its types (`ValueType`, `Expression`), errors, the whitelisted functions RevOps can call, and the
-history functions' keys. Imports: stdlib.
+history functions' keys. Imports: stdlib, holidays (public holidays, read when first asked).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from signalplay.errors import SignalplayError
@@ -128,6 +129,29 @@ def _last_where(
         raise ExprRuntimeError(f"{date_field} holds values that cannot be ordered") from None
 
 
+@lru_cache(maxsize=64)
+def _public_holidays(country: str, subdiv: str | None) -> Any:
+    import holidays
+
+    try:
+        return holidays.country_holidays(country, subdiv=subdiv)
+    except NotImplementedError:
+        raise ExprRuntimeError(f"no public holidays known for {country!r}") from None
+
+
+def _working_day(_scope: Scope, value: Any, country: Any = None, subdiv: Any = None) -> bool | None:
+    """Monday to Friday, and not a public holiday of `country` (and `subdiv`) when given."""
+    day = as_date(value)
+    if day is None:
+        return None
+    if day.weekday() >= 5:
+        return False
+    if country is None:
+        return True
+    calendar = _public_holidays(str(country).upper(), None if subdiv is None else str(subdiv))
+    return day not in calendar
+
+
 FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
     # name: (implementation taking the scope first, min args, max args)
     "abs": (_nullable(abs), 1, 1),
@@ -145,6 +169,9 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
     # latest value of a date field among them
     "count_where": (_count_where, 1, 3),
     "last_where": (_last_where, 2, 4),
+    # a working day: Monday to Friday and not a public holiday of the country (the `holidays`
+    # package), for usage windows that compare like days with like days
+    "working_day": (_working_day, 1, 3),
 }
 
 
