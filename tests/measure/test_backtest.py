@@ -87,6 +87,8 @@ def test_support_p1_replay_and_health_auc() -> None:
     assert result.health.auc > 0.8  # churners scored lower by construction
     red = result.health.bands["red"]
     assert red == (sum(scores[k] < 50 for k in truth), sum(scores[k] < 50 for k in lost))
+    # a 60-day replay has no day 60 days before any decision in it: nothing is judged there
+    assert result.health.at_horizons == {60: {}, 120: {}}
 
 
 def test_auc_of_ties_and_of_one_class() -> None:
@@ -190,3 +192,32 @@ def test_a_broken_trigger_file_is_named_not_a_traceback(tmp_path: Path) -> None:
     assert re.search(r"triggers\.bad\.yaml:\d+:\d+: triggers\[\d+\]\.when: unknown field", said)
     assert "open_urgent_tikets" in said
     assert "Traceback" not in said
+
+
+def test_health_is_judged_at_fixed_horizons_before_each_decision_per_segment() -> None:
+    from signalplay.measure.backtest import health_at_horizons
+
+    d0 = date(2026, 1, 1)
+    scores = {  # weekly snapshots: day → account → (score, segment)
+        d0 + timedelta(days=7 * k): {
+            "low_smb": (20.0, "smb"),
+            "high_smb": (90.0, "smb"),
+            "low_ent": (30.0, "enterprise"),
+            "high_ent": (80.0, "enterprise"),
+            "late": (10.0, "smb"),
+        }
+        for k in range(30)
+    }
+    decisions = {  # churners score low, renewals high; "late" decides before any snapshot
+        "low_smb": (d0 + timedelta(days=150), True),
+        "high_smb": (d0 + timedelta(days=170), False),
+        "low_ent": (d0 + timedelta(days=180), True),
+        "high_ent": (d0 + timedelta(days=160), False),
+        "late": (d0 + timedelta(days=30), True),
+    }
+    got = health_at_horizons(scores, decisions)
+    assert got[60]["all"] == (1.0, 4, 2)  # "late" has no score 60 days before: left out
+    assert got[60]["smb"] == (1.0, 2, 1)
+    assert got[60]["enterprise"] == (1.0, 2, 1)
+    assert got[120]["all"][1:] == (4, 2)
+    assert health_at_horizons(scores, {"x": (d0, False)})[60] == {}

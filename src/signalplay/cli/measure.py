@@ -151,7 +151,15 @@ def _print_backtests(results: dict[str, Any]) -> None:
     )
     for name in names:
         h = results[name]["health"]
-        out.print(f"  {name}: health AUC {h['auc'] if h['auc'] is None else round(h['auc'], 3)}")
+        line = f"  {name}: health AUC {h['auc'] if h['auc'] is None else round(h['auc'], 3)}"
+        for days, segments in (h.get("at_horizons") or {}).items():
+            both = segments.get("all")
+            if both and both["auc"] is not None:
+                line += (
+                    f"; {days} days before the decision {both['auc']:.3f} "
+                    f"({both['accounts']} accounts, {both['churned']} churned)"
+                )
+        out.print(line)
     labels = "AB"
     if len(names) > 1:
         out.print("  " + ", ".join(f"{labels[i]} = {Path(n).name}" for i, n in enumerate(names)))

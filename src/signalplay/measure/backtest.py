@@ -14,6 +14,7 @@ settings.
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import numpy as np
 
 from signalplay.definitions.compiled import Definitions
 from signalplay.evaluate.evaluator import fire_triggers, new_frame
+from signalplay.lang.functions import as_date
 from signalplay.profile.values import history_values
 from signalplay.settings import MeasureSettings
 
@@ -81,10 +83,16 @@ class TriggerBacktest:
 
 @dataclass(frozen=True)
 class HealthBacktest:
-    """The health score on the first day against churn within the horizon."""
+    """The health score on the first day against churn within the horizon.
+
+    And at fixed horizons before each account's decision date (its churn, else its renewal,
+    else the replay's last day), per segment with the accounts and churners behind each AUC.
+    """
 
     auc: float | None
     bands: dict[str, tuple[int, int]]  # band → (accounts, churned)
+    # days before the decision → segment ("all" too) → (AUC, accounts, churners)
+    at_horizons: dict[int, dict[str, tuple[float | None, int, int]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The figures, as the report and `--json` show them."""
@@ -94,7 +102,51 @@ class HealthBacktest:
                 b: {"accounts": n, "churned": c, "churn_rate": c / n if n else None}
                 for b, (n, c) in sorted(self.bands.items())
             },
+            "at_horizons": {
+                str(h): {
+                    seg: {"auc": a, "accounts": n, "churned": c}
+                    for seg, (a, n, c) in sorted(by_segment.items())
+                }
+                for h, by_segment in sorted(self.at_horizons.items())
+            },
         }
+
+
+HORIZONS = (60, 120)  # days before the decision at which the score is judged
+SNAPSHOT_SLACK = 7  # the nearest snapshot up to this many days before the horizon day counts
+
+
+def health_at_horizons(
+    scores: Mapping[date, Mapping[str, tuple[float, str]]],
+    decisions: Mapping[str, tuple[date, bool]],
+    horizons: Sequence[int] = HORIZONS,
+) -> dict[int, dict[str, tuple[float | None, int, int]]]:
+    """The score `h` days before each account's decision against whether it churned then.
+
+    `scores` is day → account → (score, segment); `decisions` account → (day, churned).
+    """
+    days = sorted(scores)
+    out: dict[int, dict[str, tuple[float | None, int, int]]] = {}
+    for h in horizons:
+        groups: dict[str, tuple[list[float], list[bool]]] = {}
+        for account, (decided, churned) in decisions.items():
+            target = decided - timedelta(days=h)
+            seen = None
+            for day in reversed(days[: bisect.bisect_right(days, target)]):
+                if day < target - timedelta(days=SNAPSHOT_SLACK):
+                    break
+                if account in scores[day]:
+                    seen = scores[day][account]
+                    break
+            if seen is None:
+                continue
+            score, segment = seen
+            for key in ("all", segment):
+                values, flags = groups.setdefault(key, ([], []))
+                values.append(score)
+                flags.append(churned)
+        out[h] = {k: (auc(v, f), len(f), sum(f)) for k, (v, f) in groups.items()}
+    return out
 
 
 @dataclass
@@ -254,10 +306,13 @@ def run_backtest(
     triggers = [t for t in defs.triggers.triggers if t.enabled]
     replay = _Replay(triggers, churn, horizon)
     accounts: set[str] = set()
+    scored: dict[date, dict[str, tuple[float, str]]] = {}
+    renewals: dict[str, date] = {}
     health: tuple[list[float], list[bool], list[str]] = ([], [], [])
     for n, day in enumerate(days):
         profiles = profiles_on(day)
         accounts.update(profiles)
+        scored[day] = _scored(profiles, settings, renewals)
         names = sorted(profiles)
         rows = [dict(profiles[a]) for a in names]
         if defs.history and history is not None:
@@ -289,9 +344,51 @@ def run_backtest(
         churned=len(churners),
         base_rate=base / len(accounts) if accounts else None,
         triggers=[replay.stats[t.id] for t in triggers],
-        health=HealthBacktest(auc(scores, churned_flags), band_counts),
+        health=HealthBacktest(
+            auc(scores, churned_flags),
+            band_counts,
+            health_at_horizons(scored, _decisions(accounts, churn, renewals, (start, end))),
+        ),
         episodes=tuple(replay.episodes),
     )
+
+
+def _scored(
+    profiles: Mapping[str, Mapping[str, Any]],
+    settings: MeasureSettings,
+    renewals: dict[str, date],
+) -> dict[str, tuple[float, str]]:
+    """Each account's score and segment that day; its renewal date noted as it goes."""
+    out = {}
+    for account, p in profiles.items():
+        score = p.get(settings.health_field)
+        if isinstance(score, int | float) and not isinstance(score, bool):
+            out[account] = (float(score), str(p.get(settings.segment_field) or "-"))
+        renewal = as_date(p.get(settings.renewal_field))
+        if renewal is not None:
+            renewals[account] = renewal
+    return out
+
+
+def _decisions(
+    accounts: Iterable[str],
+    churn: Mapping[str, date | None],
+    renewals: Mapping[str, date],
+    period: tuple[date, date],
+) -> dict[str, tuple[date, bool]]:
+    """Each account's decision: its churn in the period, else its renewal in it, else the end."""
+    start, end = period
+    out = {}
+    for account in accounts:
+        gone = churn.get(account)
+        if gone is not None and start < gone <= end:
+            out[account] = (gone, True)
+            continue
+        if gone is not None and gone <= start:
+            continue  # churned before the replay: no decision in it
+        renewal = renewals.get(account)
+        out[account] = (renewal if renewal is not None and start < renewal <= end else end, False)
+    return out
 
 
 def _health_on(
