@@ -76,6 +76,8 @@ def test_support_p1_replay_and_health_auc() -> None:
     assert p1.recall == pytest.approx(len(warned) / len(churners))
     assert p1.lead_days == statistics.median((churn[k] - opened[k]).days for k in warned)
     assert p1.episodes_per_account_month == pytest.approx(len(opened) / 80 / (60 / 30.4375))
+    assert p1.as_dict()["flagged_accounts"] == len(opened)  # one P1 each
+    assert p1.flagged_share == pytest.approx(len(opened) / 80)
     # nothing else fires on these profiles
     assert all(t.episodes == 0 for t in result.triggers if t.trigger_id != "support_p1")
     # AUC, by counting every (churner, retained) pair of the first day's scores

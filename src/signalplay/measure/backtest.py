@@ -45,6 +45,7 @@ class TriggerBacktest:
     leads: list[float] = field(default_factory=list)
     accounts: int = 0
     months: float = 0.0
+    flagged: set[str] = field(default_factory=set)  # accounts with at least one episode
 
     @property
     def precision(self) -> float | None:
@@ -68,6 +69,11 @@ class TriggerBacktest:
             return None
         return self.episodes / self.accounts / self.months
 
+    @property
+    def flagged_share(self) -> float | None:
+        """Alert load: the share of the accounts replayed that the trigger flagged at all."""
+        return len(self.flagged) / self.accounts if self.accounts else None
+
     def as_dict(self) -> dict[str, Any]:
         """The figures, as the report and `--json` show them."""
         return {
@@ -78,6 +84,8 @@ class TriggerBacktest:
             "recall": self.recall,
             "lead_days": self.lead_days,
             "episodes_per_account_month": self.episodes_per_account_month,
+            "flagged_accounts": len(self.flagged),
+            "flagged_share": self.flagged_share,
         }
 
 
@@ -268,6 +276,7 @@ class _Replay:
             self.open[pair] = episode = ReplayedEpisode(names[i], tid, day, churned_on=gone)
             episode.churned_within_horizon = hit
             self.episodes.append(episode)
+            stat.flagged.add(names[i])
             stat.episodes += 1
             stat.true_positives += hit
             self.warnings.setdefault(pair, []).append(day)
