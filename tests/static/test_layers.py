@@ -50,7 +50,11 @@ def _lint_with(tmp_path: Path, module: str, planted: str) -> subprocess.Complete
         ("signalplay/lang/expr.py", "import signalplay.definitions.schema", "the flow's layers"),
         ("signalplay/models.py", "import signalplay.writeback.crmschema", "the kernel imports"),
         ("signalplay/plays/actions.py", "import signalplay.connectors.hubspot", "the core imports"),
-        ("signalplay/connectors/stripe.py", "import signalplay.store", "connectors use only"),
+        (
+            "signalplay/connectors/stripe/__init__.py",
+            "import signalplay.store",
+            "connectors use only",
+        ),
     ],
     ids=[
         "stage-to-jobs",

@@ -29,9 +29,29 @@ from signalplay.connectors._ratelimit import (
     pacing,
 )
 from signalplay.connectors._retry import call_translated, parse_retry_after
+from signalplay.connectors.stripe._objects import (
+    MONTHLY,
+    MRR_STATUSES,
+    from_unix,
+    invoice_states,
+    listed_states,
+    monthly_mrr,
+    normalise,
+)
 from signalplay.errors import AuthError, FatalError, RetriableError, SyncError
 from signalplay.models import Page, SourceRecord, StreamSpec, Version
 
+__all__ = [
+    "MONTHLY",
+    "MRR_STATUSES",
+    "StripeConnector",
+    "StripeSettings",
+    "classify",
+    "invoice_states",
+    "listed_states",
+    "monthly_mrr",
+    "normalise",
+]
 T = TypeVar("T")
 EVENTS_PAGE_RECORDS = 500
 # stream → (list path, list parameters, event type wildcard, object name)
@@ -45,9 +65,6 @@ STREAMS = {
     ),
     "invoices": ("/v1/invoices", (), "invoice.*", "invoice"),
 }
-# Normalised to a month: f(interval, count) of the reference's MRR convention.
-MONTHLY = {"month": 1.0, "year": 1 / 12, "week": 52 / 12, "day": 365 / 12}
-MRR_STATUSES = frozenset({"active", "past_due"})
 
 
 class StripeSettings(BaseModel):
@@ -100,53 +117,6 @@ def classify(response: httpx.Response, operation: str) -> SyncError:
     return kind(
         "stripe", operation, f"{code or status}: {message}", status=status, request_id=request_id
     )
-
-
-def monthly_mrr(subscription: dict[str, Any]) -> float:
-    """The subscription's MRR in currency units (cents / 100).
-
-    Licensed per-unit items, normalised to a month; 0 unless active or past due.
-    """
-    if subscription.get("status") not in MRR_STATUSES:
-        return 0.0
-    total = 0.0
-    for item in (subscription.get("items") or {}).get("data") or []:
-        price = item.get("price") or {}
-        recurring = price.get("recurring") or {}
-        if recurring.get("usage_type") == "metered" or price.get("billing_scheme") == "tiered":
-            continue
-        amount = float(price.get("unit_amount_decimal") or price.get("unit_amount") or 0)
-        per = MONTHLY[str(recurring.get("interval", "month"))]
-        total += (
-            amount
-            * int(item.get("quantity") or 1)
-            * per
-            / int(recurring.get("interval_count") or 1)
-        )
-    return round(total / 100, 2)
-
-
-def normalise(stream: str, obj: dict[str, Any]) -> dict[str, Any]:
-    """The object as signalplay keeps it.
-
-    Stripe's fields, plus what mappings need on one level (a subscription's MRR and period end,
-    an invoice's subscription id across API versions).
-    """
-    data = dict(obj)
-    if obj.get("deleted"):
-        return data
-    if stream == "subscriptions":
-        ends = [i.get("current_period_end") for i in (obj.get("items") or {}).get("data") or []]
-        data["mrr"] = monthly_mrr(obj)
-        data["current_period_end"] = obj.get("current_period_end") or max(
-            (e for e in ends if e is not None), default=None
-        )
-    if stream == "invoices":
-        parent = (obj.get("parent") or {}).get("subscription_details") or {}
-        data["subscription_id"] = parent.get("subscription") or obj.get("subscription")
-    if isinstance(obj.get("customer"), dict):
-        data["customer"] = obj["customer"].get("id")
-    return data
 
 
 _TRANSLATE = translator("stripe", classify)
@@ -257,49 +227,14 @@ class StripeConnector:
             if not more:
                 return
 
-    def _recent_events(
-        self, stream: str, since: int, until: int
-    ) -> dict[str, list[dict[str, Any]]]:
-        """The stream's events from `since` to `until` (Stripe keeps 30 days), by object id."""
+    def _changes(self, stream: str, since: int, until: int) -> list[dict[str, Any]]:
+        """The events of the stream's objects from `since` to `until`, oldest first."""
         _, _, kind, name = STREAMS[stream]
         params: list[tuple[str, Any]] = [
             ("limit", self.settings.page_size),
             ("type", kind),
             ("created[gte]", max(0, since)),
             ("created[lte]", until),
-        ]
-        out: dict[str, list[dict[str, Any]]] = {}
-        after = None
-        while True:
-            page = self._get(
-                f"events {stream}",
-                "/v1/events",
-                [*params, *([("starting_after", after)] if after else [])],
-            )
-            data = [e for e in page.get("data") or [] if isinstance(e, dict)]
-            for event in data:
-                obj = (event.get("data") or {}).get("object") or {}
-                if obj.get("object") == name and obj.get("id"):
-                    out.setdefault(str(obj["id"]), []).append(event)
-            if not page.get("has_more") or not data:
-                break
-            after = data[-1]["id"]
-        for events in out.values():
-            events.sort(key=lambda e: (e.get("created", 0), e.get("id", "")))
-        return out
-
-    def _events(self, stream: str, since: int, until: datetime) -> Iterator[Page]:
-        """Events of the stream's objects since `since` up to `until`, oldest first.
-
-        Events of the stream's objects since `since` (less the overlap) up to `until`,
-        oldest first; each page's cursor is its newest event time.
-        """
-        _, _, kind, name = STREAMS[stream]
-        params: list[tuple[str, Any]] = [
-            ("limit", self.settings.page_size),
-            ("type", kind),
-            ("created[gte]", max(0, since - self.settings.overlap_seconds)),
-            ("created[lte]", int(until.astimezone(UTC).timestamp())),
         ]
         events: list[dict[str, Any]] = []
         after = None
@@ -315,9 +250,33 @@ class StripeConnector:
                 break
             after = data[-1]["id"]
         events.sort(key=lambda e: (e.get("created", 0), e.get("id", "")))
-        changes = [
+        return [
             e for e in events if ((e.get("data") or {}).get("object") or {}).get("object") == name
         ]
+
+    def _recent_events(
+        self, stream: str, since: int, until: int
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The stream's events from `since` to `until` (Stripe keeps 30 days), by object id."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for event in self._changes(stream, since, until):
+            oid = event["data"]["object"].get("id")
+            if oid:
+                out.setdefault(str(oid), []).append(event)
+        return out
+
+    def _events(self, stream: str, since: int, until: datetime) -> Iterator[Page]:
+        """Events of the stream's objects since `since` up to `until`, oldest first.
+
+        Events of the stream's objects since `since` (less the overlap) up to `until`,
+        oldest first; each page's cursor is its newest event time.
+        """
+        name = STREAMS[stream][3]
+        changes = self._changes(
+            stream,
+            since - self.settings.overlap_seconds,
+            int(until.astimezone(UTC).timestamp()),
+        )
         if not changes:
             yield Page(records=(), cursor=json.dumps({"events": since}))
             return
@@ -372,7 +331,7 @@ class StripeConnector:
             event = obj.get("_event") or {}
             history: tuple[Version, ...]
             if event.get("created"):
-                changed, history, complete = _at(event["created"]), (), False
+                changed, history, complete = from_unix(event["created"]), (), False
             elif stream == "invoices":
                 changed, history, complete = invoice_states(data)
             else:
@@ -420,81 +379,6 @@ class StripeConnector:
                 raise
             return sub
         return {**sub, "items": {**items, "data": rows, "has_more": False}}
-
-
-def _at(seconds: Any) -> datetime | None:
-    return datetime.fromtimestamp(int(seconds), UTC) if seconds else None
-
-
-TRANSITIONS = (  # an invoice's status_transitions: the status each one began
-    ("finalized_at", "open"),
-    ("marked_uncollectible_at", "uncollectible"),
-    ("paid_at", "paid"),
-    ("voided_at", "void"),
-)
-
-
-def invoice_states(
-    data: dict[str, Any],
-) -> tuple[datetime | None, tuple[Version, ...], bool]:
-    """An invoice's states from its status transitions: draft, then each status as it began.
-
-    Before it is paid an invoice has paid nothing and owes its whole amount; its attempts are
-    those it has now (Stripe attempts a payment when the invoice is finalized).
-    """
-    moments = data.get("status_transitions") or {}
-    created = _at(data.get("created"))
-    if created is None:
-        return None, (), False
-    steps = sorted(
-        (int(moments[k]), status) for k, status in TRANSITIONS if moments.get(k) is not None
-    )
-    unpaid = {
-        "amount_paid": 0,
-        "amount_remaining": data.get("amount_due"),
-        "paid": False,
-    }
-    states = [Version(valid_from=created, data={**data, **unpaid, "status": "draft"})]
-    for at, status in steps:
-        extra = {} if status == "paid" else unpaid
-        state = {**data, **extra, "status": status}
-        if at <= int(created.timestamp()):
-            states = [Version(valid_from=created, data=state)]
-        else:
-            states.append(Version(valid_from=_at(at) or created, data=state))
-    states[-1] = Version(valid_from=states[-1].valid_from, data=data)  # the invoice as it is
-    return states[-1].valid_from, tuple(states), True
-
-
-def listed_states(
-    stream: str, obj: dict[str, Any], events: Sequence[dict[str, Any]], horizon: int | None
-) -> tuple[datetime | None, tuple[Version, ...], bool]:
-    """A listed customer's or subscription's states from its recent events (see `_records`)."""
-    created = int(obj.get("created") or 0)
-    raw = dict(obj)
-    states: list[Version] = []
-    began = False
-    for event in reversed(events):
-        at = _at(event.get("created"))
-        if at is None:
-            continue
-        states.append(Version(valid_from=at, data=normalise(stream, raw)))
-        if str(event.get("type", "")).endswith(".created"):
-            began = True
-            break
-        previous = (event.get("data") or {}).get("previous_attributes")
-        if isinstance(previous, dict):
-            raw = {**raw, **previous}
-    known_since = max(created, horizon or 0)
-    if not began:
-        start = _at(created if horizon is None or created >= horizon else known_since)
-        if start is not None and (not states or start < states[-1].valid_from):
-            states.append(Version(valid_from=start, data=normalise(stream, raw)))
-        began = horizon is not None and created >= horizon
-    states.reverse()
-    if not states:
-        return None, (), False
-    return states[-1].valid_from, tuple(states), began
 
 
 def _state(cursor: str | None) -> dict[str, Any] | None:
