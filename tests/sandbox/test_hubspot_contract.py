@@ -369,3 +369,36 @@ def test_sequences_v4_answers_match_their_schemas(hub: tuple[HubSpotSandbox, Cli
     )
     assert again.status_code >= 400
     jsonschema.validate(again.json(), _sequence_schema("Error"))
+
+
+def test_archived_records_list_apart_and_unlinked_ones_lose_every_label(
+    hub: tuple[HubSpotSandbox, Client],
+) -> None:
+    sandbox, client = hub
+    company, contact, _ = _seed(sandbox)
+    other = sandbox.seed_object("contacts", {"email": "bo@acme.test"}, unique_by="email")
+    champion = sandbox.seed_label("contacts", "companies", "Champion")
+    sandbox.seed_association("contacts", other, "companies", company, 1)
+    sandbox.seed_association("contacts", other, "companies", company, champion)
+    sandbox.archive("contacts", contact)
+    _, live = client.call("crm.contacts.basic_api.get_page")
+    _, gone = client.call("crm.contacts.basic_api.get_page", query={"archived": "true"})
+    assert [r["id"] for r in live["results"]] == [other]
+    (archived,) = gone["results"]
+    assert archived["id"] == contact
+    assert archived["archived"] is True
+    assert archived["archivedAt"]
+    sandbox.unlink("contacts", other, "companies", company)
+    _, read = client.call(
+        "crm.associations.v4.batch_api.get_page",
+        params={"fromObjectType": "contacts", "toObjectType": "companies"},
+        body={"inputs": [{"id": other}]},
+    )
+    assert read["results"] == []  # neither the default link nor the Champion label is left
+    _, back = client.call(
+        "crm.associations.v4.batch_api.get_page",
+        params={"fromObjectType": "companies", "toObjectType": "contacts"},
+        body={"inputs": [{"id": company}]},
+    )
+    linked = {t["toObjectId"] for r in back["results"] for t in r["to"]}
+    assert other not in linked  # the inverse went with it

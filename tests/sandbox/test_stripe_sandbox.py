@@ -215,3 +215,56 @@ def test_errors_use_stripes_envelope(stripe: tuple[StripeSandbox, httpx.Client, 
     statuses = [client.get("/v1/invoices").status_code for _ in range(5)]
     assert statuses.count(429) >= 2
     assert sandbox.rate_limited >= 2
+
+
+def test_a_failed_charge_retries_to_paid_with_the_customers_standing(
+    stripe: tuple[StripeSandbox, httpx.Client, Clock],
+) -> None:
+    sandbox, client, clock = stripe
+    cid = sandbox.add_customer(name="Acme")
+    sid = sandbox.add_subscription(cid, items=[(2000, "month", 1, 10)])
+    clock.now += 60
+    retry = int(clock.now) + 3 * 86_400
+    iid = sandbox.add_invoice(
+        cid, amount=20_000, subscription=sid, status="open", next_payment_attempt=retry
+    )
+    assert client.get(f"/v1/customers/{cid}").json()["delinquent"] is True
+    assert client.get(f"/v1/subscriptions/{sid}").json()["status"] == "past_due"
+    clock.now = retry
+    sandbox.attempt_payment(iid, paid=False, next_attempt=retry + 2 * 86_400)
+    invoice = client.get(f"/v1/invoices/{iid}").json()
+    assert (invoice["status"], invoice["attempt_count"]) == ("open", 2)
+    assert invoice["next_payment_attempt"] == retry + 2 * 86_400
+    clock.now = retry + 2 * 86_400
+    sandbox.attempt_payment(iid, paid=True)
+    invoice = client.get(f"/v1/invoices/{iid}").json()
+    assert (invoice["status"], invoice["attempt_count"], invoice["amount_remaining"]) == (
+        "paid",
+        3,
+        0,
+    )
+    assert invoice["status_transitions"]["paid_at"] == int(clock.now)
+    assert invoice["next_payment_attempt"] is None
+    events = client.get("/v1/events", params={"limit": 100}).json()["data"]
+    kinds = [e["type"] for e in reversed(events) if e["type"].startswith("invoice.")]
+    assert kinds == [
+        "invoice.created",
+        "invoice.payment_failed",
+        "invoice.updated",
+        "invoice.payment_failed",
+        "invoice.updated",
+        "invoice.paid",
+    ]
+    standing = [
+        (e["data"]["object"]["delinquent"], e["data"]["previous_attributes"]["delinquent"])
+        for e in reversed(events)
+        if e["type"] == "customer.updated"
+    ]
+    assert standing == [(True, False), (False, True)]  # delinquent once, and cleared once
+    statuses = [
+        (e["data"]["object"]["status"], e["data"]["previous_attributes"]["status"])
+        for e in reversed(events)
+        if e["type"] == "customer.subscription.updated"
+    ]
+    assert statuses == [("past_due", "active"), ("active", "past_due")]
+    assert client.get(f"/v1/customers/{cid}").json()["delinquent"] is False

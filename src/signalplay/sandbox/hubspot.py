@@ -487,8 +487,21 @@ class HubSpotSandbox:
         with self._lock:
             self._unlabel(ftype, fid, ttype, tid, self.seed_label(ftype, ttype, label))
 
+    def archive(self, otype: str, oid: str) -> None:
+        """A person archives a record in the UI (it is listed with `archived=true` since)."""
+        with self._lock:
+            record = self.state.objects[otype][str(oid)]
+            record["archived"], record["archivedAt"] = True, _now_iso(self.clock())
+
+    def unlink(self, ftype: str, fid: str, ttype: str, tid: str) -> None:
+        """A person removes the association between two records, every label of it."""
+        with self._lock:
+            for other, type_id in list(self._links.get((ftype, str(fid), ttype), ())):
+                if other == str(tid):
+                    self._unlabel(ftype, str(fid), ttype, str(tid), type_id)
+
     def _unlabel(self, ftype: str, fid: str, ttype: str, tid: str, type_id: int) -> None:
-        inverse = int(self.state.labels[str(type_id)][3])
+        inverse = self._inverse(type_id)
         for link in ((ftype, fid, ttype, tid, type_id), (ttype, tid, ftype, fid, inverse)):
             if link in self._assoc_index:
                 self._assoc_index.discard(link)

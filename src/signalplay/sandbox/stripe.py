@@ -363,7 +363,62 @@ class StripeSandbox:
                 self._event("invoice.paid", inv)
             elif attempt_count > 0 and status == "open":
                 self._event("invoice.payment_failed", inv)
+                if collection_method == "charge_automatically":
+                    self._standing(inv, failed=True)
             return iid
+
+    def attempt_payment(self, iid: str, *, paid: bool, next_attempt: int | None = None) -> None:
+        """Stripe retries an open invoice's charge (Smart Retries): paid, or failed again.
+
+        Paid: `invoice.paid` with its `paid_at` transition. Failed: `invoice.payment_failed`
+        with the attempt counted and the next one scheduled (None: no more retries). The
+        customer is delinquent while an automatic charge stays failed; the subscription is
+        `past_due` meanwhile, `active` again once paid.
+        """
+        with self._lock:
+            inv = self.state.objects["invoice"][iid]
+            now = self._now()
+            previous = {
+                "attempt_count": inv["attempt_count"],
+                "next_payment_attempt": inv["next_payment_attempt"],
+                "status": inv["status"],
+            }
+            inv["attempt_count"] += 1
+            inv["attempted"] = True
+            if paid:
+                inv.update(
+                    status="paid",
+                    amount_paid=inv["amount_due"],
+                    amount_remaining=0,
+                    next_payment_attempt=None,
+                )
+                inv["status_transitions"]["paid_at"] = now
+                self._event("invoice.updated", inv, previous)
+                self._event("invoice.paid", inv)
+            else:
+                inv["next_payment_attempt"] = next_attempt
+                self._event("invoice.updated", inv, previous)
+                self._event("invoice.payment_failed", inv)
+            self._standing(inv, failed=not paid)
+
+    def _standing(self, inv: dict[str, Any], *, failed: bool) -> None:
+        """The customer's `delinquent` flag and the subscription's status after a charge."""
+        customer = self.state.objects["customer"].get(inv["customer"])
+        if (
+            customer is not None
+            and not customer.get("deleted")
+            and customer["delinquent"] != failed
+        ):
+            previous = {"delinquent": customer["delinquent"]}
+            customer["delinquent"] = failed
+            self._event("customer.updated", customer, previous)
+        parent = (inv.get("parent") or {}).get("subscription_details") or {}
+        sub = self.state.objects["subscription"].get(parent.get("subscription") or "")
+        want = "past_due" if failed else "active"
+        if sub is not None and sub["status"] in ("active", "past_due") and sub["status"] != want:
+            previous = {"status": sub["status"]}
+            sub["status"] = want
+            self._event("customer.subscription.updated", sub, previous)
 
     def delete_customer(self, cid: str) -> None:
         """The customer is deleted: a tombstone, and `customer.deleted` with its last state."""
