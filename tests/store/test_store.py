@@ -176,3 +176,29 @@ def test_a_timeline_keeps_each_change_once_and_the_deletion(store: Store) -> Non
     (seen,) = store.iter_timelines("billing", "subscriptions")
     assert (seen.origin, [v.valid_from for v in seen.versions]) == (False, [NOW])
     assert not store.has_timelines("usage", "usage_daily")
+
+
+def test_a_change_the_source_did_not_date_is_dated_when_it_was_seen(store: Store) -> None:
+    """A contact whose label was removed keeps its updatedAt: the new state is from the pull
+    that saw it, never back-dated to the old stamp (which would rewrite what was known)."""
+    from datetime import timedelta
+
+    stamp = NOW - timedelta(days=40)
+    when = {"now": NOW - timedelta(days=20)}
+    store.clock = lambda: when["now"]
+
+    def rec(role: str) -> SourceRecord:
+        data = {"id": "7", "role": role}
+        return SourceRecord(
+            source="crm", stream="contacts", record_id="7", data=data, updated_at=stamp
+        )
+
+    store.save_page("crm", "contacts", [rec("champion")], None)
+    when["now"] = NOW
+    store.save_page("crm", "contacts", [rec("")], None)
+    store.save_page("crm", "contacts", [rec("")], None)  # seen again: nothing new
+    (timeline,) = store.iter_timelines("crm", "contacts")
+    assert [(v.valid_from, v.data["role"]) for v in timeline.versions if v.data] == [
+        (stamp, "champion"),
+        (NOW, ""),
+    ]

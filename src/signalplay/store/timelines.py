@@ -39,7 +39,12 @@ class TimelinesStore(StoreBase):
             rows: list[dict[str, Any]] = []
             for r in batch:
                 states = [(v.valid_from, v.data) for v in r.history]
-                states.append((r.updated_at or now, None if r.deleted else r.data))
+                current = (r.updated_at or now, None if r.deleted else r.data)
+                prev = latest.get(r.record_id)
+                if prev is not None and current[0] <= prev[0] < now and current[1] != prev[1]:
+                    # changed where the source keeps no time (an association, a label): seen now
+                    current = (now, current[1])
+                states.append(current)
                 rows.extend(_new_rows(source, stream, r, sorted(states, key=_at), latest))
             if rows:
                 conn.execute(_V.insert(), rows)
