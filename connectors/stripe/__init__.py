@@ -191,7 +191,9 @@ class StripeConnector:
     def read(self, stream: str, *, cursor: str | None, until: datetime) -> Iterator[Page]:
         """Pages of the stream since `cursor`; each page's cursor resumes after it."""
         state = _state(cursor)
-        now = int(self.clock())
+        # The listing's events start no later than the sync's cut: a change after it is read
+        # again by the next sync (an upsert), never skipped by a clock ahead of `until`.
+        now = min(int(self.clock()), int(until.timestamp()))
         stale = (
             state is not None and now - int(state["events"]) > self.settings.retention_days * 86_400
         )
