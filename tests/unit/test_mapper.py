@@ -143,3 +143,27 @@ def test_usage_weeks_average_working_days_and_count_the_days_with_data() -> None
     assert facts["usage_days_7d"] == 5
     assert facts["active_users_prev_7d"] == 12
     assert facts["usage_days_prev_7d"] == 2  # too few to judge a drop by
+
+
+def test_a_weeks_level_is_the_median_of_its_working_days() -> None:
+    """A public holiday (or one odd day) in the week moves the median not at all; the mean
+    would fall by a fifth."""
+    identity = IdentityMap()
+    identity.add("crm_id", "a", "a")
+    identity.add("domain", "acme.example", "a")
+    mapper = StreamMapper(USAGE, identity, days=[date(2026, 11, 27), date(2026, 11, 28)])
+    rows = {  # Thanksgiving week: 40 a working day, 2 on the holiday; a 60 on Friday
+        "2026-11-23": 40, "2026-11-24": 42, "2026-11-25": 40, "2026-11-26": 2,
+        "2026-11-27": 60,
+    }  # fmt: skip
+    for day, users in rows.items():
+        mapper.add(
+            SourceRecord(
+                source="usage",
+                stream="usage_daily",
+                record_id=day,
+                data={"domain": "acme.example", "date": day, "active_users": users, "events": 1},
+            )
+        )
+    assert mapper.facts(0, accounts=["a"])["a"]["active_users_7d"].value == 40  # 2,40,40,42,60
+    assert mapper.facts(1, accounts=["a"])["a"]["active_users_7d"].value == 40  # the same week

@@ -44,7 +44,7 @@ CAST_TYPES = {
     "date": ValueType("date"),
     "datetime": ValueType("datetime"),
 }
-NUMERIC_AGGREGATES = {"count", "sum", "avg", "distinct"}
+NUMERIC_AGGREGATES = {"count", "sum", "avg", "median", "distinct"}
 NUMERIC_REDUCTIONS = {"sum", "count", "distinct", "min", "max"}
 LIST = ValueType("list")
 

@@ -182,7 +182,7 @@ def _field_type(
     options: list[Expression | None],
 ) -> ValueType:
     inferred = field_type(fs, expr, options)
-    if fs.aggregate in ("sum", "avg"):
+    if fs.aggregate in ("sum", "avg", "median"):
         value_kind = field_type(fs.model_copy(update={"aggregate": None}), expr, options).kind
         if value_kind not in ("number", "any", "bool"):
             col.add(

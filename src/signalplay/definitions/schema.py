@@ -32,7 +32,7 @@ IdentityKind = Literal[
 ]
 Cast = Literal["str", "int", "float", "decimal", "bool", "date", "datetime", "money", "minor_units"]
 Normalize = Literal["lower", "strip", "domain"]
-Aggregate = Literal["count", "sum", "avg", "min", "max", "last", "distinct"]
+Aggregate = Literal["count", "sum", "avg", "median", "min", "max", "last", "distinct"]
 Reduce = Literal["sum", "min", "max", "count", "distinct", "first", "last", "join"]
 ValueKind = Literal["number", "text", "bool", "date", "datetime", "list", "any"]
 Role = Literal["admin", "champion", "exec_sponsor", "finance", "other"]

@@ -323,6 +323,7 @@ _RESULT: dict[str, ValueType] = {
     "count_where": NUMBER,
     "last_where": ValueType("date"),
     "working_day": BOOL,
+    "in_season": BOOL,
 }
 _ARG_KINDS: dict[str, set[str]] = {
     "abs": {"number", "bool"},
@@ -336,6 +337,7 @@ _ARG_KINDS: dict[str, set[str]] = {
     "count_where": {"list", "text", "number", "bool"},
     "last_where": {"list", "text", "number", "bool"},
     "working_day": {"date", "datetime", "text"},
+    "in_season": {"date", "datetime", "text"},
 }
 
 

@@ -152,6 +152,27 @@ def _working_day(_scope: Scope, value: Any, country: Any = None, subdiv: Any = N
     return day not in calendar
 
 
+def _month_day(text: Any) -> tuple[int, int]:
+    try:
+        month, day = (int(p) for p in str(text).split("-"))
+        date(2024, month, day)  # a leap year: 02-29 is a day
+    except ValueError:
+        raise ExprRuntimeError(f"in_season takes 'MM-DD' days, not {text!r}") from None
+    return month, day
+
+
+def _in_season(_scope: Scope, value: Any, first: Any, last: Any) -> bool | None:
+    """Whether the day falls from `first` to `last` ('MM-DD', both included) in any year.
+
+    A season may wrap the year's end ('12-24' to '01-01').
+    """
+    day = as_date(value)
+    if day is None:
+        return None
+    at, lo, hi = (day.month, day.day), _month_day(first), _month_day(last)
+    return lo <= at <= hi if lo <= hi else (at >= lo or at <= hi)
+
+
 FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
     # name: (implementation taking the scope first, min args, max args)
     "abs": (_nullable(abs), 1, 1),
@@ -172,6 +193,9 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
     # a working day: Monday to Friday and not a public holiday of the country (the `holidays`
     # package), for usage windows that compare like days with like days
     "working_day": (_working_day, 1, 3),
+    # a season of the year ('12-24' to '01-01'): a business's quiet weeks, when usage falls
+    # for everyone and a drop says nothing about one account
+    "in_season": (_in_season, 3, 3),
 }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -200,7 +201,8 @@ def propose(
 def _risk(scores: Floats, train: npt.NDArray[np.bool_]) -> Floats:
     """(100 - score) / 100, a missing score as the older part's mean (0 when never seen)."""
     risk = (100.0 - scores) / 100.0
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # a measure never seen in the older part: its mean is 0
+        warnings.simplefilter("ignore", RuntimeWarning)
         means = np.nanmean(np.where(train[:, None], risk, np.nan), axis=0)
     means = np.where(np.isnan(means), 0.0, means)
     return np.where(np.isnan(risk), means[None, :], risk)

@@ -32,7 +32,18 @@ class _Acc:
     `at` orders records for `last`: the record's date in a dated stream, else its update time.
     """
 
-    __slots__ = ("count", "hi", "last", "last_at", "lo", "numbers", "record_id", "seen", "total")
+    __slots__ = (
+        "count",
+        "hi",
+        "last",
+        "last_at",
+        "lo",
+        "numbers",
+        "record_id",
+        "seen",
+        "total",
+        "values",
+    )
 
     def __init__(self) -> None:
         self.count = 0
@@ -44,8 +55,11 @@ class _Acc:
         self.last_at: Any = None
         self.record_id = ""
         self.seen: set[str] | None = None
+        self.values: list[float] | None = None  # kept for a median only
 
-    def add(self, value: Any, at: Any, record_id: str, *, distinct: bool) -> None:
+    def add(
+        self, value: Any, at: Any, record_id: str, *, distinct: bool, keep: bool = False
+    ) -> None:
         self.count += 1
         kind = value.__class__
         if kind is int or kind is float:  # not bool: True is no number of anything
@@ -55,6 +69,10 @@ class _Acc:
                 self.lo = value
             if self.hi is None or value > self.hi:
                 self.hi = value
+            if keep:
+                if self.values is None:
+                    self.values = []
+                self.values.append(value)
         elif kind is str and value:
             if self.lo is None or str(self.lo) > value:
                 self.lo = value
@@ -75,6 +93,7 @@ class _Acc:
             "min": self.lo,
             "max": self.hi,
             "distinct": len(self.seen or ()),
+            "median": _median(self.values),
         }
         value: JSONValue = results.get(how, self.last)
         return value
@@ -87,6 +106,16 @@ class _Acc:
         if isinstance(at, datetime):
             return at
         return datetime(at.year, at.month, at.day, tzinfo=UTC)
+
+
+def _median(values: list[float] | None) -> float | None:
+    """The middle value (the mean of the two middle ones); None without numbers."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    middle = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return round(middle, 6)
 
 
 @dataclass
@@ -267,6 +296,7 @@ class StreamMapper:
             value = 1 if f.aggregate == "count" else values[f.name]
             key = (account, f.name)
             distinct = f.aggregate == "distinct"
+            keep = f.aggregate == "median"
             pairs = (
                 zip(self._accs, f.spans, strict=True)
                 if every
@@ -281,7 +311,7 @@ class StreamMapper:
                 acc = accs.get(key)
                 if acc is None:
                     acc = accs[key] = _Acc()
-                acc.add(value, at, record_id, distinct=distinct)
+                acc.add(value, at, record_id, distinct=distinct, keep=keep)
 
     def _report_identity(
         self, record_id: str, problem: tuple[str, str | None, tuple[str, ...]] | None
