@@ -124,15 +124,8 @@ def _contacts(acct: DemoAccount, rng: random.Random, today: date) -> list[DemoCo
     return out
 
 
-def seed_crm(
-    sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int, today: date
-) -> None:
-    """Owners, custom properties, companies and contacts with roles, in a new portal only.
-
-    A saved demo portal is kept as its history left it, renewals and closed tasks included.
-    """
-    if sandbox.state.objects["companies"]:
-        return
+def seed_portal(sandbox: HubSpotSandbox) -> None:
+    """The demo portal's owners and the custom properties its mappings read."""
     for owner_id, user_id, first, last in _people():
         sandbox.seed_owner(
             owner_id=owner_id,
@@ -155,6 +148,18 @@ def seed_crm(
         "contacts", "cs_role", ptype="enumeration", field_type="select", options=list(ROLES)
     )
     sandbox.seed_property("contacts", "cs_left_date", ptype="date", field_type="date")
+
+
+def seed_crm(
+    sandbox: HubSpotSandbox, accounts: list[DemoAccount], *, seed: int, today: date
+) -> None:
+    """Owners, custom properties, companies and contacts with roles, in a new portal only.
+
+    A saved demo portal is kept as its history left it, renewals and closed tasks included.
+    """
+    if sandbox.state.objects["companies"]:
+        return
+    seed_portal(sandbox)
     rng = random.Random(seed + 1)
     clock = sandbox.clock
     try:
