@@ -74,7 +74,7 @@ def test_too_few_outcomes_is_a_clear_refusal() -> None:
 
 
 VALUES = {  # inputs that land in each band of the shipped measures, worst first
-    "usage_wow_change": [-0.5, -0.2, 0.0, 0.2],
+    "usage_vs_baseline": [-0.5, -0.2, 0.0, 0.2],
     "seat_utilization": [0.1, 0.3, 0.5, 0.8],
     "feature_breadth": [0.1, 0.4, 0.6, 0.9],
     "tickets_30d": [8, 4, 2, 0],
@@ -99,7 +99,7 @@ def test_tune_health_writes_a_proposal_that_loads(tmp_path: Path) -> None:
         level = {k: rng.randrange(4) for k in VALUES}
         # churn rides on usage and billing only
         failed = VALUES["failed_payments_60d"][level["failed_payments_60d"]]
-        logit = -3.0 + 1.4 * (3 - level["usage_wow_change"]) + 1.5 * min(failed, 2)
+        logit = -3.0 + 1.4 * (3 - level["usage_vs_baseline"]) + 1.5 * min(failed, 2)
         churns = rng.random() < 1 / (1 + math.exp(-logit)) * 0.6
         accounts[f"a{i}"] = (level, today - timedelta(days=rng.randint(1, 150)) if churns else None)
     for k in range(0, 280, 7):
