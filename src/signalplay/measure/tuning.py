@@ -137,13 +137,30 @@ class Proposal:
 
 
 def fit_logistic(risk: Floats, churned: npt.NDArray[np.bool_], names: Sequence[str]) -> Fit:
-    """Churn on each measure's risk; weights are the positive coefficients' shares."""
+    """Churn on each measure's risk; weights are the positive coefficients' shares.
+
+    A health score is a weighted mean, so no weight may be negative: a measure whose
+    coefficient comes out negative (often one that says less than a correlated other, such as
+    a usage trend beside utilisation) is dropped, the most negative first, and the rest
+    refitted, until every coefficient left is positive. A dropped measure keeps the
+    coefficient it had when it went, to show why.
+    """
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(max_iter=2000, C=10.0)
-    model.fit(risk, churned)
-    coef = [float(c) for c in model.coef_[0]]
-    positive = sum(max(c, 0.0) for c in coef)
+    coef = [0.0] * len(names)
+    active = list(range(len(names)))
+    while active:
+        model = LogisticRegression(max_iter=2000, C=10.0)
+        model.fit(risk[:, active], churned)
+        fitted = [float(c) for c in model.coef_[0]]
+        for i, c in zip(active, fitted, strict=True):
+            coef[i] = c
+        worst = min(range(len(active)), key=lambda k: fitted[k])
+        if fitted[worst] >= 0:
+            break
+        active.pop(worst)
+    positive = sum(max(coef[i], 0.0) for i in active)
+    coef = [c if i in active else min(c, 0.0) for i, c in enumerate(coef)]
     weights = {
         n: round(max(c, 0.0) / positive, 3) if positive > 0 else round(1 / len(names), 3)
         for n, c in zip(names, coef, strict=True)
