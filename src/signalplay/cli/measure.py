@@ -237,3 +237,56 @@ def tune_health_cmd(
     if p.anti_predictive:
         out.print("anti-predictive (weight 0): " + ", ".join(p.anti_predictive))
     out.print(f"proposal written to {result.path}: review it, then replace health.yaml with it")
+
+
+@tune_app.command("triggers")
+def tune_triggers_cmd(
+    trigger: Annotated[
+        list[str] | None,
+        typer.Option("--trigger", "-t", help="Tune only this trigger (repeatable)."),
+    ] = None,
+    project: ProjectOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay threshold variants of each trigger; write triggers.yaml.proposed.
+
+    Each numeric threshold scaled by 0.7, 0.85, 1.2 and 1.4 (segment overrides with it) is
+    replayed beside the trigger; the best on the older half of the history (F0.5) is proposed
+    when the newer half agrees. Triggers no better than chance are flagged to retire.
+    """
+    result = using(project, lambda ctx: tune.tune_triggers(ctx, only=tuple(trigger or ())))
+    if as_json:
+        emit(result)
+        return
+    table = Table(title_justify="left")
+    for h in ("trigger", "verdict", "precision", "recall", "episodes", "proposed"):
+        table.add_column(h, justify="left" if h in ("trigger", "verdict", "proposed") else "right")
+    for t in result.tunings:
+        after = t.proposed_newer
+        table.add_row(
+            t.trigger,
+            t.verdict,
+            _arrow(t.newer.precision, after.precision if after else None),
+            _arrow(t.newer.recall, after.recall if after else None),
+            f"{t.newer.episodes}" + (f" -> {after.episodes}" if after else ""),
+            f"{t.proposed.threshold} {t.proposed.value:g}"
+            if t.proposed and t.proposed.value is not None
+            else "",
+        )
+    out.print(table)
+    out.print(
+        f"{result.variants} variants replayed; figures on the days from {result.split} "
+        f"(the newer half); base churn rate {_share(result.base_rate)}"
+    )
+    for t in result.tunings:
+        if t.verdict != "keep":
+            out.print(f"{t.trigger}: {t.verdict}: {t.reason}")
+    out.print(f"proposal written to {result.path}: review it, then replace triggers.yaml with it")
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _arrow(before: float | None, after: float | None) -> str:
+    return _share(before) + (f" -> {_share(after)}" if after is not None else "")

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from signalplay.measure.cohorts import Retention
     from signalplay.measure.experiments import Lift
     from signalplay.measure.kpis import GroupKpis, Period
+    from signalplay.measure.trigger_tuning import TriggerTuning
     from signalplay.measure.tuning import Proposal
     from signalplay.measure.verdicts import Verdict
     from signalplay.writeback.crmschema import Finding
@@ -355,4 +356,25 @@ class TunedHealth:
             "snapshot_days": self.days,
             "current_weights": self.current,
             **self.proposal.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class TunedTriggers:
+    """The trigger library's threshold variants replayed, and the proposal written for review."""
+
+    tunings: list[TriggerTuning]
+    path: Path
+    split: date  # fitted on the days before, judged on the days from it
+    variants: int
+    base_rate: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        """As `tune triggers --json` prints it."""
+        return {
+            "path": str(self.path),
+            "split_day": self.split.isoformat(),
+            "variants_replayed": self.variants,
+            "base_rate": self.base_rate,
+            "triggers": [t.as_dict() for t in self.tunings],
         }
