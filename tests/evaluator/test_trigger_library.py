@@ -14,6 +14,7 @@ from tests.evaluator.helpers import ago, ahead, contact, fired, quiet, shipped
 ENT = {"tier": "enterprise", "arr": 300_000.0, "seats": 100}
 SMB = {"tier": "smb", "arr": 10_000.0, "seats": 100}
 NEW = {"kickoff_date": None, "integration_done_date": None}
+DOWN = {"@max_over:usage_vs_baseline:3": -0.4}  # the three days before were down too
 
 # (trigger, changes, fires?)
 CASES: list[tuple[str, dict[str, Any], bool]] = [
@@ -48,25 +49,56 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
         False,
     ),
     # adoption drop: 30% under the four-week baseline, every tier (noise of 20% is common)
-    ("adoption_drop", {"active_users_7d": 42.0, "active_users_base_28d": 60.0}, True),
-    ("adoption_drop", {"active_users_7d": 42.6, "active_users_base_28d": 60.0}, False),
-    ("adoption_drop", {**ENT, "active_users_7d": 42.0, "active_users_base_28d": 60.0}, True),
-    ("adoption_drop", {**ENT, "active_users_7d": 48.0, "active_users_base_28d": 60.0}, False),
+    ("adoption_drop", {**DOWN, "active_users_7d": 42.0, "active_users_base_28d": 60.0}, True),
+    ("adoption_drop", {**DOWN, "active_users_7d": 42.6, "active_users_base_28d": 60.0}, False),
+    (
+        "adoption_drop",
+        {**DOWN, **ENT, "active_users_7d": 42.0, "active_users_base_28d": 60.0},
+        True,
+    ),
+    (
+        "adoption_drop",
+        {**DOWN, **ENT, "active_users_7d": 48.0, "active_users_base_28d": 60.0},
+        False,
+    ),
+    # ... only once it lasted: not on a first day without snapshots, nor after a good day
+    ("adoption_drop", {"active_users_7d": 30.0, "active_users_base_28d": 60.0}, False),
+    (
+        "adoption_drop",
+        {
+            "@max_over:usage_vs_baseline:3": -0.1,
+            "active_users_7d": 30.0,
+            "active_users_base_28d": 60.0,
+        },
+        False,
+    ),
     # ... judged only on data: three working days in the week, ten in the baseline
     (
         "adoption_drop",
-        {"active_users_7d": 30.0, "active_users_base_28d": 60.0, "usage_days_base_28d": 9},
+        {**DOWN, "active_users_7d": 30.0, "active_users_base_28d": 60.0, "usage_days_base_28d": 9},
         False,
     ),
     (
         "adoption_drop",
-        {"active_users_7d": 30.0, "active_users_base_28d": 60.0, "usage_days_7d": 2},
+        {**DOWN, "active_users_7d": 30.0, "active_users_base_28d": 60.0, "usage_days_7d": 2},
         False,
     ),
     # ... and not on a tiny account's swing: a baseline of 5 users, 3 of them lost
-    ("adoption_drop", {"seats": 6, "active_users_7d": 3.0, "active_users_base_28d": 4.0}, False),
-    ("adoption_drop", {"seats": 6, "active_users_7d": 3.0, "active_users_base_28d": 5.0}, False),
-    ("adoption_drop", {"seats": 6, "active_users_7d": 2.0, "active_users_base_28d": 5.0}, True),
+    (
+        "adoption_drop",
+        {**DOWN, "seats": 6, "active_users_7d": 3.0, "active_users_base_28d": 4.0},
+        False,
+    ),
+    (
+        "adoption_drop",
+        {**DOWN, "seats": 6, "active_users_7d": 3.0, "active_users_base_28d": 5.0},
+        False,
+    ),
+    (
+        "adoption_drop",
+        {**DOWN, "seats": 6, "active_users_7d": 2.0, "active_users_base_28d": 5.0},
+        True,
+    ),
     # active users below threshold: 25% smb, 30% mid, 35% enterprise of seats
     ("low_active_users", {**SMB, "active_users_7d": 24.0, "active_users_base_28d": 24.0}, True),
     ("low_active_users", {**SMB, "active_users_7d": 25.0, "active_users_base_28d": 25.0}, False),
