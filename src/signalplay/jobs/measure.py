@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -213,6 +213,31 @@ def _coverage(latest: Mapping[str, Mapping[str, Any]]) -> float | None:
     return round(100 * present / (len(names) * len(latest)), 1) if names else None
 
 
+def rolling_history(
+    ctx: Context, needs: Collection[tuple[str, str, int]]
+) -> Callable[[date], Mapping[date, Mapping[str, Mapping[str, Any]]]]:
+    """The snapshots the history functions read on a day, for days replayed in order.
+
+    Each snapshot day is read from the store once and kept while a later day still reads it
+    (a 180-day window read afresh for every day of a year's replay made it quadratic).
+    """
+    fields = history_fields(needs)
+    kept: dict[date, Mapping[str, Mapping[str, Any]]] = {}
+
+    def history(day: date) -> Mapping[date, Mapping[str, Mapping[str, Any]]]:
+        want = history_days(needs, day)
+        missing = [d for d in want if d not in kept]
+        if missing:
+            found = ctx.store.snapshot_values(missing, fields)
+            for d in missing:
+                kept[d] = found.get(d, {})
+        for d in [d for d in kept if not want or d < want[0]]:  # no later day reads it
+            del kept[d]
+        return {d: kept[d] for d in want}
+
+    return history
+
+
 def backtest(
     ctx: Context,
     period: Period,
@@ -237,10 +262,7 @@ def backtest(
     if churn is None:  # (a report has read it already)
         churn = {a: churn_day(p, settings) for a, p in ctx.store.latest_snapshots().items()}
     needs = defs.history
-    fields = history_fields(needs)
-
-    def history(day: date) -> Mapping[date, Mapping[str, Mapping[str, Any]]]:
-        return ctx.store.snapshot_values(history_days(needs, day), fields)
+    history = rolling_history(ctx, needs)
 
     def progress(done: int, total: int) -> None:
         ctx.progress("backtest days", done, total)

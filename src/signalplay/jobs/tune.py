@@ -17,14 +17,14 @@ import yaml
 
 from signalplay.definitions.schema import TriggersFile
 from signalplay.jobs.context import Context
-from signalplay.jobs.measure import backtest
+from signalplay.jobs.measure import backtest, rolling_history
 from signalplay.jobs.results import TunedHealth, TunedTriggers
 from signalplay.measure import trigger_tuning
 from signalplay.measure.backtest import ReplayedEpisode
 from signalplay.measure.cohorts import churn_day
 from signalplay.measure.kpis import Period
 from signalplay.measure.tuning import DayRows, TuneError, proposal_yaml, propose, samples_from
-from signalplay.profile.values import history_days, history_fields, history_values
+from signalplay.profile.values import history_values
 
 PROPOSED = "health.yaml.proposed"
 PROPOSED_TRIGGERS = "triggers.yaml.proposed"
@@ -74,13 +74,13 @@ def tune_health(ctx: Context, *, step_days: int = 7, horizon: int | None = None)
 
 def _day_rows(ctx: Context, days: list[date]) -> Iterator[DayRows]:
     needs = ctx.definitions.history
-    fields = history_fields(needs)
+    history = rolling_history(ctx, needs)
     for n, day in enumerate(days):
         profiles = ctx.store.snapshots_on(day)
         names = sorted(profiles)
         rows = [dict(profiles[a]) for a in names]
         if needs:
-            past = ctx.store.snapshot_values(history_days(needs, day), fields)
+            past = history(day)
             for account, row in zip(names, rows, strict=True):
                 row.update(history_values(account, needs, past, today=day))
         ctx.progress("tune health days", n + 1, len(days))
