@@ -26,9 +26,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from signalplay.definitions.loader import load_definitions
 from signalplay.demo.rehearse import rehearse, replay
-from signalplay.demo.scoring import score
+from signalplay.demo.scoring import score_rehearsal
 from signalplay.demo.world import generate_world
 
 RECALL, FP_SHARE, FLAGGED, AUC_RATIO = 0.8, 0.3, 1.2, 0.9  # the targets
@@ -66,16 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         directory = args.keep or Path(tempfile.mkdtemp(prefix="signals-"))
         lived = rehearse(world, directory, sync_every=args.sync_every, progress=_progress)
     took = time.perf_counter() - began
-    defs = load_definitions(lived.directory / "mappings")
-    card = score(
-        world,
-        lived.backtest.episodes,
-        lived.snapshots,
-        lived.names,
-        {t.id: t.sla for t in defs.triggers.triggers},
-        replay=(lived.backtest.start, lived.backtest.end),
-        sync_every=args.sync_every,
-    )
+    card = score_rehearsal(world, lived, sync_every=args.sync_every)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         print(json.dumps({**card.as_dict(), "seconds": took, "peak_mb": peak}, default=str))

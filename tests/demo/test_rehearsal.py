@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from signalplay.definitions.loader import load_definitions
 from signalplay.demo.feeds import Feeds, usage_rows
 from signalplay.demo.rehearse import Rehearsal, rehearse
-from signalplay.demo.scoring import score
+from signalplay.demo.scoring import score_rehearsal
 from signalplay.demo.world import World, generate_world
-from signalplay.jobs.scaffold import shipped_mappings
 
 TODAY = date(2026, 12, 3)
 
@@ -51,16 +49,7 @@ def test_usage_has_weekends_and_gaps_never_zero_rows_for_missing_days() -> None:
 
 def test_the_signals_find_what_was_planted(lived: tuple[World, Rehearsal]) -> None:
     world, run = lived
-    defs = load_definitions(shipped_mappings())
-    card = score(
-        world,
-        run.backtest.episodes,
-        run.snapshots,
-        run.names,
-        {t.id: t.sla for t in defs.triggers.triggers},
-        replay=(run.backtest.start, run.backtest.end),
-        sync_every=3,
-    )
+    card = score_rehearsal(world, run, sync_every=3)
     by_id = {t.trigger: t for t in card.triggers}
     for trigger in ("champion_left", "support_p1", "payment_risk", "contraction"):
         stat = by_id[trigger]

@@ -120,24 +120,14 @@ USAGE = next(m for m in DEFS.mappings if m.spec.stream == "usage_daily")
 
 
 def test_usage_weeks_average_working_days_and_count_the_days_with_data() -> None:
-    identity = IdentityMap()
-    identity.add("crm_id", "a", "a")
-    identity.add("domain", "acme.example", "a")
+    identity = _acme()
     mapper = StreamMapper(USAGE, identity, days=[date(2026, 11, 18)])  # a Wednesday
     rows = {  # this week: weekdays at 10, the weekend at 1; the week before: two days only
         "2026-11-12": 10, "2026-11-13": 10, "2026-11-14": 1, "2026-11-15": 1,
         "2026-11-16": 10, "2026-11-17": 10, "2026-11-18": 10,
         "2026-11-05": 12, "2026-11-06": 12,
     }  # fmt: skip
-    for day, users in rows.items():
-        mapper.add(
-            SourceRecord(
-                source="usage",
-                stream="usage_daily",
-                record_id=day,
-                data={"domain": "acme.example", "date": day, "active_users": users, "events": 1},
-            )
-        )
+    _add_usage(mapper, rows)
     facts = {k: f.value for k, f in mapper.facts(0, accounts=["a"])["a"].items()}
     assert facts["active_users_7d"] == 10  # the weekend's 1s do not pull it down
     assert facts["usage_days_7d"] == 5
@@ -148,14 +138,25 @@ def test_usage_weeks_average_working_days_and_count_the_days_with_data() -> None
 def test_a_weeks_level_is_the_median_of_its_working_days() -> None:
     """A public holiday (or one odd day) in the week moves the median not at all; the mean
     would fall by a fifth."""
-    identity = IdentityMap()
-    identity.add("crm_id", "a", "a")
-    identity.add("domain", "acme.example", "a")
+    identity = _acme()
     mapper = StreamMapper(USAGE, identity, days=[date(2026, 11, 27), date(2026, 11, 28)])
     rows = {  # Thanksgiving week: 40 a working day, 2 on the holiday; a 60 on Friday
         "2026-11-23": 40, "2026-11-24": 42, "2026-11-25": 40, "2026-11-26": 2,
         "2026-11-27": 60,
     }  # fmt: skip
+    _add_usage(mapper, rows)
+    assert mapper.facts(0, accounts=["a"])["a"]["active_users_7d"].value == 40  # 2,40,40,42,60
+    assert mapper.facts(1, accounts=["a"])["a"]["active_users_7d"].value == 40  # the same week
+
+
+def _acme() -> IdentityMap:
+    identity = IdentityMap()
+    identity.add("crm_id", "a", "a")
+    identity.add("domain", "acme.example", "a")
+    return identity
+
+
+def _add_usage(mapper: StreamMapper, rows: dict[str, int]) -> None:
     for day, users in rows.items():
         mapper.add(
             SourceRecord(
@@ -165,5 +166,3 @@ def test_a_weeks_level_is_the_median_of_its_working_days() -> None:
                 data={"domain": "acme.example", "date": day, "active_users": users, "events": 1},
             )
         )
-    assert mapper.facts(0, accounts=["a"])["a"]["active_users_7d"].value == 40  # 2,40,40,42,60
-    assert mapper.facts(1, accounts=["a"])["a"]["active_users_7d"].value == 40  # the same week

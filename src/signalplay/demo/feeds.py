@@ -116,7 +116,7 @@ class Feeds:
     _queue: list[Happening] = field(default_factory=list)
     _done: int = 0
     _usage: list[dict[str, Any]] = field(default_factory=list)
-    _written: date | None = None
+    _rows_out: int = -1  # usage rows in the file (-1: no file yet)
 
     def __post_init__(self) -> None:
         self._queue = sorted(_happenings(self.world), key=lambda h: (h[0], h[1]))
@@ -149,12 +149,20 @@ class Feeds:
         return applied
 
     def _write_usage(self, before: date) -> None:
+        """Append the days up to `before` (the rows are in date order), as a pipeline would."""
         cut = before.isoformat()
-        rows = [r for r in self._usage if r["date"] < cut]
-        with self.usage_file.open("w", newline="", encoding="utf-8") as handle:
+        start = max(self._rows_out, 0)
+        end = start
+        while end < len(self._usage) and self._usage[end]["date"] < cut:
+            end += 1
+        with self.usage_file.open(
+            "w" if self._rows_out < 0 else "a", newline="", encoding="utf-8"
+        ) as handle:
             writer = csv.DictWriter(handle, fieldnames=list(USAGE_FIELDS))
-            writer.writeheader()
-            writer.writerows(rows)
+            if self._rows_out < 0:
+                writer.writeheader()
+            writer.writerows(self._usage[start:end])
+        self._rows_out = end
 
 
 def _fixed(moment: datetime) -> Callable[[], datetime]:

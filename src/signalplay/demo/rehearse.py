@@ -18,7 +18,7 @@ from pathlib import Path
 
 from signalplay import jobs
 from signalplay.demo.feeds import Feeds
-from signalplay.demo.run import _with_sandbox_sources
+from signalplay.demo.run import sandbox_keys, with_sandbox_sources
 from signalplay.demo.seed import seed_portal
 from signalplay.demo.world import World
 from signalplay.jobs.measure import backtest
@@ -30,11 +30,9 @@ from signalplay.sandbox.hubspot import HubSpotSandbox
 from signalplay.sandbox.server import serve
 from signalplay.sandbox.stripe import StripeSandbox
 from signalplay.sandbox.zendesk import ZendeskSandbox
-from signalplay.settings import Project, load_project
+from signalplay.settings import load_project
 
 TOKEN = "pat-sandbox-rehearsal"  # noqa: S105 - the stand-in's own
-STRIPE_KEY = "sk_test_rehearsal"
-ZENDESK_TOKEN = "zd-rehearsal"  # noqa: S105 - the stand-in's own
 SYNC_HOUR = 3  # the scheduled sync's time of day (UTC)
 Progress = Callable[[str, int, int | None], None]
 
@@ -80,19 +78,18 @@ def rehearse(
     _project(directory)
     crm = HubSpotSandbox(token=TOKEN, rate_limit=10**9, daily_limit=10**9)
     seed_portal(crm)
-    stripe = StripeSandbox(api_key=STRIPE_KEY, rate=10_000)
+    stripe_key, zendesk_token = sandbox_keys()
+    stripe = StripeSandbox(api_key=stripe_key, rate=10_000)
     zendesk = ZendeskSandbox(
-        email="admin@vendor.example", token=ZENDESK_TOKEN, incremental_per_minute=1_000_000
+        email="admin@vendor.example", token=zendesk_token, incremental_per_minute=1_000_000
     )
     feeds = Feeds(world, crm, stripe, zendesk, directory / "data" / "usage.csv")
     tell = progress or (lambda *_: None)
     moments = _sync_moments(world, sync_every)
     with serve(crm) as c, serve(stripe) as s, serve(zendesk) as z:
         project = load_project(directory)
-        project = _with_sandbox_sources(project, {"stripe": s.url, "zendesk": z.url})
+        project = with_sandbox_sources(project, {"stripe": s.url, "zendesk": z.url})
         block = project.settings.crm.model_copy(update={"host": c.url, "access_token": TOKEN})
-        for name, value in (("stripe", STRIPE_KEY), ("zendesk", ZENDESK_TOKEN)):
-            project = _secret(project, name, value)
         ctx = jobs.open_context(
             project,
             crm_factory=lambda: build_connector(project, jobs.CRM_SOURCE, block, loc=("crm",)),
@@ -156,13 +153,3 @@ def _stop_clocks(
     crm.clock = lambda: moment
     stamp = moment.timestamp()
     stripe.clock = zendesk.clock = lambda: stamp
-
-
-def _secret(project: Project, name: str, value: str) -> Project:
-    field = {"stripe": "api_key", "zendesk": "api_token"}[name]
-    sources = {
-        k: b.model_copy(update={field: value}) if b.connector == name else b
-        for k, b in project.settings.sources.items()
-    }
-    settings = project.settings.model_copy(update={"sources": sources})
-    return project.model_copy(update={"settings": settings})

@@ -100,26 +100,29 @@ def source_sandboxes(directory: Path) -> tuple[Any, Any]:
     from signalplay.sandbox.stripe import StripeSandbox
     from signalplay.sandbox.zendesk import ZendeskSandbox
 
-    billing = StripeSandbox(api_key=_secret("SIGNALPLAY_SOURCES__BILLING__API_KEY", DEMO_STRIPE))
+    stripe_key, zendesk_token = sandbox_keys()
+    billing = StripeSandbox(api_key=stripe_key)
     support = ZendeskSandbox(
         email="admin@vendor.example",
-        token=_secret("SIGNALPLAY_SOURCES__SUPPORT__API_TOKEN", DEMO_ZENDESK),
+        token=zendesk_token,
         incremental_per_minute=HIGH_VOLUME,
     )
     seed_sources(directory, billing, support)
     return billing, support
 
 
-def _secret(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+def sandbox_keys() -> tuple[str, str]:
+    """The Stripe key and Zendesk token the stand-ins and the project share (env, else own)."""
+    return (
+        os.environ.get("SIGNALPLAY_SOURCES__BILLING__API_KEY", DEMO_STRIPE),
+        os.environ.get("SIGNALPLAY_SOURCES__SUPPORT__API_TOKEN", DEMO_ZENDESK),
+    )
 
 
-def _with_sandbox_sources(project: Any, urls: dict[str, str]) -> Any:
+def with_sandbox_sources(project: Any, urls: dict[str, str]) -> Any:
     """The project with its Stripe and Zendesk sources pointed at the running stand-ins."""
-    secrets = {
-        "stripe": {"api_key": _secret("SIGNALPLAY_SOURCES__BILLING__API_KEY", DEMO_STRIPE)},
-        "zendesk": {"api_token": _secret("SIGNALPLAY_SOURCES__SUPPORT__API_TOKEN", DEMO_ZENDESK)},
-    }
+    stripe_key, zendesk_token = sandbox_keys()
+    secrets = {"stripe": {"api_key": stripe_key}, "zendesk": {"api_token": zendesk_token}}
     sources = {
         name: block.model_copy(
             update={"base_url": urls[block.connector], **secrets[block.connector]}
@@ -143,7 +146,7 @@ def _run_demo(
     history: tuple[Desk, int] | None = None,
     progress: Callable[[str, int, int | None], None] | None = None,
 ) -> DemoResult:
-    project = _with_sandbox_sources(load_project(directory), source_urls or {})
+    project = with_sandbox_sources(load_project(directory), source_urls or {})
     where = "instance_url" if project.settings.crm.connector == "salesforce" else "host"
     block = project.settings.crm.model_copy(update={where: url, "access_token": token})
     hook = SourceBlock(connector="webhook", url=webhook_url, secret=secret)

@@ -6,7 +6,7 @@ detector needs to have evidence, plus the wait for the next sync), its false-pos
 (episodes with no planted risk of its kind in such a window; a seat cut makes a usage drop
 true too) and the accounts it flagged. The
 health score's AUC on the day before each decision and 60 days before it, by segment, beside
-the oracle's (the world's own planted risk as known that day). Imports: stdlib, demo.world,
+the oracle's (the world's own planted risk as known that day). Imports: stdlib, definitions, demo,
 measure.backtest.
 """
 
@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from signalplay.definitions.loader import load_definitions
+from signalplay.demo.rehearse import Rehearsal
 from signalplay.demo.world import World
 from signalplay.measure.backtest import ReplayedEpisode, auc
 
@@ -177,6 +179,20 @@ def score(
         out.append(stat)
     return Scorecard(
         out, _health(world, snapshots, names), len(world.accounts), len(at_risk), len(flagged)
+    )
+
+
+def score_rehearsal(world: World, run: Rehearsal, *, sync_every: int) -> Scorecard:
+    """`score` of a rehearsal, with the SLAs of the trigger library it replayed."""
+    defs = load_definitions(run.directory / "mappings")
+    return score(
+        world,
+        run.backtest.episodes,
+        run.snapshots,
+        run.names,
+        {t.id: t.sla for t in defs.triggers.triggers},
+        replay=(run.backtest.start, run.backtest.end),
+        sync_every=sync_every,
     )
 
 

@@ -100,7 +100,7 @@ def tune_triggers(
     """
     settings = ctx.project.settings.measure
     days = ctx.store.snapshot_days()
-    if len(days) < 2 * settings.min_episodes:
+    if len(days) < 2:
         raise TuneError(
             f"{len(days)} snapshot day(s): backfill a longer history before tuning triggers"
         )
@@ -114,6 +114,7 @@ def tune_triggers(
     # every trigger of the library is in the file (routing names them), variants after them
     replayed = [*library, *(t for t in tuned if t.id not in known)]
     split = days[len(days) // 2]
+    churn = {a: churn_day(p, settings) for a, p in ctx.store.latest_snapshots().items()}
     older = (days[0], split - timedelta(days=1))
     newer = (split, days[-1])
     with tempfile.TemporaryDirectory(prefix="signalplay-tune-") as tmp:
@@ -121,11 +122,10 @@ def tune_triggers(
         doc = TriggersFile(version=1, triggers=tuple(replayed)).model_dump(
             mode="json", exclude_defaults=True
         )
-        path.write_text(yaml.safe_dump({"version": 1, **doc}, sort_keys=False), encoding="utf-8")
-        replay = backtest(ctx, Period(days[0], days[-1]), triggers_file=path)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        replay = backtest(ctx, Period(days[0], days[-1]), triggers_file=path, churn=churn)
     if replay is None:  # pragma: no cover - days were checked above
         raise TuneError("no snapshots to replay")
-    churn = {a: churn_day(p, settings) for a, p in ctx.store.latest_snapshots().items()}
     by_variant: dict[str, list[ReplayedEpisode]] = {v: [] for v in index}
     for e in replay.episodes:
         by_variant.setdefault(e.trigger_id, []).append(e)
